@@ -1,0 +1,69 @@
+# costguard: the front door. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+TOOLS      := .dev/tools
+UV         := $(TOOLS)/bin/uv
+VENV       := .venv
+PY         := $(VENV)/bin/python
+PROTO_OUT  := libs/proto/src
+PROTOS     := $(wildcard protos/costguard/v1/*.proto)
+STAMP_SYNC := $(VENV)/.synced
+STAMP_PROTO := $(PROTO_OUT)/costguard/v1/.generated
+
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help install protos migrate dev test lint format typecheck pytest bench demo clean up down
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP_SYNC): $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml)
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+$(STAMP_PROTO): $(STAMP_SYNC) $(PROTOS)
+	rm -rf $(PROTO_OUT)/costguard/v1
+	PATH=$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -Iprotos \
+		--python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
+		--mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) $(PROTOS)
+	@touch $@
+
+install: $(STAMP_PROTO) ## Install pinned Python dependencies (uv.lock) and generate gRPC code
+
+protos: ## Regenerate Python code and type stubs from protos/
+	@rm -f $(STAMP_PROTO)
+	@$(MAKE) --no-print-directory $(STAMP_PROTO)
+
+migrate: install ## Apply pending migrations to DATABASE_URL (ARGS=down rolls back the newest)
+	$(PY) -m costguard.common.migrate $(or $(ARGS),up)
+
+dev: install ## Run the whole system locally with a private Postgres and Redis
+	$(PY) -m costguard.devstack.run
+
+lint: install ## ruff format check and lint
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: install ## Format and autofix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: install ## mypy --strict
+	$(VENV)/bin/mypy
+
+pytest: install ## Run the test suite only
+	$(VENV)/bin/pytest $(ARGS)
+
+test: install ## Everything CI runs: lint, typecheck, the whole test suite
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory typecheck
+	$(MAKE) --no-print-directory pytest
+
+clean: ## Remove the dev stack's data, the virtualenv and generated code
+	rm -rf .dev $(VENV) $(PROTO_OUT)/costguard/v1

@@ -1,0 +1,226 @@
+"""``make dev``: the whole system on this machine, with a private Postgres and Redis.
+
+Starts Postgres and Redis (data under ``.dev/``), applies migrations, starts telemetry,
+throttle, rollup and the gateway as child processes, waits until each answers its health
+check, seeds demo data, and prints the gateway URL and an admin token. Ctrl-C (or
+SIGTERM) stops everything it started; running it again reuses the data.
+
+    python -m costguard.devstack.run [--root .dev] [--gateway-port 8080]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+from grpc import aio
+
+from costguard.common.health import health_status
+from costguard.common.migrate import migrate_up
+from costguard.devstack.stack import DevStack, free_port
+
+SERVICES = ("telemetry", "throttle", "rollup")
+_READY_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Children:
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, module: str, env: dict[str, str], log_dir: Path) -> None:
+        log = (log_dir / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def exited(self) -> str | None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                return name
+        return None
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _secret(root: Path, name: str) -> str:
+    """A dev secret kept under ``.dev``, so a signed-in dashboard and a configured app
+    keep working across restarts."""
+    path = root / name
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+async def _wait_healthy(name: str, target: str, children: Children) -> None:
+    async with aio.insecure_channel(target) as channel:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _READY_TIMEOUT_S
+        while loop.time() < deadline:
+            if children.exited() == name:
+                raise RuntimeError(f"{name} exited during start-up; see its log")
+            try:
+                if await health_status(channel, timeout_s=1.0) == "SERVING":
+                    return
+            except Exception:  # noqa: S110 - not up yet: the next attempt will tell
+                pass
+            # The process gives no readiness signal but its health check: poll it.
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"{name} did not report SERVING within {_READY_TIMEOUT_S:.0f}s")
+
+
+async def _wait_http(url: str, children: Children) -> None:
+    async with httpx.AsyncClient() as client:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _READY_TIMEOUT_S
+        while loop.time() < deadline:
+            if children.exited() == "gateway":
+                raise RuntimeError("gateway exited during start-up; see its log")
+            try:
+                if (await client.get(url, timeout=1.0)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"gateway did not answer {url}")
+
+
+def service_env(stack: DevStack, ports: dict[str, int], service_token: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": stack.postgres.dsn,
+        "REDIS_URL": stack.redis.url,
+        "COSTGUARD_SERVICE_TOKEN": service_token,
+        "TELEMETRY_ADDR": f"127.0.0.1:{ports['telemetry']}",
+        "THROTTLE_ADDR": f"127.0.0.1:{ports['throttle']}",
+        "ROLLUP_ADDR": f"127.0.0.1:{ports['rollup']}",
+    }
+
+
+async def _migrate(dsn: str) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await migrate_up(conn)
+    finally:
+        await conn.close()
+
+
+async def run(stack: DevStack, root: Path, gateway_port: int) -> None:
+    token, service_token = _secret(root, "admin-token"), _secret(root, "service-token")
+    logs = root / "logs"
+    children = Children()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        applied = await _migrate(stack.postgres.dsn)
+        print(f"migrations: {', '.join(applied) or 'up to date'}", flush=True)
+        ports = {name: free_port() for name in SERVICES}
+        env = service_env(stack, ports, service_token)
+        for name in SERVICES:
+            children.start(
+                name, f"costguard.{name}", {**env, "GRPC_LISTEN": f"127.0.0.1:{ports[name]}"}, logs
+            )
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        gateway_env = {
+            **env,
+            "GATEWAY_LISTEN": f"127.0.0.1:{gateway_port}",
+            "COSTGUARD_ADMIN_TOKENS": f"dev:admin:{digest}",
+        }
+        children.start("gateway", "costguard.gateway", gateway_env, logs)
+        for name in SERVICES:
+            await _wait_healthy(name, f"127.0.0.1:{ports[name]}", children)
+        url = f"http://127.0.0.1:{gateway_port}"
+        await _wait_http(f"{url}/healthz", children)
+        _print_banner(
+            url=url, token=token, service_token=service_token, stack=stack, ports=ports, logs=logs
+        )
+        while not stop.is_set():
+            if (dead := children.exited()) is not None:
+                print(f"{dead} exited; stopping (see {logs / (dead + '.log')})", flush=True)
+                break
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                continue
+    finally:
+        print("stopping...", flush=True)
+        children.stop()
+
+
+def _print_banner(
+    *, url: str, token: str, service_token: str, stack: DevStack, ports: dict[str, int], logs: Path
+) -> None:
+    lines = [
+        "",
+        "costguard is running",
+        f"  gateway     {url}   (dashboard: {url}/admin/cost)",
+        f"  admin token {token}",
+        f"  try         curl -H 'Authorization: Bearer {token}' \\\n"
+        f"                   '{url}/api/admin/cost/summary?days=7'",
+        *(f"  {name:<11} 127.0.0.1:{port} (gRPC)" for name, port in ports.items()),
+        f"  postgres    {stack.postgres.dsn}",
+        f"  redis       {stack.redis.url}",
+        f"  logs        {logs}/",
+        "apps (SDK):",
+        f"  export COSTGUARD_TELEMETRY_ADDR=127.0.0.1:{ports['telemetry']}",
+        f"  export COSTGUARD_THROTTLE_ADDR=127.0.0.1:{ports['throttle']}",
+        f"  export COSTGUARD_SERVICE_TOKEN={service_token}",
+        "ready. Press Ctrl-C to stop.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--root", type=Path, default=Path(".dev"))
+    parser.add_argument(
+        "--gateway-port", type=int, default=int(os.environ.get("COSTGUARD_DEV_PORT", "8080"))
+    )
+    args = parser.parse_args()
+    port = (
+        args.gateway_port if args.gateway_port and _port_is_free(args.gateway_port) else free_port()
+    )
+    root: Path = args.root.resolve()
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stack = DevStack(root / "stack", durable=True).start()
+    try:
+        asyncio.run(run(stack, root, port))
+    finally:
+        stack.stop()
+        print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The gateway: admin REST API and dashboard over Starlette."""

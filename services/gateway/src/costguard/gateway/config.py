@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from costguard.common.config import ConfigError, CoreConfig, Env
+
+_TOKEN_ENTRY = re.compile(r"^([A-Za-z0-9_.@-]{1,64}):(admin|viewer):([0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class AdminToken:
+    """A configured credential: who, which role, and the SHA-256 of the token (never the token)."""
+
+    name: str
+    role: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    core: CoreConfig
+    database_url: str
+    redis_url: str
+    host: str
+    port: int
+    telemetry_addr: str
+    throttle_addr: str
+    rollup_addr: str
+    admin_tokens: tuple[AdminToken, ...]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> GatewayConfig:
+        env = Env(environ)
+        listen = env.listen_address("GATEWAY_LISTEN", "0.0.0.0:8080")
+        host, _, port = listen.rpartition(":")
+        return cls(
+            core=CoreConfig.from_env("gateway", env, default_port=0),
+            database_url=env.database_url(),
+            redis_url=env.redis_url(),
+            host=host,
+            port=int(port),
+            telemetry_addr=env.listen_address("TELEMETRY_ADDR", "127.0.0.1:50051"),
+            throttle_addr=env.listen_address("THROTTLE_ADDR", "127.0.0.1:50052"),
+            rollup_addr=env.listen_address("ROLLUP_ADDR", "127.0.0.1:50053"),
+            admin_tokens=_admin_tokens(env),
+        )
+
+
+def _admin_tokens(env: Env) -> tuple[AdminToken, ...]:
+    """``COSTGUARD_ADMIN_TOKENS``: comma-separated ``name:role:sha256hex`` entries."""
+    value = env.raw("COSTGUARD_ADMIN_TOKENS")
+    if value is None:
+        return ()
+    tokens = []
+    for entry in value.split(","):
+        match = _TOKEN_ENTRY.match(entry.strip())
+        if not match:
+            raise ConfigError(
+                "COSTGUARD_ADMIN_TOKENS",
+                "expected comma-separated name:role:sha256hex entries (role admin or viewer)",
+            )
+        tokens.append(AdminToken(*match.groups()))
+    return tuple(tokens)

@@ -1,0 +1,1 @@
+"""The telemetry service: ingests job, LLM and cost events into Postgres."""
