@@ -9,6 +9,7 @@ no Redis persistence).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import pwd
 import socket
@@ -73,8 +74,10 @@ class LocalPostgres:
 
     def _prepare(self) -> None:
         if os.geteuid() == 0 and not _world_traversable(self.data_dir.parent):
-            # ``nobody`` cannot reach a folder below a private one (say /root): use /tmp.
-            self.data_dir = Path(tempfile.mkdtemp(prefix="costguard-pg-"))
+            # ``nobody`` cannot reach a folder below a private one (say /root): use a folder
+            # in /tmp named after the requested one, so the data survives a restart.
+            digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
+            self.data_dir = Path(tempfile.gettempdir()) / f"costguard-pg-{digest}"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ids = _unprivileged_ids()
         if ids:

@@ -1,0 +1,94 @@
+"""Real servers for the suite: one private Postgres and Redis per session, clean per test."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from costguard.common.db import create_pool
+from costguard.common.migrate import migrate_up
+from costguard.devstack import DevStack
+from costguard.telemetry.config import TelemetryConfig
+from costguard.telemetry.server import build_server
+
+# Tables the tests may write; emptied before each test that asks for a clean database.
+_DATA_TABLES = (
+    "telemetry_job_events",
+    "telemetry_llm_events",
+    "cost_events",
+    "cost_user_daily",
+    "cost_global_daily",
+    "cost_budgets",
+    "entity_costs",
+    "cost_monthly_summary",
+)
+
+
+async def _migrate(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate_up(conn)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[DevStack]:
+    root = Path(tempfile.mkdtemp(prefix="costguard-test-"))
+    root.chmod(0o755)  # Postgres runs as an unprivileged user and must reach its folder
+    running = DevStack(root, durable=False).start()
+    try:
+        asyncio.run(_migrate(running.postgres.dsn))
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def pool(stack: DevStack) -> AsyncIterator[asyncpg.Pool]:
+    created = await create_pool(stack.postgres.dsn, max_size=20)
+    yield created
+    await created.close()
+
+
+@pytest.fixture(scope="session")
+async def redis_client(stack: DevStack) -> AsyncIterator[Redis]:
+    client = Redis.from_url(stack.redis.url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def db(pool: asyncpg.Pool, redis_client: Redis) -> asyncpg.Pool:
+    """The session pool, with every data table emptied and Redis flushed."""
+    await pool.execute(f"TRUNCATE {', '.join(_DATA_TABLES)} RESTART IDENTITY")
+    await redis_client.flushdb()
+    return pool
+
+
+@pytest.fixture
+def service_env(stack: DevStack) -> dict[str, str]:
+    """Environment for a service under test, listening on a free loopback port."""
+    return {
+        "DATABASE_URL": stack.postgres.dsn,
+        "REDIS_URL": stack.redis.url,
+        "GRPC_LISTEN": "127.0.0.1:0",
+        "SHUTDOWN_GRACE_SECONDS": "2",
+    }
+
+
+@pytest.fixture
+async def telemetry_addr(db: asyncpg.Pool, service_env: dict[str, str]) -> AsyncIterator[str]:
+    """A real telemetry gRPC server on a free loopback port, over the clean database."""
+    server = await build_server(TelemetryConfig.from_env(service_env))
+    port = await server.start()
+    yield f"127.0.0.1:{port}"
+    await server.stop()

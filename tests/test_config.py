@@ -1,0 +1,80 @@
+"""Config is read once, strictly; every error names its variable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from costguard.common.config import ConfigError, CoreConfig, Env
+from costguard.devstack import DevStack
+from costguard.gateway.config import GatewayConfig
+
+
+def test_defaults() -> None:
+    core = CoreConfig.from_env("telemetry", Env({}), default_port=50051)
+    assert core.grpc_listen == "0.0.0.0:50051"
+    assert core.tiers == ("free", "pro", "enterprise")
+    assert str(core.timezone) == "UTC"
+    assert core.service_token is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("true", True), ("1", True), ("FALSE", False), ("0", False)]
+)
+def test_flags_are_strict(raw: str, value: bool) -> None:
+    assert Env({"X": raw}).flag("X", default=not value) is value
+
+
+@pytest.mark.parametrize(
+    ("environ", "call", "message"),
+    [
+        ({"X": "yes"}, lambda e: e.flag("X", False), "X: expected true, false, 1 or 0, got 'yes'"),
+        ({"X": "12a"}, lambda e: e.integer("X", 1), "X: expected an integer, got '12a'"),
+        ({"X": "-3"}, lambda e: e.integer("X", 1), "X: expected an integer >= 0, got -3"),
+        ({"X": "nan"}, lambda e: e.decimal("X", "1"), "X: expected a finite decimal >= 0"),
+        ({"X": "free,Pro"}, lambda e: e.names("X", ()), "X: 'Pro' is not a valid name"),
+        ({"X": "free,free"}, lambda e: e.names("X", ()), "X: lists a name twice"),
+        ({"X": "localhost"}, lambda e: e.listen_address("X", ""), "X: expected host:port"),
+        ({"X": "redis://h:99999/0"}, lambda e: e.redis_url("X"), "X: has an invalid port"),
+        ({}, lambda e: e.database_url(), "DATABASE_URL: is required but not set"),
+    ],
+)
+def test_errors_name_the_variable(
+    environ: dict[str, str], call: Callable[[Env], object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as failure:
+        call(Env(environ))
+    assert str(failure.value).startswith(message)
+
+
+def test_tiers_keep_their_order() -> None:
+    core = CoreConfig.from_env("x", Env({"COSTGUARD_TIERS": "free, team ,pro"}), default_port=1)
+    assert core.tiers == ("free", "team", "pro")
+
+
+def test_admin_tokens_are_hashes_with_roles() -> None:
+    digest = "a" * 64
+    env = {
+        "DATABASE_URL": "postgresql://u@h/db",
+        "REDIS_URL": "redis://h:6379/0",
+        "COSTGUARD_ADMIN_TOKENS": f"ops:admin:{digest}, viewer1:viewer:{'b' * 64}",
+    }
+    config = GatewayConfig.from_env(env)
+    assert [(t.name, t.role) for t in config.admin_tokens] == [
+        ("ops", "admin"),
+        ("viewer1", "viewer"),
+    ]
+    with pytest.raises(ConfigError, match="COSTGUARD_ADMIN_TOKENS"):
+        GatewayConfig.from_env({**env, "COSTGUARD_ADMIN_TOKENS": "ops:admin:plaintext-token"})
+
+
+def test_postgres_runs_as_an_unprivileged_user(stack: DevStack) -> None:
+    pid_file = Path(stack.postgres.data_dir) / "pgdata" / "postmaster.pid"
+    pid = int(pid_file.read_text().splitlines()[0])
+    owner = Path(f"/proc/{pid}").stat().st_uid
+    assert owner != 0
+    if os.geteuid() != 0:
+        assert owner == os.geteuid()
