@@ -29,6 +29,7 @@ $(STAMP_SYNC): $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml */*/pypr
 
 $(STAMP_PROTO): $(STAMP_SYNC) $(PROTOS)
 	rm -rf $(PROTO_OUT)/costguard/v1
+	mkdir -p $(PROTO_OUT)/costguard/v1
 	PATH=$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -Iprotos \
 		--python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
 		--mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) $(PROTOS)
