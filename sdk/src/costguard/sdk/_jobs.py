@@ -8,33 +8,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from costguard.sdk._client import TelemetryClient
+from costguard.sdk._context import UserContext, user_context
 from costguard.sdk._default import default_client
+from costguard.sdk._events import stamp
 from costguard.v1 import telemetry_pb2
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class UserContext:
-    """Who a job or call is for, and how to attribute its cost."""
-
-    user_id: str
-    tier: str
-    domain: str = "default"
-    job_type: str = ""
-    queued_at: datetime | None = None
-    attempt: int = 1
-    episode_id: str = ""
-    podcast_id: str = ""
 
 
 class JobRun:
@@ -47,12 +32,6 @@ class JobRun:
     def add_rows(self, *, read: int = 0, written: int = 0) -> None:
         self.rows_read += read
         self.rows_written += written
-
-
-def _stamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def _peak_mem_mb() -> float:
@@ -69,7 +48,8 @@ async def _measure(
     wall0, cpu0 = time.perf_counter(), time.process_time()
     error_code = ""
     try:
-        yield run
+        with user_context(ctx):
+            yield run
     except BaseException as exc:
         error_code = type(exc).__name__
         raise
@@ -85,8 +65,8 @@ async def _measure(
             tier=ctx.tier,
             domain=ctx.domain,
             job_type=ctx.job_type,
-            started_at=_stamp(started),
-            finished_at=_stamp(datetime.now(UTC)),
+            started_at=stamp(started),
+            finished_at=stamp(datetime.now(UTC)),
             duration_ms=wall_ms,
             queue_wait_ms=queue_wait_ms,
             cpu_ms=int((time.process_time() - cpu0) * 1000),
@@ -100,7 +80,7 @@ async def _measure(
             podcast_id=ctx.podcast_id,
         )
         if ctx.queued_at:
-            event.queued_at.CopyFrom(_stamp(ctx.queued_at))
+            event.queued_at.CopyFrom(stamp(ctx.queued_at))
         client.emit(telemetry_pb2.TelemetryEvent(job=event))
 
 

@@ -1,0 +1,176 @@
+"""``record_llm_event`` and ``track_cost_event(s)``: the SDK's event constructors.
+
+Each builds a protobuf event with a fresh ``event_id`` (so a retry is stored once),
+fills attribution from the explicit arguments or the current ``UserContext``, and hands
+it to the client's buffer. None of them blocks or raises on telemetry failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from costguard.sdk._client import TelemetryClient
+from costguard.sdk._context import UserContext, current_user_context
+from costguard.sdk._default import default_client
+from costguard.v1 import telemetry_pb2
+
+log = logging.getLogger(__name__)
+
+
+def stamp(moment: datetime) -> Timestamp:
+    result = Timestamp()
+    result.FromDatetime(moment)
+    return result
+
+
+@dataclass(frozen=True)
+class LlmCall:
+    """One LLM call. Token counts follow the OpenTelemetry GenAI conventions:
+    ``input_tokens`` include ``cached_input_tokens``; ``output_tokens`` include
+    ``reasoning_tokens``. ``usage_reported=False`` means the counts are unknown."""
+
+    model: str
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    latency_ms: int = 0
+    success: bool = True
+    error_code: str = ""
+    cache_hit: bool = False
+    usage_reported: bool = True
+    provider: str = "openai"
+    operation: str = "chat.completions"
+    insight_key: str = ""
+    job_name: str = ""
+    user_ctx: UserContext | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CostEvent:
+    """One billable operation (seed two): an S3 request, an email, a Lambda invocation..."""
+
+    event_type: str
+    service: str
+    quantity: float
+    unit: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    user_ctx: UserContext | None = None
+    episode_id: str = ""
+    podcast_id: str = ""
+    entities: Mapping[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+def _resolve(client: TelemetryClient | None) -> TelemetryClient:
+    return client if client is not None else default_client()
+
+
+def llm_event_message(call: LlmCall) -> telemetry_pb2.TelemetryEvent:
+    ctx = call.user_ctx or current_user_context() or UserContext("", "")
+    event = telemetry_pb2.LlmEvent(
+        event_id=str(uuid.uuid4()),
+        user_id=ctx.user_id,
+        tier=ctx.tier,
+        domain=ctx.domain,
+        job_name=call.job_name,
+        provider=call.provider,
+        model=call.model,
+        operation=call.operation,
+        input_tokens=call.input_tokens,
+        cached_input_tokens=call.cached_input_tokens,
+        output_tokens=call.output_tokens,
+        reasoning_tokens=call.reasoning_tokens,
+        usage_reported=call.usage_reported,
+        latency_ms=call.latency_ms,
+        cache_hit=call.cache_hit,
+        insight_key=call.insight_key,
+        success=call.success,
+        error_code=call.error_code,
+        episode_id=ctx.episode_id,
+        podcast_id=ctx.podcast_id,
+        created_at=stamp(call.created_at or datetime.now(UTC)),
+    )
+    return telemetry_pb2.TelemetryEvent(llm=event)
+
+
+def cost_event_message(event: CostEvent) -> telemetry_pb2.TelemetryEvent:
+    ctx = event.user_ctx or current_user_context()
+    metadata = Struct()
+    metadata.update(dict(event.metadata))
+    message = telemetry_pb2.CostEvent(
+        event_id=str(uuid.uuid4()),
+        event_type=event.event_type,
+        service=event.service,
+        quantity=event.quantity,
+        unit=event.unit,
+        metadata=metadata,
+        user_id=ctx.user_id if ctx else "",
+        tier=ctx.tier if ctx else "",
+        episode_id=event.episode_id or (ctx.episode_id if ctx else ""),
+        podcast_id=event.podcast_id or (ctx.podcast_id if ctx else ""),
+        entities={**(ctx.entities if ctx else {}), **event.entities},
+        created_at=stamp(event.created_at or datetime.now(UTC)),
+    )
+    return telemetry_pb2.TelemetryEvent(cost=message)
+
+
+def record_llm_event(evt: LlmCall, *, client: TelemetryClient | None = None) -> None:
+    """Record one LLM call; attribution comes from ``evt.user_ctx`` or the current context."""
+    try:
+        _resolve(client).emit(llm_event_message(evt))
+    except Exception:  # telemetry never breaks the caller
+        log.exception("could not record an LLM event")
+
+
+def track_cost_event(
+    event_type: str,
+    service: str,
+    quantity: float,
+    unit: str,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    user_ctx: UserContext | None = None,
+    episode_id: str = "",
+    podcast_id: str = "",
+    entities: Mapping[str, str] | None = None,
+    client: TelemetryClient | None = None,
+) -> None:
+    """Record one billable operation (seed two's contract), attributed to an entity."""
+    track_cost_events(
+        [
+            CostEvent(
+                event_type,
+                service,
+                quantity,
+                unit,
+                metadata or {},
+                user_ctx,
+                episode_id,
+                podcast_id,
+                entities or {},
+            )
+        ],
+        client=client,
+    )
+
+
+def track_cost_events(
+    events: Iterable[CostEvent], *, client: TelemetryClient | None = None
+) -> None:
+    """Record several billable operations at once."""
+    try:
+        target = _resolve(client)
+        for event in events:
+            target.emit(cost_event_message(event))
+    except Exception:  # telemetry never breaks the caller
+        log.exception("could not record cost events")
