@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import grpc
 import httpx
 from grpc import aio
 
@@ -89,10 +90,11 @@ async def _wait_healthy(name: str, target: str, children: Children) -> None:
             if children.exited() == name:
                 raise RuntimeError(f"{name} exited during start-up; see its log")
             try:
-                if await health_status(channel, timeout_s=1.0) == "SERVING":
-                    return
-            except Exception:  # noqa: S110 - not up yet: the next attempt will tell
-                pass
+                status = await health_status(channel, timeout_s=1.0)
+            except grpc.RpcError:
+                status = "not listening yet"
+            if status == "SERVING":
+                return
             # The process gives no readiness signal but its health check: poll it.
             await asyncio.sleep(0.1)
     raise TimeoutError(f"{name} did not report SERVING within {_READY_TIMEOUT_S:.0f}s")

@@ -147,9 +147,11 @@ class Env:
 
 def _check_port(name: str, value: str) -> None:
     try:
-        urlsplit(value).port  # noqa: B018 - property access validates the port
+        port = urlsplit(value).port  # reading the property is what validates it
     except ValueError:
-        raise ConfigError(name, f"has an invalid port: {_redact(value)}") from None
+        port = -1
+    if port == -1:
+        raise ConfigError(name, f"has an invalid port: {_redact(value)}")
 
 
 def _redact(url: str) -> str:

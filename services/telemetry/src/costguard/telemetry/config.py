@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from costguard.common.config import CoreConfig, Env
+from costguard.common.pricing import SeedPrices
 
 
 @dataclass(frozen=True)
@@ -11,6 +12,8 @@ class TelemetryConfig:
     core: CoreConfig
     database_url: str
     redis_url: str
+    prices: SeedPrices
+    reconcile_interval_s: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> TelemetryConfig:
@@ -19,4 +22,6 @@ class TelemetryConfig:
             core=CoreConfig.from_env("telemetry", env, default_port=50051),
             database_url=env.database_url(),
             redis_url=env.redis_url(),
+            prices=SeedPrices.from_env(environ),
+            reconcile_interval_s=env.number("COUNTER_RECONCILE_SECONDS", 60.0, minimum=1.0),
         )

@@ -1,32 +1,42 @@
-"""Store a batch of events exactly once.
+"""Store a batch of events exactly once and add them to the live counters.
 
 Rows are COPYed into a per-connection staging table, then moved with
 ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING``: a retried event, a duplicate
 inside the batch, or a copy racing in another stream is stored once, and only the rows
-that were really inserted count as accepted.
+really inserted count as accepted and reach the counters.
+
+The counters are bumped inside the transaction, before COMMIT. Together with the
+reconciler's SHARE lock (see ``reconcile``) that makes a rebuild exact: a batch is
+either wholly in the rebuild's snapshot or bumps the counters after the rebuild wrote
+them. A crash between the bump and COMMIT over-counts until the next rebuild.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
+from redis.exceptions import RedisError
 
+from costguard.common.counters import LiveCounters, Usage
 from costguard.common.db import Connection
+from costguard.common.pricing import SeedPrices, to_nano_usd
 from costguard.telemetry.rows import (
     COST_COLUMNS,
     JOB_COLUMNS,
     LLM_COLUMNS,
     Rejected,
     Row,
-    cost_row,
-    job_row,
-    llm_row,
+    RowBuilder,
 )
 from costguard.v1 import telemetry_pb2
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,40 +66,39 @@ class IngestResult:
 class _Table:
     stage: str
     columns: tuple[str, ...]
-    convert: Callable[[Any, datetime], Row]
     create_stage: str
     insert: str
 
 
 # The staging table is LIKE its target with defaults, so ids come from the target's own
-# sequence and ``SELECT *`` lines up column by column.
+# sequence and ``SELECT *`` lines up column by column. RETURNING gives what the live
+# counters need of each inserted row, ``at`` being the time that decides its day.
 _TABLES = {
     "job": _Table(
         "stage_job_events",
         JOB_COLUMNS,
-        job_row,
         "CREATE TEMP TABLE IF NOT EXISTS stage_job_events "
         "(LIKE telemetry_job_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
         "INSERT INTO telemetry_job_events SELECT * FROM stage_job_events "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        "ON CONFLICT (event_id) DO NOTHING RETURNING tier, user_id, cpu_ms, rows_read, "
+        "rows_written, coalesce(started_at, created_at) AS at",
     ),
     "llm": _Table(
         "stage_llm_events",
         LLM_COLUMNS,
-        llm_row,
         "CREATE TEMP TABLE IF NOT EXISTS stage_llm_events "
         "(LIKE telemetry_llm_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
         "INSERT INTO telemetry_llm_events SELECT * FROM stage_llm_events "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        "ON CONFLICT (event_id) DO NOTHING RETURNING tier, user_id, input_tokens, "
+        "output_tokens, cache_hit, created_at AS at",
     ),
     "cost": _Table(
         "stage_cost_events",
         COST_COLUMNS,
-        cost_row,
         "CREATE TEMP TABLE IF NOT EXISTS stage_cost_events "
         "(LIKE cost_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
         "INSERT INTO cost_events SELECT * FROM stage_cost_events "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        "ON CONFLICT (event_id) DO NOTHING RETURNING tier, user_id, created_at AS at",
     ),
 }
 
@@ -99,34 +108,102 @@ def _event_id_of(event: telemetry_pb2.TelemetryEvent) -> str:
     return str(getattr(event, kind).event_id) if kind else ""
 
 
-async def _insert(conn: Connection, table: _Table, rows: list[Row]) -> int:
+class Ingestor:
+    """Validates, stores and counts events. One per process; safe to share across calls."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        counters: LiveCounters | None,
+        *,
+        tiers: tuple[str, ...],
+        timezone: ZoneInfo,
+        prices: SeedPrices,
+        on_counters_failed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._pool = pool
+        self._counters = counters
+        self._tiers = tiers
+        self._tz = timezone
+        self._prices = prices
+        self._on_counters_failed = on_counters_failed
+
+    def _build_rows(
+        self, events: Sequence[telemetry_pb2.TelemetryEvent], batch: int
+    ) -> tuple[dict[str, list[Row]], list[Rejection]]:
+        builder = RowBuilder(self._tiers, datetime.now(UTC))
+        convert: dict[str, Callable[[Any], Row]] = {
+            "job": builder.job,
+            "llm": builder.llm,
+            "cost": builder.cost,
+        }
+        rows: dict[str, list[Row]] = {kind: [] for kind in _TABLES}
+        rejections: list[Rejection] = []
+        for index, event in enumerate(events):
+            kind: str | None = event.WhichOneof("kind")
+            if kind is None:
+                rejections.append(
+                    Rejection(batch, index, "", "kind", "has no job, llm or cost event")
+                )
+                continue
+            try:
+                rows[kind].append(convert[kind](getattr(event, kind)))
+            except Rejected as exc:
+                rejections.append(
+                    Rejection(batch, index, _event_id_of(event), exc.field, exc.reason)
+                )
+        return rows, rejections
+
+    def _usage(self, kind: str, row: asyncpg.Record, today: date) -> Usage | None:
+        day = row["at"].astimezone(self._tz).date()
+        if abs((today - day).days) > 1:
+            return None  # a late event: its day's counters have expired; the rollup has it
+        figures: dict[str, int]
+        if kind == "job":
+            cost = self._prices.job_cost(row["cpu_ms"], row["rows_read"], row["rows_written"])
+            figures = {"jobs": 1, "cpu_ms": row["cpu_ms"], "cost_nusd": to_nano_usd(cost)}
+        elif kind == "llm":
+            cost = self._prices.llm_cost(row["input_tokens"], row["output_tokens"])
+            figures = {
+                "ai_calls": 1,
+                "tokens_in": row["input_tokens"],
+                "tokens_out": row["output_tokens"],
+                "cost_nusd": 0 if row["cache_hit"] else to_nano_usd(cost),
+            }
+        else:
+            figures = {}
+        return Usage(day, row["tier"], row["user_id"], figures)
+
+    async def _count(self, usages: list[Usage]) -> None:
+        if self._counters is None or not usages:
+            return
+        try:
+            await self._counters.add(usages)
+        except (RedisError, OSError):
+            # Postgres is the truth: store the events anyway; a rebuild fixes the counters.
+            log.warning("live counters not updated; a rebuild is due", exc_info=True)
+            self._on_counters_failed()
+
+    async def store(
+        self, events: Sequence[telemetry_pb2.TelemetryEvent], *, batch: int = 0
+    ) -> IngestResult:
+        rows, rejections = self._build_rows(events, batch)
+        valid = sum(len(r) for r in rows.values())
+        accepted = 0
+        if valid:
+            today = datetime.now(self._tz).date()
+            async with self._pool.acquire() as conn, conn.transaction():
+                usages: list[Usage] = []
+                for kind, table in _TABLES.items():
+                    if rows[kind]:
+                        inserted = await _insert(conn, table, rows[kind])
+                        accepted += len(inserted)
+                        usages += [u for r in inserted if (u := self._usage(kind, r, today))]
+                await self._count(usages)
+        return IngestResult(accepted, valid - accepted, tuple(rejections))
+
+
+async def _insert(conn: Connection, table: _Table, rows: list[Row]) -> list[asyncpg.Record]:
     await conn.execute(table.create_stage)
     await conn.copy_records_to_table(table.stage, records=rows, columns=table.columns)
-    return len(await conn.fetch(table.insert))
-
-
-async def store_events(
-    pool: asyncpg.Pool, events: Sequence[telemetry_pb2.TelemetryEvent], *, batch: int = 0
-) -> IngestResult:
-    received_at = datetime.now(UTC)
-    rows: dict[str, list[Row]] = {kind: [] for kind in _TABLES}
-    rejections: list[Rejection] = []
-    for index, event in enumerate(events):
-        kind: str | None = event.WhichOneof("kind")
-        if kind is None:
-            rejections.append(
-                Rejection(batch, index, "", "kind", "event has no job, llm or cost payload")
-            )
-            continue
-        try:
-            rows[kind].append(_TABLES[kind].convert(getattr(event, kind), received_at))
-        except Rejected as exc:
-            rejections.append(Rejection(batch, index, _event_id_of(event), exc.field, exc.reason))
-    valid = sum(len(r) for r in rows.values())
-    accepted = 0
-    if valid:
-        async with pool.acquire() as conn, conn.transaction():
-            for name, table in _TABLES.items():
-                if rows[name]:
-                    accepted += await _insert(conn, table, rows[name])
-    return IngestResult(accepted, valid - accepted, tuple(rejections))
+    return await conn.fetch(table.insert)

@@ -1,23 +1,20 @@
-"""Turn protobuf events into table rows, rejecting what Postgres must never see.
-
-Each converter returns a tuple in the column order of its table, or raises
-:class:`Rejected` naming the offending field (issue 3: "the event is rejected with the
-field named, the rest of the batch is stored").
-"""
+"""Turn protobuf events into table rows, or reject them with the field named."""
 
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.message import Message
 
+from costguard.telemetry import checks
+from costguard.telemetry.checks import Rejected
 from costguard.v1 import telemetry_pb2
+
+__all__ = ["COST_COLUMNS", "JOB_COLUMNS", "LLM_COLUMNS", "Rejected", "Row", "RowBuilder"]
 
 JOB_COLUMNS = (
     "event_id", "job_name", "user_id", "tier", "domain", "job_type", "queued_at",
@@ -40,100 +37,94 @@ Row = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
-class Rejected(Exception):
-    field: str
-    reason: str
+class RowBuilder:
+    tiers: tuple[str, ...]
+    received_at: datetime
 
+    def job(self, event: telemetry_pb2.JobEvent) -> Row:
+        queued = checks.moment(event, "queued_at", self.received_at)
+        started = checks.moment(event, "started_at", self.received_at)
+        finished = checks.moment(event, "finished_at", self.received_at)
+        checks.in_order(("queued_at", queued), ("started_at", started), ("finished_at", finished))
+        return (
+            checks.event_id(event.event_id),
+            checks.text("job_name", event.job_name, required=True),
+            checks.text("user_id", event.user_id, required=True),
+            checks.tier(event.tier, self.tiers),
+            checks.text("domain", event.domain) or "default",
+            checks.text("job_type", event.job_type),
+            queued,
+            started,
+            finished,
+            checks.count("duration_ms", event.duration_ms),
+            checks.count("queue_wait_ms", event.queue_wait_ms),
+            checks.count("cpu_ms", event.cpu_ms),
+            checks.finite("peak_mem_mb", event.peak_mem_mb) or None,
+            checks.count("rows_read", event.rows_read),
+            checks.count("rows_written", event.rows_written),
+            checks.count("attempt", event.attempt) or 1,
+            event.success,
+            checks.text("error_code", event.error_code),
+            checks.text("episode_id", event.episode_id),
+            checks.text("podcast_id", event.podcast_id),
+            checks.moment(event, "created_at", self.received_at) or self.received_at,
+        )
 
-def _event_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise Rejected("event_id", f"must be a UUID, got {value[:40]!r}") from None
+    def llm(self, event: telemetry_pb2.LlmEvent) -> Row:
+        input_tokens = checks.count("input_tokens", event.input_tokens)
+        output_tokens = checks.count("output_tokens", event.output_tokens)
+        cached = checks.count("cached_input_tokens", event.cached_input_tokens)
+        reasoning = checks.count("reasoning_tokens", event.reasoning_tokens)
+        if cached > input_tokens:
+            raise Rejected("cached_input_tokens", "exceeds input_tokens, which include them")
+        if reasoning > output_tokens:
+            raise Rejected("reasoning_tokens", "exceeds output_tokens, which include them")
+        return (
+            checks.event_id(event.event_id),
+            checks.text("user_id", event.user_id, required=True),
+            checks.tier(event.tier, self.tiers),
+            checks.text("domain", event.domain) or "default",
+            checks.text("job_name", event.job_name),
+            checks.text("provider", event.provider) or "openai",
+            checks.text("model", event.model, required=True),
+            checks.text("operation", event.operation) or "chat.completions",
+            input_tokens,
+            cached,
+            output_tokens,
+            reasoning,
+            event.usage_reported,
+            checks.count("latency_ms", event.latency_ms),
+            event.cache_hit,
+            checks.text("insight_key", event.insight_key),
+            event.success,
+            checks.text("error_code", event.error_code),
+            checks.text("episode_id", event.episode_id),
+            checks.text("podcast_id", event.podcast_id),
+            checks.moment(event, "created_at", self.received_at) or self.received_at,
+        )
 
-
-def _required(name: str, value: str) -> str:
-    if not value:
-        raise Rejected(name, "is required")
-    return value
-
-
-def _optional(value: str) -> str | None:
-    return value or None
-
-
-def _time(message: Message, name: str) -> datetime | None:
-    if not message.HasField(name):
-        return None
-    stamp = getattr(message, name)
-    return datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, UTC)
-
-
-def job_row(event: telemetry_pb2.JobEvent, received_at: datetime) -> Row:
-    return (
-        _event_id(event.event_id),
-        _required("job_name", event.job_name),
-        _required("user_id", event.user_id),
-        _required("tier", event.tier),
-        event.domain or "default",
-        _optional(event.job_type),
-        _time(event, "queued_at"),
-        _time(event, "started_at"),
-        _time(event, "finished_at"),
-        event.duration_ms,
-        event.queue_wait_ms,
-        event.cpu_ms,
-        event.peak_mem_mb if event.peak_mem_mb else None,
-        event.rows_read,
-        event.rows_written,
-        event.attempt or 1,
-        event.success,
-        _optional(event.error_code),
-        _optional(event.episode_id),
-        _optional(event.podcast_id),
-        _time(event, "created_at") or received_at,
-    )
-
-
-def llm_row(event: telemetry_pb2.LlmEvent, received_at: datetime) -> Row:
-    return (
-        _event_id(event.event_id),
-        _required("user_id", event.user_id),
-        _required("tier", event.tier),
-        event.domain or "default",
-        _optional(event.job_name),
-        event.provider or "openai",
-        _required("model", event.model),
-        event.operation or "chat.completions",
-        event.input_tokens,
-        event.cached_input_tokens,
-        event.output_tokens,
-        event.reasoning_tokens,
-        event.usage_reported,
-        event.latency_ms,
-        event.cache_hit,
-        _optional(event.insight_key),
-        event.success,
-        _optional(event.error_code),
-        _optional(event.episode_id),
-        _optional(event.podcast_id),
-        _time(event, "created_at") or received_at,
-    )
-
-
-def cost_row(event: telemetry_pb2.CostEvent, received_at: datetime) -> Row:
-    metadata = json_format.MessageToDict(event.metadata) if event.HasField("metadata") else {}
-    return (
-        _event_id(event.event_id),
-        _required("event_type", event.event_type),
-        _required("service", event.service),
-        Decimal(repr(event.quantity)),
-        _required("unit", event.unit),
-        json.loads(json.dumps(metadata)),
-        _optional(event.user_id),
-        _optional(event.tier),
-        _optional(event.episode_id),
-        _optional(event.podcast_id),
-        dict(event.entities),
-        _time(event, "created_at") or received_at,
-    )
+    def cost(self, event: telemetry_pb2.CostEvent) -> Row:
+        metadata = json_format.MessageToDict(event.metadata) if event.HasField("metadata") else {}
+        checks.json_value("metadata", metadata)
+        if len(json.dumps(metadata)) > checks.MAX_METADATA_BYTES:
+            raise Rejected("metadata", f"is larger than {checks.MAX_METADATA_BYTES} bytes")
+        entities = dict(event.entities)
+        for key, value in entities.items():
+            if not key or len(key) > 64 or len(value) > 64:
+                raise Rejected("entities", "keys and values must be 1 to 64 characters")
+            checks.json_value("entities", [key, value])
+        quantity = checks.finite("quantity", event.quantity, maximum=checks.MAX_QUANTITY)
+        return (
+            checks.event_id(event.event_id),
+            checks.text("event_type", event.event_type, required=True),
+            checks.text("service", event.service, required=True),
+            Decimal(repr(quantity)),
+            checks.text("unit", event.unit, required=True),
+            metadata,
+            checks.text("user_id", event.user_id),
+            checks.tier(event.tier, self.tiers, required=False),
+            checks.text("episode_id", event.episode_id),
+            checks.text("podcast_id", event.podcast_id),
+            entities,
+            checks.moment(event, "created_at", self.received_at) or self.received_at,
+        )

@@ -2,18 +2,46 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from costguard.common.counters import LiveCounters
 from costguard.common.db import create_pool
 from costguard.common.grpc_server import GrpcServer
 from costguard.common.redis import create_redis
 from costguard.telemetry.config import TelemetryConfig
+from costguard.telemetry.ingest import Ingestor
+from costguard.telemetry.reconcile import CounterReconciler
 from costguard.telemetry.servicer import SERVICE_NAME, TelemetryServicer
 from costguard.v1 import telemetry_pb2_grpc
 
 
-async def build_server(config: TelemetryConfig) -> GrpcServer:
-    pool = await create_pool(config.database_url)
+@dataclass
+class Telemetry:
+    server: GrpcServer
+    ingestor: Ingestor
+    reconciler: CounterReconciler
+
+
+async def build(config: TelemetryConfig) -> Telemetry:
+    pool = await create_pool(config.database_url, max_size=20)
     redis = create_redis(config.redis_url)
-    servicer = TelemetryServicer(pool)
+    counters = LiveCounters(redis)
+    reconciler = CounterReconciler(
+        pool,
+        counters,
+        timezone=config.core.timezone,
+        prices=config.prices,
+        interval_s=config.reconcile_interval_s,
+    )
+    ingestor = Ingestor(
+        pool,
+        counters,
+        tiers=config.core.tiers,
+        timezone=config.core.timezone,
+        prices=config.prices,
+        on_counters_failed=reconciler.request,
+    )
+    servicer = TelemetryServicer(ingestor)
     server = GrpcServer(
         config.core,
         [
@@ -25,7 +53,15 @@ async def build_server(config: TelemetryConfig) -> GrpcServer:
     )
     server.on_shutdown(pool.close)
     server.on_shutdown(redis.aclose)
-    return server
+    server.on_shutdown(reconciler.stop)
+    return Telemetry(server, ingestor, reconciler)
+
+
+async def build_server(config: TelemetryConfig) -> GrpcServer:
+    """The gRPC server with the counter reconciler running beside it."""
+    telemetry = await build(config)
+    telemetry.reconciler.start()
+    return telemetry.server
 
 
 async def serve(config: TelemetryConfig) -> None:
