@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 
@@ -74,3 +75,15 @@ async def run_to_exit(module: str, env: dict[str, str], timeout_s: float = 30.0)
         _, stderr = await process.communicate()
     assert process.returncode is not None
     return process.returncode, stderr.decode()
+
+
+async def poll_until(
+    check: Callable[[], Awaitable[bool]], *, timeout_s: float = 30.0, interval_s: float = 0.005
+) -> None:
+    """For state another process changes and nothing announces (rows it committed):
+    check it at a short interval, failing after ``timeout_s``."""
+    for _ in range(int(timeout_s / interval_s)):
+        if await check():
+            return
+        await asyncio.sleep(interval_s)
+    raise TimeoutError(f"condition not met within {timeout_s}s")

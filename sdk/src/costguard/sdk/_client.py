@@ -194,26 +194,32 @@ class TelemetryClient:
             self._spill_buffer(f"the service was unreachable for {self._spill_after_s:g}s")
         return False
 
-    async def _replay_spilled(self) -> None:
+    async def _replay_spilled(self) -> bool:
+        """Send spilled files; False when the service could not take them (yet)."""
         if not self._spill_pending:
-            return
-        self._spill.reclaim_orphans()
-        for path in self._spill.pending():
-            claimed = self._spill.claim(path)
-            if claimed is None:
-                continue
-            try:
-                for request in SpillFolder.read(claimed):
-                    reply = await self._stub.Record(
-                        request, metadata=self._metadata, timeout=self._timeout_s
-                    )
-                    self._count(reply)
-                    self.stats.replayed += len(request.events)
-            except grpc.RpcError:
-                self._spill.release(claimed)
-                return
-            claimed.unlink()
-        self._spill_pending = False
+            return True
+        async with self._lock:  # one replayer at a time: flush() and the shipper share it
+            self._spill.reclaim_orphans()
+            for path in self._spill.pending():
+                claimed = self._spill.claim(path)
+                if claimed is None:
+                    continue  # another process took it
+                try:
+                    for request in SpillFolder.read(claimed):
+                        reply = await self._stub.Record(
+                            request, metadata=self._metadata, timeout=self._timeout_s
+                        )
+                        self._count(reply)
+                        self.stats.replayed += len(request.events)
+                except grpc.RpcError:
+                    self._spill.release(claimed)
+                    return False
+                except BaseException:  # cancelled mid-file: give it back whole
+                    self._spill.release(claimed)
+                    raise
+                claimed.unlink()
+            self._spill_pending = False
+            return True
 
     async def _ship_forever(self) -> None:
         backoff = 0.1
@@ -223,8 +229,7 @@ class TelemetryClient:
                     await self._wakeup.wait()
             self._wakeup.clear()
             try:
-                if await self._deliver_buffer():
-                    await self._replay_spilled()
+                if await self._deliver_buffer() and await self._replay_spilled():
                     backoff = 0.1
                     continue
             except Exception:
@@ -236,14 +241,13 @@ class TelemetryClient:
     async def flush(self, timeout_s: float = 30.0) -> bool:
         """Deliver everything buffered now, retrying for up to ``timeout_s``.
 
-        Returns True when the service stored (or rejected) every event; otherwise the
-        rest is spilled to disk for a later replay and False is returned.
+        Returns True when the service stored (or rejected) every event, spilled ones
+        included; otherwise what is left waits on disk for a later replay, and False.
         """
         deadline = time.monotonic() + timeout_s
         backoff = 0.05
         while True:
-            if await self._deliver_buffer():
-                await self._replay_spilled()
+            if await self._deliver_buffer() and await self._replay_spilled():
                 return True
             if time.monotonic() + backoff >= deadline:
                 self._spill_buffer("flush timed out")

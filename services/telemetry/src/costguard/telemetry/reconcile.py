@@ -97,6 +97,8 @@ class CounterReconciler:
         self._interval_s = interval_s
         self._due = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.passes = 0
+        self._passed = asyncio.Condition()
 
     def request(self) -> None:
         """Ask for a rebuild soon (after a failed counter update)."""
@@ -117,10 +119,18 @@ class CounterReconciler:
         log.info("live counters rebuilt", extra={"day": day.isoformat(), "keys": len(totals)})
         return True
 
+    async def wait_for_passes(self, count: int) -> None:
+        """Wait until the background loop has completed ``count`` rebuilds in all."""
+        async with self._passed:
+            await self._passed.wait_for(lambda: self.passes >= count)
+
     async def _run(self) -> None:
         while True:
             try:
-                await self.rebuild_today()
+                if await self.rebuild_today():
+                    async with self._passed:
+                        self.passes += 1
+                        self._passed.notify_all()
             except (RedisError, OSError, asyncpg.PostgresError):
                 log.warning("counter rebuild failed; retrying", exc_info=True)
                 self._due.set()

@@ -104,7 +104,12 @@ class RowBuilder:
         )
 
     def cost(self, event: telemetry_pb2.CostEvent) -> Row:
-        metadata = json_format.MessageToDict(event.metadata) if event.HasField("metadata") else {}
+        try:
+            metadata = (
+                json_format.MessageToDict(event.metadata) if event.HasField("metadata") else {}
+            )
+        except ValueError:  # protobuf refuses to turn NaN or infinity into JSON
+            raise Rejected("metadata", "holds a non-finite number") from None
         checks.json_value("metadata", metadata)
         if len(json.dumps(metadata)) > checks.MAX_METADATA_BYTES:
             raise Rejected("metadata", f"is larger than {checks.MAX_METADATA_BYTES} bytes")
