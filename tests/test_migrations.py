@@ -38,9 +38,15 @@ async def empty_db(stack: DevStack) -> AsyncIterator[str]:
         await admin.close()
 
 
-async def _tables(conn: asyncpg.Connection) -> set[str]:
-    rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    return {row["tablename"] for row in rows}
+async def _schema_objects(conn: asyncpg.Connection) -> set[str]:
+    """Tables, indexes and functions of the public schema, by kind and name."""
+    rows = await conn.fetch(
+        "SELECT 'table ' || tablename AS name FROM pg_tables WHERE schemaname = 'public'"
+        " UNION ALL SELECT 'index ' || indexname FROM pg_indexes WHERE schemaname = 'public'"
+        " UNION ALL SELECT 'function ' || p.proname FROM pg_proc p"
+        " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'"
+    )
+    return {row["name"] for row in rows}
 
 
 async def test_applies_each_migration_once_with_its_checksum(empty_db: str) -> None:
@@ -80,16 +86,16 @@ async def test_rolls_back_the_newest_then_reapplies(empty_db: str) -> None:
     try:
         await migrate_up(conn)
         newest = load_migrations()[-1]
-        before = await _tables(conn)
+        before = await _schema_objects(conn)
         assert await rollback_newest(conn) == newest.label
-        after = await _tables(conn)
+        after = await _schema_objects(conn)
         status = dict(await migration_status(conn))
         assert status[newest.label] is None
         assert await migrate_up(conn) == [newest.label]
-        assert await _tables(conn) == before
+        assert await _schema_objects(conn) == before
     finally:
         await conn.close()
-    assert "cost_events" in before - after
+    assert after < before  # the newest migration's objects went, and nothing else
 
 
 def _cli(*args: str, dsn: str) -> subprocess.CompletedProcess[str]:

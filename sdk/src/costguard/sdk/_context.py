@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,6 +35,14 @@ _current: ContextVar[UserContext | None] = ContextVar("costguard_user_context", 
 def current_user_context() -> UserContext | None:
     """The context set by the innermost ``user_context`` or ``job_telemetry`` block."""
     return _current.get()
+
+
+def bind_user_context(ctx: UserContext) -> Token[UserContext | None]:
+    return _current.set(ctx)
+
+
+def reset_user_context(token: Token[UserContext | None]) -> None:
+    _current.reset(token)
 
 
 @contextmanager

@@ -8,10 +8,11 @@ it to the client's buffer. None of them blocks or raises on telemetry failure.
 from __future__ import annotations
 
 import logging
-import uuid
+import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
@@ -29,6 +30,25 @@ def stamp(moment: datetime) -> Timestamp:
     result = Timestamp()
     result.FromDatetime(moment)
     return result
+
+
+def new_event_id() -> str:
+    """A random (version 4) UUID as text, about three times cheaper than ``str(uuid4())``.
+
+    From ``os.urandom`` like ``uuid4``: a seeded PRNG would repeat across forked workers,
+    and a repeated id would make the service drop a real event as a duplicate.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def stamp_ns(epoch_ns: int) -> Timestamp:
+    """A Timestamp from ``time.time_ns()``: cheaper than going through a datetime."""
+    seconds, nanos = divmod(epoch_ns, 1_000_000_000)
+    return Timestamp(seconds=seconds, nanos=nanos)
 
 
 @dataclass(frozen=True)
@@ -78,7 +98,7 @@ def _resolve(client: TelemetryClient | None) -> TelemetryClient:
 def llm_event_message(call: LlmCall) -> telemetry_pb2.TelemetryEvent:
     ctx = call.user_ctx or current_user_context() or UserContext("", "")
     event = telemetry_pb2.LlmEvent(
-        event_id=str(uuid.uuid4()),
+        event_id=new_event_id(),
         user_id=ctx.user_id,
         tier=ctx.tier,
         domain=ctx.domain,
@@ -98,7 +118,7 @@ def llm_event_message(call: LlmCall) -> telemetry_pb2.TelemetryEvent:
         error_code=call.error_code,
         episode_id=ctx.episode_id,
         podcast_id=ctx.podcast_id,
-        created_at=stamp(call.created_at or datetime.now(UTC)),
+        created_at=stamp(call.created_at) if call.created_at else stamp_ns(time.time_ns()),
     )
     return telemetry_pb2.TelemetryEvent(llm=event)
 
@@ -108,7 +128,7 @@ def cost_event_message(event: CostEvent) -> telemetry_pb2.TelemetryEvent:
     metadata = Struct()
     metadata.update(dict(event.metadata))
     message = telemetry_pb2.CostEvent(
-        event_id=str(uuid.uuid4()),
+        event_id=new_event_id(),
         event_type=event.event_type,
         service=event.service,
         quantity=event.quantity,
@@ -119,7 +139,7 @@ def cost_event_message(event: CostEvent) -> telemetry_pb2.TelemetryEvent:
         episode_id=event.episode_id or (ctx.episode_id if ctx else ""),
         podcast_id=event.podcast_id or (ctx.podcast_id if ctx else ""),
         entities={**(ctx.entities if ctx else {}), **event.entities},
-        created_at=stamp(event.created_at or datetime.now(UTC)),
+        created_at=stamp(event.created_at) if event.created_at else stamp_ns(time.time_ns()),
     )
     return telemetry_pb2.TelemetryEvent(cost=message)
 

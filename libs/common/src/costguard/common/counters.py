@@ -9,8 +9,9 @@ rebuild from Postgres can also zero the keys that Postgres no longer supports.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 from redis.asyncio import Redis
@@ -39,34 +40,66 @@ def index_key(day: date) -> str:
     return f"{day_prefix(day)}:keys"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Usage:
-    """What one or more stored events add to a day's counters."""
+    """What stored events of one day, tier and user add to the counters, in
+    ``USAGE_FIELDS`` order."""
 
     day: date
     tier: str | None
     user_id: str | None
-    figures: dict[str, int] = field(default_factory=dict)
-
-    def counter_keys(self) -> list[str]:
-        keys = [global_key(self.day)]
-        if self.tier:
-            keys.append(tier_key(self.day, self.tier))
-        if self.user_id:
-            keys.append(user_key(self.day, self.user_id))
-        return keys
+    figures: tuple[int, int, int, int, int, int]
 
 
-def merge(usages: Iterable[Usage]) -> dict[tuple[date, str], dict[str, int]]:
-    """Sum usages per counter key, so a batch costs one HINCRBY per key and field."""
-    totals: dict[tuple[date, str], dict[str, int]] = {}
-    for usage in usages:
-        for key in usage.counter_keys():
-            figures = totals.setdefault((usage.day, key), {})
-            for name, value in usage.figures.items():
-                if value:
-                    figures[name] = figures.get(name, 0) + value
-    return totals
+# KEYS[1]: the day's key index, KEYS[2]: the global counter, then tier and user counters.
+# ARGV[1]: TTL; ARGV[2]: JSON rows [tier key index or 0, user key index or 0, six figures].
+# Sums per key happen here, so a batch is one round trip however many users it touches.
+_ADD = """
+local ttl = tonumber(ARGV[1])
+local fields = {'jobs', 'cpu_ms', 'tokens_in', 'tokens_out', 'ai_calls', 'cost_nusd'}
+local totals = {}
+local function add(k, row)
+  local t = totals[k]
+  if not t then t = {0, 0, 0, 0, 0, 0}; totals[k] = t end
+  for f = 1, 6 do t[f] = t[f] + row[f + 2] end
+end
+for _, row in ipairs(cjson.decode(ARGV[2])) do
+  add(2, row)
+  if row[1] > 0 then add(row[1], row) end
+  if row[2] > 0 then add(row[2], row) end
+end
+for k, t in pairs(totals) do
+  for f = 1, 6 do
+    if t[f] ~= 0 then redis.call('HINCRBY', KEYS[k], fields[f], string.format('%.0f', t[f])) end
+  end
+  redis.call('EXPIRE', KEYS[k], ttl)
+  redis.call('SADD', KEYS[1], KEYS[k])
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+return #KEYS
+"""
+
+
+def _script_input(day: date, usages: list[Usage]) -> tuple[list[str], list[list[int]]]:
+    """KEYS and the JSON rows for ``_ADD``: each row points at its tier and user keys."""
+    keys = [index_key(day), global_key(day)]
+    position: dict[str, int] = {}
+
+    def slot(key: str) -> int:
+        if key not in position:
+            keys.append(key)
+            position[key] = len(keys)  # Lua indexes from 1
+        return position[key]
+
+    rows = [
+        [
+            slot(tier_key(day, u.tier)) if u.tier else 0,
+            slot(user_key(day, u.user_id)) if u.user_id else 0,
+            *u.figures,
+        ]
+        for u in usages
+    ]
+    return keys, rows
 
 
 def _text(value: bytes | str) -> str:
@@ -76,19 +109,16 @@ def _text(value: bytes | str) -> str:
 class LiveCounters:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._add_script = redis.register_script(_ADD)
 
     async def add(self, usages: Iterable[Usage]) -> None:
-        totals = merge(usages)
-        if not totals:
-            return
-        pipe = self._redis.pipeline(transaction=True)
-        for (day, key), figures in totals.items():
-            for name, value in figures.items():
-                pipe.hincrby(key, name, value)
-            pipe.expire(key, TTL_SECONDS)
-            pipe.sadd(index_key(day), key)
-            pipe.expire(index_key(day), TTL_SECONDS)
-        await pipe.execute()
+        """Add usages with one script call per day: one round trip, applied atomically."""
+        by_day: dict[date, list[Usage]] = {}
+        for usage in usages:
+            by_day.setdefault(usage.day, []).append(usage)
+        for day, day_usages in by_day.items():
+            keys, rows = _script_input(day, day_usages)
+            await self._add_script(keys=keys, args=[TTL_SECONDS, json.dumps(rows)])
 
     async def read(self, key: str) -> dict[str, int]:
         raw = {_text(k): _text(v) for k, v in (await self._redis.hgetall(key)).items()}

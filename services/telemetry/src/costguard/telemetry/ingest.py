@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from costguard.common.counters import LiveCounters, Usage
 from costguard.common.db import Connection
-from costguard.common.pricing import SeedPrices, to_nano_usd
+from costguard.common.pricing import SeedPrices
 from costguard.telemetry.rows import (
     COST_COLUMNS,
     JOB_COLUMNS,
@@ -68,37 +68,68 @@ class _Table:
     columns: tuple[str, ...]
     create_stage: str
     insert: str
+    params: tuple[str, ...]  # what $1, $2, ... of ``insert`` are, by name
 
 
 # The staging table is LIKE its target with defaults, so ids come from the target's own
-# sequence and ``SELECT *`` lines up column by column. RETURNING gives what the live
-# counters need of each inserted row, ``at`` being the time that decides its day.
+# sequence and ``SELECT *`` lines up column by column. The rows really inserted come back
+# summed per local day, tier and user in USAGE_FIELDS order, for the live counters.
 _TABLES = {
     "job": _Table(
         "stage_job_events",
         JOB_COLUMNS,
         "CREATE TEMP TABLE IF NOT EXISTS stage_job_events "
         "(LIKE telemetry_job_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
-        "INSERT INTO telemetry_job_events SELECT * FROM stage_job_events "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING tier, user_id, cpu_ms, rows_read, "
-        "rows_written, coalesce(started_at, created_at) AS at",
+        """
+        WITH inserted AS (
+            INSERT INTO telemetry_job_events SELECT * FROM stage_job_events
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING tier, user_id, cpu_ms, rows_read + rows_written AS rows_touched,
+                      coalesce(started_at, created_at) AS at
+        )
+        SELECT (at AT TIME ZONE $1)::date AS day, tier, user_id, count(*) AS events,
+               count(*) AS jobs, sum(cpu_ms)::bigint AS cpu_ms, 0::bigint AS tokens_in,
+               0::bigint AS tokens_out, 0::bigint AS ai_calls,
+               sum(costguard_job_cost_nusd(cpu_ms, rows_touched, $2, $3))::bigint AS cost_nusd
+        FROM inserted GROUP BY 1, 2, 3
+        """,
+        ("timezone", "cpu_ms", "db_row_1k"),
     ),
     "llm": _Table(
         "stage_llm_events",
         LLM_COLUMNS,
         "CREATE TEMP TABLE IF NOT EXISTS stage_llm_events "
         "(LIKE telemetry_llm_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
-        "INSERT INTO telemetry_llm_events SELECT * FROM stage_llm_events "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING tier, user_id, input_tokens, "
-        "output_tokens, cache_hit, created_at AS at",
+        """
+        WITH inserted AS (
+            INSERT INTO telemetry_llm_events SELECT * FROM stage_llm_events
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING tier, user_id, input_tokens, output_tokens, cache_hit, created_at AS at
+        )
+        SELECT (at AT TIME ZONE $1)::date AS day, tier, user_id, count(*) AS events,
+               0::bigint AS jobs, 0::bigint AS cpu_ms, sum(input_tokens)::bigint AS tokens_in,
+               sum(output_tokens)::bigint AS tokens_out, count(*) AS ai_calls,
+               sum(costguard_llm_cost_nusd(input_tokens, output_tokens, cache_hit, $2, $3))::bigint
+                   AS cost_nusd
+        FROM inserted GROUP BY 1, 2, 3
+        """,
+        ("timezone", "llm_input_token", "llm_output_token"),
     ),
     "cost": _Table(
         "stage_cost_events",
         COST_COLUMNS,
         "CREATE TEMP TABLE IF NOT EXISTS stage_cost_events "
         "(LIKE cost_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
-        "INSERT INTO cost_events SELECT * FROM stage_cost_events "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING tier, user_id, created_at AS at",
+        # Cloud operations are priced by the rollup; the live counters do not hold them.
+        """
+        WITH inserted AS (
+            INSERT INTO cost_events SELECT * FROM stage_cost_events
+            ON CONFLICT (event_id) DO NOTHING RETURNING 1
+        )
+        SELECT NULL::date AS day, NULL AS tier, NULL AS user_id, count(*) AS events
+        FROM inserted
+        """,
+        (),
     ),
 }
 
@@ -154,25 +185,26 @@ class Ingestor:
                 )
         return rows, rejections
 
-    def _usage(self, kind: str, row: asyncpg.Record, today: date) -> Usage | None:
-        day = row["at"].astimezone(self._tz).date()
-        if abs((today - day).days) > 1:
-            return None  # a late event: its day's counters have expired; the rollup has it
-        figures: dict[str, int]
-        if kind == "job":
-            cost = self._prices.job_cost(row["cpu_ms"], row["rows_read"], row["rows_written"])
-            figures = {"jobs": 1, "cpu_ms": row["cpu_ms"], "cost_nusd": to_nano_usd(cost)}
-        elif kind == "llm":
-            cost = self._prices.llm_cost(row["input_tokens"], row["output_tokens"])
-            figures = {
-                "ai_calls": 1,
-                "tokens_in": row["input_tokens"],
-                "tokens_out": row["output_tokens"],
-                "cost_nusd": 0 if row["cache_hit"] else to_nano_usd(cost),
-            }
-        else:
-            figures = {}
-        return Usage(day, row["tier"], row["user_id"], figures)
+    def _usages(self, rows: list[asyncpg.Record]) -> list[Usage]:
+        today = datetime.now(self._tz).date()
+        return [
+            Usage(
+                row["day"],
+                row["tier"],
+                row["user_id"],
+                (
+                    row["jobs"],
+                    row["cpu_ms"],
+                    row["tokens_in"],
+                    row["tokens_out"],
+                    row["ai_calls"],
+                    row["cost_nusd"],
+                ),
+            )
+            for row in rows
+            # A late event's day has expired from the counters; the rollup has it.
+            if row["day"] is not None and abs((today - row["day"]).days) <= 1
+        ]
 
     async def _count(self, usages: list[Usage]) -> None:
         if self._counters is None or not usages:
@@ -191,19 +223,21 @@ class Ingestor:
         valid = sum(len(r) for r in rows.values())
         accepted = 0
         if valid:
-            today = datetime.now(self._tz).date()
+            params = {"timezone": self._tz.key, **vars(self._prices)}
             async with self._pool.acquire() as conn, conn.transaction():
                 usages: list[Usage] = []
                 for kind, table in _TABLES.items():
                     if rows[kind]:
-                        inserted = await _insert(conn, table, rows[kind])
-                        accepted += len(inserted)
-                        usages += [u for r in inserted if (u := self._usage(kind, r, today))]
+                        inserted = await _insert(conn, table, rows[kind], params)
+                        accepted += sum(row["events"] for row in inserted)
+                        usages += self._usages(inserted)
                 await self._count(usages)
         return IngestResult(accepted, valid - accepted, tuple(rejections))
 
 
-async def _insert(conn: Connection, table: _Table, rows: list[Row]) -> list[asyncpg.Record]:
+async def _insert(
+    conn: Connection, table: _Table, rows: list[Row], params: dict[str, object]
+) -> list[asyncpg.Record]:
     await conn.execute(table.create_stage)
     await conn.copy_records_to_table(table.stage, records=rows, columns=table.columns)
-    return await conn.fetch(table.insert)
+    return await conn.fetch(table.insert, *(params[name] for name in table.params))

@@ -27,19 +27,16 @@ log = logging.getLogger(__name__)
 
 _LOCK_KEY = 7_310_000_002
 
-# The same figures, and the same per-event rounding down to nano-dollars, as ingest.
+# The same figures, through the same cost functions, as ingest.
 _TOTALS = """
 WITH usage AS (
     SELECT tier, user_id, 1 AS jobs, cpu_ms, 0 AS tokens_in, 0 AS tokens_out, 0 AS ai_calls,
-           floor((cpu_ms * $3::numeric + (rows_read + rows_written)::numeric / 1000 * $4::numeric)
-                 * 1000000000) AS cost_nusd
+           costguard_job_cost_nusd(cpu_ms, rows_read + rows_written, $3, $4) AS cost_nusd
     FROM telemetry_job_events
     WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
     UNION ALL
     SELECT tier, user_id, 0, 0, input_tokens, output_tokens, 1,
-           CASE WHEN cache_hit THEN 0
-                ELSE floor((input_tokens * $5::numeric + output_tokens * $6::numeric) * 1000000000)
-           END
+           costguard_llm_cost_nusd(input_tokens, output_tokens, cache_hit, $5, $6)
     FROM telemetry_llm_events
     WHERE created_at >= $1 AND created_at < $2
 )

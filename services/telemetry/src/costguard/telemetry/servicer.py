@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import asyncpg
 import grpc
@@ -25,6 +27,9 @@ _UNAVAILABLE = (
     asyncpg.exceptions.AdminShutdownError,
 )
 
+_STREAM_CONCURRENCY = 3
+T = TypeVar("T")
+
 Context = aio.ServicerContext[telemetry_pb2.RecordRequest, telemetry_pb2.RecordResponse]
 
 
@@ -42,7 +47,7 @@ def _encode(result: IngestResult) -> telemetry_pb2.RecordResponse:
     )
 
 
-async def _stored(work: Awaitable[IngestResult], context: Context) -> IngestResult:
+async def _stored(work: Awaitable[T], context: Context) -> T:
     try:
         return await work
     except _UNAVAILABLE as exc:
@@ -63,10 +68,29 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
     async def RecordStream(
         self, request_iterator: AsyncIterator[telemetry_pb2.RecordRequest], context: Context
     ) -> telemetry_pb2.RecordResponse:
+        # Batches of one stream are stored concurrently, a few at a time, each in its own
+        # transaction: Postgres works on one batch while Python prepares the next. Order
+        # does not matter (event_ids make each event's fate independent); the reply comes
+        # once every batch is stored.
+        slots = asyncio.Semaphore(_STREAM_CONCURRENCY)
+        pending: list[asyncio.Task[IngestResult]] = []
+
+        async def store(request: telemetry_pb2.RecordRequest, batch: int) -> IngestResult:
+            async with slots:
+                return await self._ingestor.store(request.events, batch=batch)
+
+        try:
+            batch = 0
+            async for request in request_iterator:
+                await slots.acquire()  # read ahead no further than we can store
+                slots.release()
+                pending.append(asyncio.create_task(store(request, batch)))
+                batch += 1
+            results = await _stored(asyncio.gather(*pending), context)
+        finally:
+            for task in pending:
+                task.cancel()
         total = IngestResult()
-        batch = 0
-        async for request in request_iterator:
-            stored = await _stored(self._ingestor.store(request.events, batch=batch), context)
-            total = total.plus(stored)
-            batch += 1
+        for result in results:
+            total = total.plus(result)
         return _encode(total)
