@@ -66,5 +66,8 @@ test: install ## Everything CI runs: lint, typecheck, the whole test suite
 	$(MAKE) --no-print-directory typecheck
 	$(MAKE) --no-print-directory pytest
 
+bench: install ## Run the benchmarks and print their figures
+	$(PY) -m bench
+
 clean: ## Remove the dev stack's data, the virtualenv and generated code
 	rm -rf .dev $(VENV) $(PROTO_OUT)/costguard/v1

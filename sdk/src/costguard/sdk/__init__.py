@@ -17,18 +17,32 @@ from costguard.sdk._events import (
     track_cost_event,
     track_cost_events,
 )
+from costguard.sdk._insight import (
+    InsightStore,
+    MemoryInsightStore,
+    RedisInsightStore,
+    StoredInsight,
+    cached_insight,
+    insight_input_hash,
+)
 from costguard.sdk._jobs import JobRun, job_telemetry
 
 __all__ = [
     "CostEvent",
+    "InsightStore",
     "JobRun",
     "LlmCall",
+    "MemoryInsightStore",
+    "RedisInsightStore",
+    "StoredInsight",
     "TelemetryClient",
     "UserContext",
+    "cached_insight",
     "close",
     "configure",
     "current_user_context",
     "flush",
+    "insight_input_hash",
     "job_telemetry",
     "record_llm_event",
     "track_cost_event",

@@ -1,0 +1,15 @@
+"""`make bench`: every benchmark, one after another, each printing its own figures."""
+
+from __future__ import annotations
+
+from bench import ingest, sdk_hot_path
+
+
+def main() -> None:
+    print("costguard benchmarks: figures from this machine, printed, never asserted")
+    sdk_hot_path.main()
+    ingest.main()
+
+
+if __name__ == "__main__":
+    main()
