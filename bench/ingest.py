@@ -31,7 +31,9 @@ SINGLE_CALLS = 2_000
 
 
 def _events(count: int) -> list[telemetry_pb2.TelemetryEvent]:
-    return [job(user_id=f"user-{i % 1000}", cpu_ms=i % 5000, rows_read=i % 50) for i in range(count)]
+    return [
+        job(user_id=f"user-{i % 1000}", cpu_ms=i % 5000, rows_read=i % 50) for i in range(count)
+    ]
 
 
 async def _raw_copy(dsn: str, events: list[telemetry_pb2.TelemetryEvent]) -> float:
@@ -121,7 +123,10 @@ async def run(stack: DevStack) -> None:
         f"ingest: {EVENTS:,} job events in batches of {BATCH} (cores: {os.cpu_count()})",
         [
             ("raw copy_records_to_table", f"{raw_rate:>10,.0f} rows/s"),
-            ("SDK -> gRPC -> Postgres + Redis", f"{sdk_rate:>10,.0f} events/s  ({stored:,} rows stored)"),
+            (
+                "SDK -> gRPC -> Postgres + Redis",
+                f"{sdk_rate:>10,.0f} events/s  ({stored:,} rows stored)",
+            ),
             ("SDK -> gRPC no-op handler", f"{noop_rate:>10,.0f} events/s"),
             ("ratio end-to-end / raw COPY", f"{sdk_rate / raw_rate:.2f}  (goal >= 0.70)"),
             ("ratio end-to-end / no-op gRPC", f"{sdk_rate / noop_rate:.2f}"),

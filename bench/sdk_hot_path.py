@@ -39,7 +39,9 @@ async def run() -> None:
     )
     ctx = UserContext("user-1", "pro", domain="audio")
     tracer = TracerProvider().get_tracer("bench")
-    call = LlmCall(model="gpt-4o-mini", input_tokens=1200, cached_input_tokens=200, output_tokens=300)
+    call = LlmCall(
+        model="gpt-4o-mini", input_tokens=1200, cached_input_tokens=200, output_tokens=300
+    )
 
     async def jobs() -> None:
         for _ in range(CALLS):

@@ -17,6 +17,8 @@ from datetime import date
 from redis.asyncio import Redis
 
 USAGE_FIELDS = ("jobs", "cpu_ms", "tokens_in", "tokens_out", "ai_calls", "cost_nusd")
+# What the throttle holds back for checks whose jobs have not reported yet, per key.
+RESERVED_FIELDS = ("r_jobs", "r_cpu_ms", "r_tokens_in", "r_tokens_out", "r_cost_nusd")
 TTL_SECONDS = 2 * 24 * 3600
 
 
@@ -40,6 +42,45 @@ def index_key(day: date) -> str:
     return f"{day_prefix(day)}:keys"
 
 
+def built_key(day: date) -> str:
+    """Set by a rebuild from Postgres: its absence means Redis lost the day's counters."""
+    return f"{day_prefix(day)}:built"
+
+
+def reservations_key(day: date) -> str:
+    """Sorted set: reservation id -> expiry (ms)."""
+    return f"{day_prefix(day)}:resv"
+
+
+def reservation_data_key(day: date) -> str:
+    """Hash: reservation id -> JSON {"k": [counter keys], "a": [RESERVED_FIELDS amounts]}."""
+    return f"{day_prefix(day)}:resd"
+
+
+# Lua: give a reservation back (subtract its amounts from its keys' r_* fields). Used by
+# the ingest script (settling to actuals) and by the throttle's check (expiring). The
+# counter keys it touches are named in the reservation record rather than in KEYS; they
+# share the day's hash tag, so they live in the same Redis Cluster slot.
+RELEASE_LUA = """
+local reserved_fields = {'r_jobs', 'r_cpu_ms', 'r_tokens_in', 'r_tokens_out', 'r_cost_nusd'}
+local function release(resv, resd, id)
+  local record = redis.call('HGET', resd, id)
+  redis.call('ZREM', resv, id)
+  if not record then return 0 end
+  redis.call('HDEL', resd, id)
+  local r = cjson.decode(record)
+  for _, key in ipairs(r.k) do
+    for f = 1, 5 do
+      if r.a[f] ~= 0 then
+        redis.call('HINCRBY', key, reserved_fields[f], string.format('%.0f', -r.a[f]))
+      end
+    end
+  end
+  return 1
+end
+"""
+
+
 @dataclass(frozen=True)
 class Usage:
     """What stored events of one day, tier and user add to the counters, in
@@ -49,12 +90,17 @@ class Usage:
     tier: str | None
     user_id: str | None
     figures: tuple[int, int, int, int, int, int]
+    reservations: tuple[str, ...] = ()  # settled by these events: released as they count
 
 
-# KEYS[1]: the day's key index, KEYS[2]: the global counter, then tier and user counters.
-# ARGV[1]: TTL; ARGV[2]: JSON rows [tier key index or 0, user key index or 0, six figures].
-# Sums per key happen here, so a batch is one round trip however many users it touches.
-_ADD = """
+# KEYS[1]: the day's key index, KEYS[2]: the global counter, KEYS[3], KEYS[4]: the day's
+# reservations, then tier and user counters. ARGV[1]: TTL; ARGV[2]: JSON rows [tier key
+# index or 0, user key index or 0, six figures]; ARGV[3]: JSON list of reservation ids
+# these events settle. Sums per key happen here, so a batch is one round trip however
+# many users it touches; actual usage arrives and its reservations go in the same step.
+_ADD = (
+    RELEASE_LUA
+    + """
 local ttl = tonumber(ARGV[1])
 local fields = {'jobs', 'cpu_ms', 'tokens_in', 'tokens_out', 'ai_calls', 'cost_nusd'}
 local totals = {}
@@ -76,13 +122,17 @@ for k, t in pairs(totals) do
   redis.call('SADD', KEYS[1], KEYS[k])
 end
 redis.call('EXPIRE', KEYS[1], ttl)
+for _, id in ipairs(cjson.decode(ARGV[3])) do
+  release(KEYS[3], KEYS[4], id)
+end
 return #KEYS
 """
+)
 
 
 def _script_input(day: date, usages: list[Usage]) -> tuple[list[str], list[list[int]]]:
     """KEYS and the JSON rows for ``_ADD``: each row points at its tier and user keys."""
-    keys = [index_key(day), global_key(day)]
+    keys = [index_key(day), global_key(day), reservations_key(day), reservation_data_key(day)]
     position: dict[str, int] = {}
 
     def slot(key: str) -> int:
@@ -118,7 +168,10 @@ class LiveCounters:
             by_day.setdefault(usage.day, []).append(usage)
         for day, day_usages in by_day.items():
             keys, rows = _script_input(day, day_usages)
-            await self._add_script(keys=keys, args=[TTL_SECONDS, json.dumps(rows)])
+            settled = [r for usage in day_usages for r in usage.reservations]
+            await self._add_script(
+                keys=keys, args=[TTL_SECONDS, json.dumps(rows), json.dumps(settled)]
+            )
 
     async def read(self, key: str) -> dict[str, int]:
         raw = {_text(k): _text(v) for k, v in (await self._redis.hgetall(key)).items()}
@@ -138,4 +191,5 @@ class LiveCounters:
             pipe.expire(key, TTL_SECONDS)
             pipe.sadd(index_key(day), key)
         pipe.expire(index_key(day), TTL_SECONDS)
+        pipe.set(built_key(day), "1", ex=TTL_SECONDS)
         await pipe.execute()

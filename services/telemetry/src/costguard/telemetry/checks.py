@@ -33,6 +33,7 @@ MAX_LENGTH = {
     "event_type": 64,
     "service": 32,
     "unit": 32,
+    "reservation_id": 64,
 }
 MAX_QUANTITY = 10**17  # numeric(24, 6) holds up to 10**18
 MAX_METADATA_BYTES = 16_384

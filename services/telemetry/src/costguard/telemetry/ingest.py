@@ -85,12 +85,13 @@ _TABLES = {
             INSERT INTO telemetry_job_events SELECT * FROM stage_job_events
             ON CONFLICT (event_id) DO NOTHING
             RETURNING tier, user_id, cpu_ms, rows_read + rows_written AS rows_touched,
-                      coalesce(started_at, created_at) AS at
+                      coalesce(started_at, created_at) AS at, reservation_id
         )
         SELECT (at AT TIME ZONE $1)::date AS day, tier, user_id, count(*) AS events,
                count(*) AS jobs, sum(cpu_ms)::bigint AS cpu_ms, 0::bigint AS tokens_in,
                0::bigint AS tokens_out, 0::bigint AS ai_calls,
-               sum(costguard_job_cost_nusd(cpu_ms, rows_touched, $2, $3))::bigint AS cost_nusd
+               sum(costguard_job_cost_nusd(cpu_ms, rows_touched, $2, $3))::bigint AS cost_nusd,
+               array_agg(reservation_id) FILTER (WHERE reservation_id IS NOT NULL) AS settles
         FROM inserted GROUP BY 1, 2, 3
         """,
         ("timezone", "cpu_ms", "db_row_1k"),
@@ -104,13 +105,15 @@ _TABLES = {
         WITH inserted AS (
             INSERT INTO telemetry_llm_events SELECT * FROM stage_llm_events
             ON CONFLICT (event_id) DO NOTHING
-            RETURNING tier, user_id, input_tokens, output_tokens, cache_hit, created_at AS at
+            RETURNING tier, user_id, input_tokens, output_tokens, cache_hit, created_at AS at,
+                      reservation_id
         )
         SELECT (at AT TIME ZONE $1)::date AS day, tier, user_id, count(*) AS events,
                0::bigint AS jobs, 0::bigint AS cpu_ms, sum(input_tokens)::bigint AS tokens_in,
                sum(output_tokens)::bigint AS tokens_out, count(*) AS ai_calls,
                sum(costguard_llm_cost_nusd(input_tokens, output_tokens, cache_hit, $2, $3))::bigint
-                   AS cost_nusd
+                   AS cost_nusd,
+               array_agg(reservation_id) FILTER (WHERE reservation_id IS NOT NULL) AS settles
         FROM inserted GROUP BY 1, 2, 3
         """,
         ("timezone", "llm_input_token", "llm_output_token"),
@@ -200,6 +203,7 @@ class Ingestor:
                     row["ai_calls"],
                     row["cost_nusd"],
                 ),
+                tuple(row["settles"] or ()),
             )
             for row in rows
             # A late event's day has expired from the counters; the rollup has it.

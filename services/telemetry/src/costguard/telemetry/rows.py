@@ -20,13 +20,13 @@ JOB_COLUMNS = (
     "event_id", "job_name", "user_id", "tier", "domain", "job_type", "queued_at",
     "started_at", "finished_at", "duration_ms", "queue_wait_ms", "cpu_ms", "peak_mem_mb",
     "rows_read", "rows_written", "attempt", "success", "error_code", "episode_id",
-    "podcast_id", "created_at",
+    "podcast_id", "created_at", "reservation_id",
 )  # fmt: skip
 LLM_COLUMNS = (
     "event_id", "user_id", "tier", "domain", "job_name", "provider", "model", "operation",
     "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens",
     "usage_reported", "latency_ms", "cache_hit", "insight_key", "success", "error_code",
-    "episode_id", "podcast_id", "created_at",
+    "episode_id", "podcast_id", "created_at", "reservation_id",
 )  # fmt: skip
 COST_COLUMNS = (
     "event_id", "event_type", "service", "quantity", "unit", "metadata", "user_id", "tier",
@@ -68,6 +68,7 @@ class RowBuilder:
             checks.text("episode_id", event.episode_id),
             checks.text("podcast_id", event.podcast_id),
             checks.moment(event, "created_at", self.received_at) or self.received_at,
+            checks.text("reservation_id", event.reservation_id),
         )
 
     def llm(self, event: telemetry_pb2.LlmEvent) -> Row:
@@ -101,6 +102,7 @@ class RowBuilder:
             checks.text("episode_id", event.episode_id),
             checks.text("podcast_id", event.podcast_id),
             checks.moment(event, "created_at", self.received_at) or self.received_at,
+            checks.text("reservation_id", event.reservation_id),
         )
 
     def cost(self, event: telemetry_pb2.CostEvent) -> Row:

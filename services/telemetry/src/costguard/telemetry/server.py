@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from costguard.common.counters import LiveCounters
 from costguard.common.db import create_pool
 from costguard.common.grpc_server import GrpcServer
+from costguard.common.rebuild import CounterReconciler
 from costguard.common.redis import create_redis
 from costguard.telemetry.config import TelemetryConfig
 from costguard.telemetry.ingest import Ingestor
-from costguard.telemetry.reconcile import CounterReconciler
 from costguard.telemetry.servicer import SERVICE_NAME, TelemetryServicer
 from costguard.v1 import telemetry_pb2_grpc
 

@@ -1,7 +1,8 @@
 """Rebuild today's live counters from Postgres, the source of truth.
 
-Runs at start-up, every ``COUNTER_RECONCILE_SECONDS`` (default 60) and soon after a
-failed counter update (Redis down). Inside one transaction it takes a SHARE lock on the
+Telemetry runs it at start-up, every ``COUNTER_RECONCILE_SECONDS`` (default 60) and
+soon after a failed counter update (Redis down); the throttle runs it before it decides
+on counters that Redis lost (after a restart or ``FLUSHDB``). Inside one transaction it takes a SHARE lock on the
 event tables, which waits for in-flight ingest transactions (they bump the counters
 before they commit) and holds new ones back while the figures are read and written, so
 the rebuilt counters equal Postgres exactly. Only one replica rebuilds at a time.
@@ -101,11 +102,15 @@ class CounterReconciler:
         """Ask for a rebuild soon (after a failed counter update)."""
         self._due.set()
 
-    async def rebuild_today(self) -> bool:
-        """Rebuild today's counters; False when another replica holds the lock."""
+    async def rebuild_today(self, *, wait: bool = False) -> bool:
+        """Rebuild today's counters. When another replica is rebuilding, return False at
+        once, or with ``wait`` wait for it and rebuild again (the caller needs fresh
+        counters now)."""
         day = today(self._tz)
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK_KEY):
+            if wait:
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+            elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK_KEY):
                 return False
             await conn.execute("SET LOCAL lock_timeout = '10s'")
             await conn.execute(
