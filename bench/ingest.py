@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime
 
 import asyncpg
+from grpc import aio
 
 from bench.common import bench_stack, percentile, report
 from costguard.devstack import DevStack, free_port
@@ -62,13 +63,12 @@ async def _through_sdk(target: str, events: list[telemetry_pb2.TelemetryEvent]) 
     delivered = await client.flush(timeout_s=600)
     elapsed = time.perf_counter() - started
     await client.close()
-    assert delivered and client.stats.accepted == len(events), client.stats
+    if not delivered or client.stats.accepted != len(events):
+        raise RuntimeError(f"not every event was stored: {client.stats}")
     return elapsed
 
 
 async def _single_record_latency(target: str) -> list[float]:
-    from grpc import aio
-
     samples = []
     async with aio.insecure_channel(target) as channel:
         stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)

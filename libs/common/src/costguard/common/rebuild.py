@@ -2,10 +2,11 @@
 
 Telemetry runs it at start-up, every ``COUNTER_RECONCILE_SECONDS`` (default 60) and
 soon after a failed counter update (Redis down); the throttle runs it before it decides
-on counters that Redis lost (after a restart or ``FLUSHDB``). Inside one transaction it takes a SHARE lock on the
-event tables, which waits for in-flight ingest transactions (they bump the counters
-before they commit) and holds new ones back while the figures are read and written, so
-the rebuilt counters equal Postgres exactly. Only one replica rebuilds at a time.
+on counters that Redis lost (after a restart or ``FLUSHDB``). Inside one transaction it
+takes a SHARE lock on the event tables, which waits for in-flight ingest transactions
+(they bump the counters before they commit) and holds new ones back while the figures
+are read and written, so the rebuilt counters equal Postgres exactly. Only one replica
+rebuilds at a time.
 """
 
 from __future__ import annotations
