@@ -28,6 +28,7 @@ _DATA_TABLES = (
     "cost_budgets",
     "entity_costs",
     "cost_monthly_summary",
+    "budget_alerts",
 )
 
 

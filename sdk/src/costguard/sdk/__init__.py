@@ -26,8 +26,10 @@ from costguard.sdk._insight import (
     insight_input_hash,
 )
 from costguard.sdk._jobs import JobRun, job_telemetry
+from costguard.sdk._throttle import BudgetDecision, ThrottleClient, check_budget_and_maybe_defer
 
 __all__ = [
+    "BudgetDecision",
     "CostEvent",
     "InsightStore",
     "JobRun",
@@ -36,8 +38,10 @@ __all__ = [
     "RedisInsightStore",
     "StoredInsight",
     "TelemetryClient",
+    "ThrottleClient",
     "UserContext",
     "cached_insight",
+    "check_budget_and_maybe_defer",
     "close",
     "configure",
     "current_user_context",

@@ -27,6 +27,7 @@ class UserContext:
     episode_id: str = ""
     podcast_id: str = ""
     entities: dict[str, str] = field(default_factory=dict)
+    reservation_id: str = ""  # from a throttle check: the job's telemetry settles it
 
 
 _current: ContextVar[UserContext | None] = ContextVar("costguard_user_context", default=None)

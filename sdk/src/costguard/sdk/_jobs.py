@@ -123,6 +123,8 @@ class _Measurement:
             event.episode_id = ctx.episode_id
         if ctx.podcast_id:
             event.podcast_id = ctx.podcast_id
+        if ctx.reservation_id:
+            event.reservation_id = ctx.reservation_id
         return wrapper
 
 

@@ -43,9 +43,11 @@ WITH usage AS (
     WHERE created_at >= $1 AND created_at < $2
 )
 SELECT GROUPING(tier) AS no_tier, GROUPING(user_id) AS no_user, tier, user_id,
-       sum(jobs)::bigint AS jobs, sum(cpu_ms)::bigint AS cpu_ms,
-       sum(tokens_in)::bigint AS tokens_in, sum(tokens_out)::bigint AS tokens_out,
-       sum(ai_calls)::bigint AS ai_calls, sum(cost_nusd)::bigint AS cost_nusd
+       coalesce(sum(jobs), 0)::bigint AS jobs, coalesce(sum(cpu_ms), 0)::bigint AS cpu_ms,
+       coalesce(sum(tokens_in), 0)::bigint AS tokens_in,
+       coalesce(sum(tokens_out), 0)::bigint AS tokens_out,
+       coalesce(sum(ai_calls), 0)::bigint AS ai_calls,
+       coalesce(sum(cost_nusd), 0)::bigint AS cost_nusd
 FROM usage
 GROUP BY GROUPING SETS ((), (tier), (user_id))
 """

@@ -1,47 +1,56 @@
-"""Wiring for ``python -m costguard.throttle``.
-
-The RPCs answer UNIMPLEMENTED until their issue lands; health, reflection, auth and
-graceful shutdown are already real.
-"""
+"""Wiring for ``python -m costguard.throttle``."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-import grpc
-from grpc import aio
+from redis.asyncio import Redis
 
+from costguard.common.counters import LiveCounters
 from costguard.common.db import create_pool
 from costguard.common.grpc_server import GrpcServer
-from costguard.common.redis import create_redis
+from costguard.common.rebuild import CounterReconciler
+from costguard.throttle.alerts import AlertRecorder
+from costguard.throttle.budgets import BudgetBook
 from costguard.throttle.config import ThrottleConfig
-from costguard.v1 import throttle_pb2, throttle_pb2_grpc
-
-SERVICE_NAME = throttle_pb2.DESCRIPTOR.services_by_name["ThrottleService"].full_name
-
-
-async def _not_yet(context: aio.ServicerContext[Any, Any]) -> None:
-    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "arrives with issue 4")
+from costguard.throttle.queue import DeferralQueue
+from costguard.throttle.reserve import Reserver
+from costguard.throttle.service import Throttle
+from costguard.throttle.servicer import SERVICE_NAME, ThrottleServicer
+from costguard.v1 import throttle_pb2_grpc
 
 
-class ThrottleServicer(throttle_pb2_grpc.ThrottleServiceServicer):
-    async def Check(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-        await _not_yet(context)
-
-    async def Defer(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-        await _not_yet(context)
-
-    async def Lease(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-        await _not_yet(context)
-
-    async def Ack(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-        await _not_yet(context)
+@dataclass
+class ThrottleApp:
+    server: GrpcServer
+    throttle: Throttle
+    budgets: BudgetBook
+    alerts: AlertRecorder
+    queue: DeferralQueue
 
 
-async def build_server(config: ThrottleConfig) -> GrpcServer:
+async def build(config: ThrottleConfig) -> ThrottleApp:
     pool = await create_pool(config.database_url)
-    redis = create_redis(config.redis_url)
-    servicer = ThrottleServicer()
+    # Short timeouts: with Redis away, a check answers by the fail policy quickly.
+    redis = Redis.from_url(
+        config.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=config.redis_timeout_s,
+        socket_timeout=config.redis_timeout_s,
+    )
+    budgets = BudgetBook(pool, config.database_url, reload_s=config.budget_reload_s)
+    await budgets.start()
+    rebuilder = CounterReconciler(
+        pool,
+        LiveCounters(redis),
+        timezone=config.core.timezone,
+        prices=config.prices,
+        interval_s=60.0,
+    )
+    alerts = AlertRecorder(pool)
+    throttle = Throttle(config, budgets, Reserver(redis), rebuilder, alerts)
+    queue = DeferralQueue(redis, weights=config.queue_weights)
+    servicer = ThrottleServicer(throttle, queue, config.core.tiers)
     server = GrpcServer(
         config.core,
         [
@@ -53,7 +62,13 @@ async def build_server(config: ThrottleConfig) -> GrpcServer:
     )
     server.on_shutdown(pool.close)
     server.on_shutdown(redis.aclose)
-    return server
+    server.on_shutdown(budgets.stop)
+    server.on_shutdown(alerts.drain)
+    return ThrottleApp(server, throttle, budgets, alerts, queue)
+
+
+async def build_server(config: ThrottleConfig) -> GrpcServer:
+    return (await build(config)).server
 
 
 async def serve(config: ThrottleConfig) -> None:

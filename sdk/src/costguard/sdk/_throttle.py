@@ -1,0 +1,157 @@
+"""``check_budget_and_maybe_defer``: ask the throttle before spending."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc import aio
+
+from costguard.sdk._context import UserContext, current_user_context
+from costguard.v1 import throttle_pb2, throttle_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+# The service's own default when Redis is away, applied here when the throttle is:
+# paying tiers run, the free tier waits.
+_FAIL_OPEN_TIERS = frozenset({"pro", "enterprise"})
+_FAIL_CLOSED_RETRY_MS = 30_000
+
+
+@dataclass(frozen=True)
+class BudgetDecision:
+    """What the throttle decided: ``action`` is ALLOW, DOWNGRADE, DEFER or DENY."""
+
+    action: str
+    reason: str
+    retry_after_ms: int = 0
+    downgrade_model: str = ""
+    reservation_id: str = ""
+    remaining: tuple[throttle_pb2.Remaining, ...] = field(default_factory=tuple)
+    deferred_job_id: str = ""
+
+    @property
+    def may_run(self) -> bool:
+        return self.action in ("ALLOW", "DOWNGRADE")
+
+    def bind(self, ctx: UserContext) -> UserContext:
+        """``ctx`` carrying this decision's reservation, so the job's telemetry settles it."""
+        return dataclasses.replace(ctx, reservation_id=self.reservation_id)
+
+
+class ThrottleClient:
+    def __init__(self, target: str, *, token: str | None = None, timeout_s: float = 2.0) -> None:
+        self._channel = aio.insecure_channel(target)
+        self._stub = throttle_pb2_grpc.ThrottleServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout_s = timeout_s
+
+    async def check(self, request: throttle_pb2.CheckRequest) -> throttle_pb2.CheckResponse:
+        return await self._stub.Check(request, metadata=self._metadata, timeout=self._timeout_s)
+
+    async def defer(self, request: throttle_pb2.DeferRequest) -> throttle_pb2.DeferResponse:
+        return await self._stub.Defer(request, metadata=self._metadata, timeout=self._timeout_s)
+
+    async def lease(self, request: throttle_pb2.LeaseRequest) -> throttle_pb2.LeaseResponse:
+        return await self._stub.Lease(request, metadata=self._metadata, timeout=self._timeout_s)
+
+    async def ack(self, request: throttle_pb2.AckRequest) -> throttle_pb2.AckResponse:
+        return await self._stub.Ack(request, metadata=self._metadata, timeout=self._timeout_s)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+class _Default:
+    client: ThrottleClient | None = None
+
+
+def default_throttle() -> ThrottleClient:
+    if _Default.client is None:
+        _Default.client = ThrottleClient(
+            os.environ.get("COSTGUARD_THROTTLE_ADDR", "127.0.0.1:50052"),
+            token=os.environ.get("COSTGUARD_SERVICE_TOKEN"),
+        )
+    return _Default.client
+
+
+async def check_budget_and_maybe_defer(
+    *,
+    tier: str | None = None,
+    domain: str | None = None,
+    est_cpu_ms: int = 0,
+    est_input_tokens: int = 0,
+    est_output_tokens: int = 0,
+    model: str = "",
+    job_type: str = "",
+    user_id: str | None = None,
+    payload: bytes | None = None,
+    client: ThrottleClient | None = None,
+) -> BudgetDecision:
+    """Ask the throttle whether a job may run now, reserving its estimate if so.
+
+    User, tier and domain default to the current ``UserContext``. When the answer is
+    DEFER and a ``payload`` is given, the job is put on the throttle's deferral queue
+    (not before ``retry_after_ms``) and ``deferred_job_id`` says where. If the throttle
+    cannot be reached, paying tiers are allowed and the free tier is deferred, and the
+    reason says so: this never raises for a telemetry or network failure.
+    """
+    ctx = current_user_context()
+    tier = tier or (ctx.tier if ctx else "")
+    user_id = user_id or (ctx.user_id if ctx else "")
+    throttle = client or default_throttle()
+    request = throttle_pb2.CheckRequest(
+        user_id=user_id,
+        tier=tier,
+        domain=domain or (ctx.domain if ctx else "default"),
+        job_type=job_type,
+        est_cpu_ms=est_cpu_ms,
+        est_input_tokens=est_input_tokens,
+        est_output_tokens=est_output_tokens,
+        model=model,
+    )
+    try:
+        reply = await throttle.check(request)
+    except grpc.RpcError as exc:
+        if isinstance(exc, aio.AioRpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            raise ValueError(exc.details()) from None  # the caller's mistake: say so
+        log.warning(
+            "throttle unreachable; applying the local fail policy", extra={"error": str(exc)}
+        )
+        if tier in _FAIL_OPEN_TIERS:
+            return BudgetDecision(
+                "ALLOW", f"throttle unreachable: allowed by the fail-open policy for tier {tier}"
+            )
+        return BudgetDecision(
+            "DEFER",
+            f"throttle unreachable: deferred by the fail-closed policy for tier {tier}",
+            retry_after_ms=_FAIL_CLOSED_RETRY_MS,
+        )
+    decision = BudgetDecision(
+        action=throttle_pb2.Action.Name(reply.action),
+        reason=reply.reason,
+        retry_after_ms=reply.retry_after_ms,
+        downgrade_model=reply.downgrade_model,
+        reservation_id=reply.reservation_id,
+        remaining=tuple(reply.remaining),
+    )
+    if decision.action == "DEFER" and payload is not None:
+        not_before_ms = int(time.time() * 1000) + decision.retry_after_ms
+        seconds, millis = divmod(not_before_ms, 1000)
+        deferred = await throttle.defer(
+            throttle_pb2.DeferRequest(
+                user_id=user_id,
+                tier=tier,
+                domain=request.domain,
+                job_type=job_type,
+                payload=payload,
+                not_before=Timestamp(seconds=seconds, nanos=millis * 1_000_000),
+            )
+        )
+        decision = dataclasses.replace(decision, deferred_job_id=deferred.job_id)
+    return decision

@@ -1,0 +1,120 @@
+"""Budgets from ``cost_budgets``, cached in memory and reloaded on every change.
+
+A trigger on ``cost_budgets`` sends ``NOTIFY costguard_budgets`` on every insert, update
+and delete; the book LISTENs on a connection of its own and reloads the (small) table,
+so a cap changed through the gateway or by hand in SQL applies within a second, without
+a restart. A periodic reload covers notifications missed while that connection was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+import asyncpg
+
+from costguard.common.pricing import to_nano_usd
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "costguard_budgets"
+# Cap metrics in the order the reserve script uses: (name, usage field, reserved field).
+METRICS = (
+    ("jobs", "jobs", "r_jobs"),
+    ("cpu_ms", "cpu_ms", "r_cpu_ms"),
+    ("llm_input_tokens", "tokens_in", "r_tokens_in"),
+    ("llm_output_tokens", "tokens_out", "r_tokens_out"),
+    ("cost_usd", "cost_nusd", "r_cost_nusd"),
+)
+
+
+@dataclass(frozen=True)
+class Budget:
+    scope: str
+    caps: tuple[
+        int | None, int | None, int | None, int | None, int | None
+    ]  # METRICS order; cost in nano-USD
+    thresholds: tuple[Decimal, ...]
+
+
+def _budget(row: asyncpg.Record) -> Budget:
+    cost = row["cost_usd_per_day"]
+    return Budget(
+        scope=row["apply_scope"],
+        caps=(
+            row["jobs_per_day"],
+            row["cpu_ms_per_day"],
+            row["llm_input_tokens_per_day"],
+            row["llm_output_tokens_per_day"],
+            to_nano_usd(cost) if cost is not None else None,
+        ),
+        thresholds=tuple(row["alert_thresholds"]),
+    )
+
+
+class BudgetBook:
+    def __init__(self, pool: asyncpg.Pool, dsn: str, *, reload_s: float) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._reload_s = reload_s
+        self._budgets: dict[str, Budget] = {}
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._due = asyncio.Event()
+        self.version = 0
+
+    def get(self, scope: str) -> Budget | None:
+        return self._budgets.get(scope)
+
+    async def reload(self) -> None:
+        rows = await self._pool.fetch(
+            "SELECT apply_scope, cpu_ms_per_day, jobs_per_day, llm_input_tokens_per_day, "
+            "llm_output_tokens_per_day, cost_usd_per_day, alert_thresholds "
+            "FROM cost_budgets WHERE enabled"
+        )
+        budgets = {row["apply_scope"]: _budget(row) for row in rows}
+        async with self._changed:
+            self._budgets = budgets
+            self.version += 1
+            self._changed.notify_all()
+
+    async def wait_for_version(self, version: int) -> None:
+        """Wait until the budgets have been (re)loaded ``version`` times in all."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.version >= version)
+
+    def _notified(self, *args: object) -> None:
+        self._due.set()
+
+    async def _listen_forever(self) -> None:
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn)
+                await conn.add_listener(CHANNEL, self._notified)
+                await self.reload()  # anything changed while we were not listening
+                while not conn.is_closed():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._reload_s):
+                            await self._due.wait()
+                    self._due.clear()
+                    await self.reload()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.warning("budget listener lost its connection; reconnecting", exc_info=True)
+                await asyncio.sleep(1.0)  # Postgres is away: retry at a gentle pace
+            finally:
+                if conn is not None and not conn.is_closed():
+                    await conn.close()
+
+    async def start(self) -> None:
+        await self.reload()
+        self._task = asyncio.get_running_loop().create_task(self._listen_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

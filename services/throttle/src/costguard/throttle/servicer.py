@@ -1,0 +1,177 @@
+"""Thin gRPC adapter: validate and decode, call the domain, encode."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc import aio
+
+from costguard.throttle.policy import BudgetDecision
+from costguard.throttle.queue import DeferralQueue, DeferredJob
+from costguard.throttle.service import CheckInput, Throttle
+from costguard.v1 import throttle_pb2, throttle_pb2_grpc
+
+SERVICE_NAME = throttle_pb2.DESCRIPTOR.services_by_name["ThrottleService"].full_name
+Context = aio.ServicerContext[Any, Any]
+
+
+class InvalidRequest(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+
+
+def _stamp_ms(epoch_ms: int) -> Timestamp:
+    seconds, millis = divmod(epoch_ms, 1000)
+    return Timestamp(seconds=seconds, nanos=millis * 1_000_000)
+
+
+def check_input(request: throttle_pb2.CheckRequest, tiers: tuple[str, ...]) -> CheckInput:
+    if not request.user_id:
+        raise InvalidRequest("user_id", "is required")
+    if len(request.user_id) > 64:
+        raise InvalidRequest("user_id", "is longer than 64 characters")
+    if request.tier not in tiers:
+        raise InvalidRequest(
+            "tier", f"{request.tier[:32]!r} is not a configured tier ({', '.join(tiers)})"
+        )
+    for name in ("est_cpu_ms", "est_input_tokens", "est_output_tokens"):
+        if getattr(request, name) < 0:
+            raise InvalidRequest(name, f"must not be negative, got {getattr(request, name)}")
+    cost: Decimal | None = None
+    if request.est_cost_usd:
+        try:
+            cost = Decimal(request.est_cost_usd)
+        except InvalidOperation:
+            raise InvalidRequest(
+                "est_cost_usd", f"is not a decimal number: {request.est_cost_usd[:40]!r}"
+            ) from None
+        if not cost.is_finite() or cost < 0:
+            raise InvalidRequest("est_cost_usd", "must be a finite amount >= 0")
+    return CheckInput(
+        user_id=request.user_id,
+        tier=request.tier,
+        domain=request.domain or "default",
+        job_type=request.job_type,
+        est_cpu_ms=request.est_cpu_ms,
+        est_input_tokens=request.est_input_tokens,
+        est_output_tokens=request.est_output_tokens,
+        model=request.model,
+        reservation_id=request.reservation_id[:64],
+        est_cost_usd=cost,
+    )
+
+
+def encode_decision(decision: BudgetDecision) -> throttle_pb2.CheckResponse:
+    return throttle_pb2.CheckResponse(
+        action=throttle_pb2.Action.Value(decision.action.value),
+        retry_after_ms=decision.retry_after_ms,
+        downgrade_model=decision.downgrade_model,
+        reason=decision.reason,
+        reservation_id=decision.reservation_id,
+        remaining=[
+            throttle_pb2.Remaining(
+                scope=r.scope,
+                metric=r.metric,
+                cap=str(r.cap),
+                used=str(r.used),
+                remaining=str(r.remaining),
+            )
+            for r in decision.remaining
+        ],
+    )
+
+
+class ThrottleServicer(throttle_pb2_grpc.ThrottleServiceServicer):
+    def __init__(self, throttle: Throttle, queue: DeferralQueue, tiers: tuple[str, ...]) -> None:
+        self._throttle = throttle
+        self._queue = queue
+        self._tiers = tiers
+
+    async def Check(
+        self, request: throttle_pb2.CheckRequest, context: Context
+    ) -> throttle_pb2.CheckResponse:
+        try:
+            checked = check_input(request, self._tiers)
+        except InvalidRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return encode_decision(await self._throttle.check(checked))
+
+    async def Defer(
+        self, request: throttle_pb2.DeferRequest, context: Context
+    ) -> throttle_pb2.DeferResponse:
+        if request.tier not in self._tiers:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"tier: {request.tier[:32]!r} is not a configured tier",
+            )
+        if len(request.payload) > 256 * 1024:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "payload: larger than 256 KiB")
+        not_before_ms = (
+            request.not_before.seconds * 1000 + request.not_before.nanos // 1_000_000
+            if request.HasField("not_before")
+            else int(time.time() * 1000)
+        )
+        stored = await self._queue.defer(
+            DeferredJob(
+                job_id=request.job_id[:64],
+                user_id=request.user_id[:64],
+                tier=request.tier,
+                domain=request.domain[:64],
+                job_type=request.job_type[:64],
+                payload=request.payload,
+                not_before_ms=not_before_ms,
+            )
+        )
+        return throttle_pb2.DeferResponse(
+            job_id=stored.job_id, not_before=_stamp_ms(stored.not_before_ms)
+        )
+
+    async def Lease(
+        self, request: throttle_pb2.LeaseRequest, context: Context
+    ) -> throttle_pb2.LeaseResponse:
+        if not 0 < request.max_jobs <= 1000:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "max_jobs: must be between 1 and 1000"
+            )
+        if not 0 < request.visibility_timeout_ms <= 24 * 3600 * 1000:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "visibility_timeout_ms: must be between 1 ms and 24 h",
+            )
+        leases = await self._queue.lease(
+            request.worker_id[:64] or "anonymous",
+            max_jobs=request.max_jobs,
+            visibility_timeout_ms=request.visibility_timeout_ms,
+        )
+        return throttle_pb2.LeaseResponse(
+            jobs=[
+                throttle_pb2.LeasedJob(
+                    job_id=lease.job.job_id,
+                    lease_token=lease.lease_token,
+                    user_id=lease.job.user_id,
+                    tier=lease.job.tier,
+                    domain=lease.job.domain,
+                    job_type=lease.job.job_type,
+                    payload=lease.job.payload,
+                    deliveries=lease.deliveries,
+                    enqueued_at=_stamp_ms(lease.enqueued_at_ms),
+                    lease_expires_at=_stamp_ms(lease.lease_expires_at_ms),
+                )
+                for lease in leases
+            ]
+        )
+
+    async def Ack(
+        self, request: throttle_pb2.AckRequest, context: Context
+    ) -> throttle_pb2.AckResponse:
+        if not request.job_id or not request.lease_token:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "job_id and lease_token: both are required"
+            )
+        return throttle_pb2.AckResponse(
+            acked=await self._queue.ack(request.job_id, request.lease_token)
+        )
