@@ -223,7 +223,7 @@ class TelemetryClient:
 
     async def _ship_forever(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._closed:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._flush_interval_s):
                     await self._wakeup.wait()

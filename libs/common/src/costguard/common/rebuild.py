@@ -100,6 +100,7 @@ class CounterReconciler:
         self._task: asyncio.Task[None] | None = None
         self.passes = 0
         self._passed = asyncio.Condition()
+        self._stopping = False
 
     def request(self) -> None:
         """Ask for a rebuild soon (after a failed counter update)."""
@@ -130,7 +131,7 @@ class CounterReconciler:
             await self._passed.wait_for(lambda: self.passes >= count)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 if await self.rebuild_today():
                     async with self._passed:
@@ -139,11 +140,14 @@ class CounterReconciler:
             except (RedisError, OSError, asyncpg.PostgresError):
                 log.warning("counter rebuild failed; retrying", exc_info=True)
                 self._due.set()
+            if self._stopping:
+                break
             try:
                 async with asyncio.timeout(self._interval_s):
                     await self._due.wait()
-                # Redis just failed: give it a moment rather than spinning.
-                await asyncio.sleep(min(1.0, self._interval_s))
+                if not self._stopping:
+                    # Redis just failed: give it a moment rather than spinning.
+                    await asyncio.sleep(min(1.0, self._interval_s))
             except TimeoutError:
                 pass
             self._due.clear()
@@ -152,6 +156,10 @@ class CounterReconciler:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        # A flag as well as cancel(): a cancellation that lands inside asyncpg while a
+        # rebuild runs can be swallowed there, and the loop must still end.
+        self._stopping = True
+        self._due.set()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

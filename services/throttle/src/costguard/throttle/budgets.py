@@ -64,6 +64,7 @@ class BudgetBook:
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._due = asyncio.Event()
+        self._stopping = False
         self.version = 0
 
     def get(self, scope: str) -> Budget | None:
@@ -90,18 +91,19 @@ class BudgetBook:
         self._due.set()
 
     async def _listen_forever(self) -> None:
-        while True:
+        while not self._stopping:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(self._dsn)
                 await conn.add_listener(CHANNEL, self._notified)
                 await self.reload()  # anything changed while we were not listening
-                while not conn.is_closed():
+                while not conn.is_closed() and not self._stopping:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self._reload_s):
                             await self._due.wait()
                     self._due.clear()
-                    await self.reload()
+                    if not self._stopping:
+                        await self.reload()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 log.warning("budget listener lost its connection; reconnecting", exc_info=True)
                 await asyncio.sleep(1.0)  # Postgres is away: retry at a gentle pace
@@ -114,6 +116,9 @@ class BudgetBook:
         self._task = asyncio.get_running_loop().create_task(self._listen_forever())
 
     async def stop(self) -> None:
+        # A flag as well as cancel(): asyncpg can swallow a cancellation mid-query.
+        self._stopping = True
+        self._due.set()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
