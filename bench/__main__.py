@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from bench import ingest, sdk_hot_path
+from bench import ingest, sdk_hot_path, throttle
 
 
 def main() -> None:
     print("costguard benchmarks: figures from this machine, printed, never asserted")
     sdk_hot_path.main()
     ingest.main()
+    throttle.main()
 
 
 if __name__ == "__main__":

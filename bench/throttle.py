@@ -1,0 +1,171 @@
+"""Issue 4's throttle figures, from one run on this machine.
+
+``Check`` over gRPC (decisions per second, p50/p99) with 16 and 64 concurrent callers,
+beside, in the same run: a no-op ``grpc.aio`` unary handler with the same message sizes
+(the wire's own limit), a bare ``EVALSHA`` of the same reserve script from this one
+process, and the ``limits`` library's Redis moving-window limiter on the same Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+from grpc import aio
+from limits import RateLimitItemPerDay
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
+
+from bench.common import bench_stack, percentile, report
+from costguard.common.counters import built_key, global_key, tier_key, user_key
+from costguard.devstack import DevStack, free_port
+from costguard.throttle.reserve import Reserver
+from costguard.v1 import throttle_pb2, throttle_pb2_grpc
+from tests.processes import ServiceProcess
+
+CALLS_PER_CALLER = 400
+CONCURRENCY = (16, 64)
+
+
+async def _drive(
+    concurrency: int, call: Callable[[int], Awaitable[object]]
+) -> tuple[float, list[float]]:
+    """``concurrency`` callers, each making CALLS_PER_CALLER calls back to back."""
+    latencies: list[float] = []
+
+    async def caller(n: int) -> None:
+        for i in range(CALLS_PER_CALLER):
+            started = time.perf_counter()
+            await call(n * CALLS_PER_CALLER + i)
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller(n) for n in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, latencies
+
+
+def _rate_line(rate: float, latencies: list[float]) -> str:
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    return f"{rate:>8,.0f}/s  p50 {p50:5.2f} ms  p99 {p99:5.2f} ms"
+
+
+def _request(i: int) -> throttle_pb2.CheckRequest:
+    return throttle_pb2.CheckRequest(
+        user_id=f"user-{i % 500}",
+        tier=("free", "pro", "enterprise")[i % 3],
+        domain="audio",
+        est_cpu_ms=50,
+    )
+
+
+async def _grpc_rates(target: str) -> dict[int, tuple[float, list[float]]]:
+    results = {}
+    async with aio.insecure_channel(target) as channel:
+        stub = throttle_pb2_grpc.ThrottleServiceStub(channel)
+        await stub.Check(_request(0))  # warm the connection
+        for concurrency in CONCURRENCY:
+            results[concurrency] = await _drive(concurrency, lambda i: stub.Check(_request(i)))
+    return results
+
+
+async def _bare_evalsha(url: str) -> float:
+    redis = Redis.from_url(url, decode_responses=True)
+    reserver = Reserver(redis)
+    day = datetime.now(UTC).date()
+    await redis.set(built_key(day), "1")
+    caps = [[-1, 10**15, -1, -1, -1], [-1] * 5, [-1] * 5]
+
+    async def once(i: int) -> object:
+        return await reserver.check(
+            day=day,
+            scope_keys=[global_key(day), tier_key(day, "pro"), user_key(day, f"user-{i % 500}")],
+            caps=caps,
+            estimate=[1, 50, 0, 0, 1000],
+            limit=1.0,
+            reservation_id=f"bench-{i}",
+            now_ms=int(time.time() * 1000),
+            ttl_ms=600_000,
+        )
+
+    rate, _ = await _drive(16, once)
+    await redis.aclose()
+    return rate
+
+
+async def _limits_moving_window(url: str) -> float:
+    storage = RedisStorage(url.replace("redis://", "async+redis://"), implementation="redispy")
+    limiter = MovingWindowRateLimiter(storage)
+    item = RateLimitItemPerDay(10**9)
+
+    async def once(i: int) -> object:
+        return await limiter.hit(item, f"user-{i % 500}")
+
+    rate, _ = await _drive(16, once)
+    return rate
+
+
+async def run(stack: DevStack) -> None:
+    conn = await asyncpg.connect(stack.postgres.dsn)
+    await conn.execute(
+        "INSERT INTO cost_budgets (apply_scope, cpu_ms_per_day, jobs_per_day) "
+        "VALUES ('global', 1e12, 1e9)"
+    )
+    await conn.close()
+    port = free_port()
+    throttle = ServiceProcess(
+        "costguard.throttle",
+        {
+            "DATABASE_URL": stack.postgres.dsn,
+            "REDIS_URL": stack.redis.url,
+            "GRPC_LISTEN": f"127.0.0.1:{port}",
+        },
+    )
+    await throttle.start()
+    await throttle.wait_for_log("serving")
+    noop_port = free_port()
+    noop = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.noop_throttle", str(noop_port), stdout=asyncio.subprocess.PIPE
+    )
+    assert noop.stdout is not None
+    await noop.stdout.readline()
+    try:
+        checks = await _grpc_rates(f"127.0.0.1:{port}")
+        noops = await _grpc_rates(f"127.0.0.1:{noop_port}")
+        evalsha = await _bare_evalsha(stack.redis.url)
+        moving_window = await _limits_moving_window(stack.redis.url)
+    finally:
+        noop.terminate()
+        await noop.wait()
+        await throttle.terminate()
+    rows = []
+    for concurrency in CONCURRENCY:
+        rate, lat = checks[concurrency]
+        noop_rate, noop_lat = noops[concurrency]
+        rows += [
+            (f"Check, {concurrency} callers", _rate_line(rate, lat)),
+            (f"no-op handler, {concurrency} callers", _rate_line(noop_rate, noop_lat)),
+            (f"  Check / no-op ({concurrency})", f"{rate / noop_rate:.2f}  (goal >= 0.70)"),
+        ]
+    rate16 = checks[16][0]
+    rows += [
+        ("bare EVALSHA reserve, 16 tasks", f"{evalsha:>8,.0f}/s"),
+        ("limits moving window, 16 tasks", f"{moving_window:>8,.0f}/s"),
+        ("  Check(16) / limits", f"{rate16 / moving_window:.2f}  (goal > 1)"),
+        ("  Check(16) p99", f"{percentile(checks[16][1], 99):.2f} ms  (goal < 5 ms)"),
+    ]
+    report(f"throttle Check ({CALLS_PER_CALLER} calls per caller)", rows)
+
+
+def main() -> None:
+    with bench_stack() as stack:
+        asyncio.run(run(stack))
+
+
+if __name__ == "__main__":
+    main()
