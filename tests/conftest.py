@@ -29,6 +29,9 @@ _DATA_TABLES = (
     "entity_costs",
     "cost_monthly_summary",
     "budget_alerts",
+    "rollup_dirty_dates",
+    "rollup_runs",
+    "entity_costs_daily",
 )
 
 

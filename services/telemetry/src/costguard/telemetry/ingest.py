@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -127,14 +127,19 @@ _TABLES = {
         """
         WITH inserted AS (
             INSERT INTO cost_events SELECT * FROM stage_cost_events
-            ON CONFLICT (event_id) DO NOTHING RETURNING 1
+            ON CONFLICT (event_id) DO NOTHING RETURNING created_at AS at
         )
-        SELECT NULL::date AS day, NULL AS tier, NULL AS user_id, count(*) AS events
-        FROM inserted
+        SELECT (at AT TIME ZONE $1)::date AS day, count(*) AS events FROM inserted GROUP BY 1
         """,
-        (),
+        ("timezone",),
     ),
 }
+
+
+# DO NOTHING takes no lock on an existing row, so concurrent batches never queue here.
+_MARK_DIRTY = (
+    "INSERT INTO rollup_dirty_dates (date) SELECT unnest($1::date[]) ON CONFLICT (date) DO NOTHING"
+)
 
 
 def _event_id_of(event: telemetry_pb2.TelemetryEvent) -> str:
@@ -188,7 +193,9 @@ class Ingestor:
                 )
         return rows, rejections
 
-    def _usages(self, rows: list[asyncpg.Record]) -> list[Usage]:
+    def _usages(self, kind: str, rows: list[asyncpg.Record]) -> list[Usage]:
+        if kind == "cost":
+            return []
         today = datetime.now(self._tz).date()
         return [
             Usage(
@@ -207,7 +214,7 @@ class Ingestor:
             )
             for row in rows
             # A late event's day has expired from the counters; the rollup has it.
-            if row["day"] is not None and abs((today - row["day"]).days) <= 1
+            if abs((today - row["day"]).days) <= 1
         ]
 
     async def _count(self, usages: list[Usage]) -> None:
@@ -230,11 +237,16 @@ class Ingestor:
             params = {"timezone": self._tz.key, **vars(self._prices)}
             async with self._pool.acquire() as conn, conn.transaction():
                 usages: list[Usage] = []
+                days: set[date] = set()
                 for kind, table in _TABLES.items():
                     if rows[kind]:
                         inserted = await _insert(conn, table, rows[kind], params)
                         accepted += sum(row["events"] for row in inserted)
-                        usages += self._usages(inserted)
+                        usages += self._usages(kind, inserted)
+                        days.update(row["day"] for row in inserted)
+                if days:
+                    # The rollup re-rolls these days (issue 5: near-live today, late events).
+                    await conn.execute(_MARK_DIRTY, sorted(days))
                 await self._count(usages)
         return IngestResult(accepted, valid - accepted, tuple(rejections))
 
