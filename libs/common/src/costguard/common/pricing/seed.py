@@ -1,7 +1,7 @@
-"""Prices, with no I/O: the seed's constants, read once from the environment.
+"""The seed's four price constants, read once from the environment.
 
-Money is ``Decimal``. This module grows per-model LLM prices and AWS list prices with
-the rollup issue; the live counters use it now for their estimated cost.
+They price jobs, feed the live counters' estimated cost, and price any LLM model the price
+library does not know (flagged as unpriced, never $0).
 """
 
 from __future__ import annotations

@@ -1,0 +1,465 @@
+"""Pricing rules (issue 5), by hand and against genai-prices' own figures. No DB, no network."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import fields, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from genai_prices import Usage, calc_price
+from hypothesis import given
+from hypothesis import strategies as st
+
+from costguard.common.config import ConfigError
+from costguard.common.pricing import (
+    AWS_RATE_COLUMNS,
+    CATEGORY_AWS,
+    CATEGORY_UNPRICED,
+    LLM_RATE_COLUMNS,
+    NANO,
+    AwsPrices,
+    LlmRate,
+    PriceChange,
+    PriceSheet,
+    SeedPrices,
+    aws_rate_rows,
+    build_price_sheet,
+    cost_event_cost,
+    llm_call_cost,
+    llm_rate_rows,
+    price_changes,
+    to_nano_usd,
+)
+
+SEED = SeedPrices.from_env({})
+AWS = AwsPrices.from_env({})
+AT = datetime(2026, 6, 1, tzinfo=UTC)
+# (model, provider) as events record them: no cache price (gpt-3.5-turbo), long-prompt tiers
+# (gemini-2.5-pro, claude-sonnet-4-5), a per-request fee (sonar).
+KNOWN = [
+    ("gpt-4o", "openai"),
+    ("gpt-4o-mini", "openai"),
+    ("gpt-3.5-turbo", "openai"),
+    ("gemini-2.5-pro", "google"),
+    ("claude-sonnet-4-5", "anthropic"),
+    ("sonar", "perplexity"),
+]
+UNKNOWN = [("my-finetune-v3", "openai"), ("gpt-4o", "no-such-provider"), ("", "openai")]
+
+
+@pytest.fixture(scope="module")
+def sheet() -> PriceSheet:
+    return build_price_sheet([*KNOWN, *UNKNOWN], seed=SEED, aws=AWS, at=AT)
+
+
+def _library_total(model: str, provider: str, inp: int, cached: int, out: int) -> Decimal:
+    usage = Usage(input_tokens=inp, cache_read_tokens=cached, output_tokens=out)
+    found = calc_price(usage, model, provider_id=provider, genai_request_timestamp=AT)
+    return found.total_price
+
+
+# --- seed constants -----------------------------------------------------------------------
+
+
+def test_seed_constants_default_to_the_seed_values() -> None:
+    assert (
+        SeedPrices(
+            cpu_ms=Decimal("0.00000002"),
+            db_row_1k=Decimal("0.0005"),
+            llm_input_token=Decimal("0.00000015"),
+            llm_output_token=Decimal("0.0000006"),
+        )
+        == SEED
+    )
+    assert all(type(getattr(SEED, f.name)) is Decimal for f in fields(SEED))
+
+
+@pytest.mark.parametrize(
+    ("variable", "attribute"),
+    [
+        ("COST_CPU_MS", "cpu_ms"),
+        ("COST_DB_ROW_1K", "db_row_1k"),
+        ("COST_LLM_INPUT_TOKEN", "llm_input_token"),
+        ("COST_LLM_OUTPUT_TOKEN", "llm_output_token"),
+    ],
+)
+def test_each_seed_constant_is_overridden_from_the_environment(
+    variable: str, attribute: str
+) -> None:
+    prices = SeedPrices.from_env({variable: "0.125"})
+    assert getattr(prices, attribute) == Decimal("0.125")
+    others = [f.name for f in fields(prices) if f.name != attribute]
+    assert all(getattr(prices, name) == getattr(SEED, name) for name in others)
+
+
+@pytest.mark.parametrize("bad", ["cheap", "-0.1", "nan", "Infinity"])
+def test_a_bad_seed_value_names_its_variable(bad: str) -> None:
+    with pytest.raises(ConfigError, match=r"^COST_LLM_OUTPUT_TOKEN: ") as raised:
+        SeedPrices.from_env({"COST_LLM_OUTPUT_TOKEN": bad})
+    assert raised.value.variable == "COST_LLM_OUTPUT_TOKEN"
+
+
+def test_job_cost_by_hand_from_the_constants() -> None:
+    # 1,500 ms * $0.00000002 + (300 + 100) rows / 1,000 * $0.0005 = $0.00003 + $0.0002
+    cost = SEED.job_cost(cpu_ms=1500, rows_read=300, rows_written=100)
+    assert cost == Decimal("0.00023")
+    assert type(cost) is Decimal
+    assert to_nano_usd(cost) == 230_000
+    assert Decimal("1e-9") == NANO
+
+
+# --- LLM calls ----------------------------------------------------------------------------
+
+
+def test_gpt_4o_bills_cached_tokens_once_at_the_cache_rate(sheet: PriceSheet) -> None:
+    rate = sheet.llm_rate("gpt-4o", "openai")
+    assert rate.priced
+    assert rate.matched == "openai/gpt-4o"
+    # 10,000 input of which 4,000 cached; 1,500 output of which some are reasoning:
+    # 6,000 * $2.50/M + 4,000 * $1.25/M + 1,500 * $10/M = 0.015 + 0.005 + 0.015
+    cost = llm_call_cost(rate, 10_000, 4_000, 1_500)
+    assert cost == Decimal("0.035")
+    assert cost == _library_total("gpt-4o", "openai", 10_000, 4_000, 1_500)
+    assert type(cost) is Decimal
+
+
+def test_a_model_without_a_cache_rate_bills_cached_tokens_as_input(sheet: PriceSheet) -> None:
+    rate = sheet.llm_rate("gpt-3.5-turbo", "openai")
+    assert rate.priced
+    assert rate.cached_input_per_token == rate.input_per_token == Decimal("0.0000005")
+    # 10,000 * $0.50/M + 1,500 * $1.50/M, whatever share of the input was cached
+    cost = llm_call_cost(rate, 10_000, 4_000, 1_500)
+    assert cost == Decimal("0.00725") == llm_call_cost(rate, 10_000, 0, 1_500)
+    assert cost == _library_total("gpt-3.5-turbo", "openai", 10_000, 4_000, 1_500)
+
+
+@pytest.mark.parametrize(
+    ("input_tokens", "expected"),
+    [
+        # up to 200,000 input tokens, $1.25 / $0.125 cached / $10 per M:
+        # 150,000 * 1.25e-6 + 50,000 * 1.25e-7 + 2,000 * 1e-5 = 0.1875 + 0.00625 + 0.02
+        (200_000, "0.21375"),
+        # past it every token of the call costs the long-prompt rates, $2.50 / $0.25 / $15:
+        # 150,001 * 2.5e-6 + 50,000 * 2.5e-7 + 2,000 * 1.5e-5 = 0.3750025 + 0.0125 + 0.03
+        (200_001, "0.4175025"),
+    ],
+)
+def test_long_prompts_are_billed_at_the_long_context_rates(
+    sheet: PriceSheet, input_tokens: int, expected: str
+) -> None:
+    rate = sheet.llm_rate("gemini-2.5-pro", "google")
+    cost = llm_call_cost(rate, input_tokens, 50_000, 2_000)
+    assert cost == Decimal(expected)
+    assert cost == _library_total("gemini-2.5-pro", "google", input_tokens, 50_000, 2_000)
+
+
+@given(
+    model=st.sampled_from(KNOWN),
+    input_tokens=st.integers(0, 2_000_000),
+    cached_share=st.fractions(0, 1),
+    output_tokens=st.integers(0, 500_000),
+)
+def test_call_cost_equals_genai_prices_for_any_usage(
+    sheet: PriceSheet,
+    model: tuple[str, str],
+    input_tokens: int,
+    cached_share: Any,
+    output_tokens: int,
+) -> None:
+    cached = int(input_tokens * cached_share)
+    cost = llm_call_cost(sheet.llm_rate(*model), input_tokens, cached, output_tokens)
+    assert cost == _library_total(*model, input_tokens, cached, output_tokens)
+
+
+def test_an_unknown_model_is_priced_at_the_constants_and_flagged(sheet: PriceSheet) -> None:
+    for model, provider in UNKNOWN:
+        rate = sheet.llm_rate(model, provider)
+        assert not rate.priced
+        assert rate.matched == ""
+        assert (rate.input_per_token, rate.output_per_token) == (
+            SEED.llm_input_token,
+            SEED.llm_output_token,
+        )
+        # no discount is known, so cached tokens cost the full input constant; never $0
+        cost = llm_call_cost(rate, 1_000, 400, 200)
+        assert cost == SEED.llm_cost(1_000, 200) == Decimal("0.00027")
+    assert set(sheet.unpriced_models) == set(UNKNOWN)
+    never_seen = sheet.llm_rate("model-not-on-the-sheet")
+    assert (never_seen.priced, never_seen.provider) == (False, "openai")
+    assert llm_call_cost(never_seen, 10, 0, 10) > 0
+
+
+def test_an_insight_cache_hit_costs_nothing(sheet: PriceSheet) -> None:
+    rate = sheet.llm_rate("sonar", "perplexity")
+    assert rate.per_request == Decimal("0.012")
+    assert llm_call_cost(rate, 500, 0, 50, cache_hit=True) == 0
+    assert llm_call_cost(rate, 0, 0, 0) == Decimal("0.012")
+
+
+@pytest.mark.parametrize(("inp", "cached", "out"), [(10, 11, 0), (-1, 0, 0), (5, 0, -2)])
+def test_impossible_token_counts_are_refused(
+    sheet: PriceSheet, inp: int, cached: int, out: int
+) -> None:
+    with pytest.raises(ValueError, match="token"):
+        llm_call_cost(sheet.llm_rate("gpt-4o"), inp, cached, out)
+
+
+_RATES = st.decimals(min_value=0, max_value=Decimal("0.001"), places=12)
+
+
+@given(
+    input_rate=_RATES,
+    cache_discount=st.decimals(min_value=0, max_value=1, places=3),
+    output_rate=_RATES,
+    tokens=st.tuples(*[st.integers(0, 10**9)] * 3),
+    more=st.integers(1, 10**6),
+)
+def test_call_cost_is_never_negative_and_grows_with_each_token_count(
+    input_rate: Decimal,
+    cache_discount: Decimal,
+    output_rate: Decimal,
+    tokens: tuple[int, int, int],
+    more: int,
+) -> None:
+    rate = LlmRate("m", "p", input_rate, input_rate * cache_discount, output_rate, priced=True)
+    uncached, cached, out = tokens
+    cost = llm_call_cost(rate, uncached + cached, cached, out)
+    assert type(cost) is Decimal
+    assert cost >= 0
+    assert llm_call_cost(rate, uncached + cached + more, cached, out) >= cost
+    assert llm_call_cost(rate, uncached + cached, cached, out + more) >= cost
+    # more of the same input served from cache never costs more
+    if uncached >= more:
+        assert llm_call_cost(rate, uncached + cached, cached + more, out) <= cost
+
+
+# --- AWS ----------------------------------------------------------------------------------
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        # $0.005 per 1,000 PUTs; no size known: no storage
+        (("s3", "s3.put_object", 1, "request", {"size_known": False, "size_bytes": 0}), "0.000005"),
+        (("s3", "s3.get_object", 1, "request", {"size_bytes": 5 * GIB}), "0.0000004"),
+        (("s3", "s3.delete_object", 1, "request", {"key": "a"}), "0"),
+        (("s3", "s3.delete_objects", 1, "request", {"deleted_count": 900}), "0"),
+        # $0.10 per 1,000 emails, one per recipient
+        (("ses", "ses.send_email", 3, "email", {"recipients": 3}), "0.0003"),
+        (("ses", "ses.send_bulk_templated_email", 1000, "email", {}), "0.1"),
+        (("ses", "ses.send_bulk_email", 20, "email", {}), "0.002"),
+        # $0.40 per million requests; one request per 64 KiB of payload
+        (("sqs", "sqs.send_message", 1, "message", {"body_bytes": 100}), "0.0000004"),
+        (("sqs", "sqs.send_message", 1, "message", {"body_bytes": 65_537}), "0.0000008"),
+        (("sqs", "sqs.send_message", 1, "message", {"body_bytes": 200_000}), "0.0000016"),
+        (("sqs", "sqs.send_message_batch", 10, "message", {"body_bytes": 5_000}), "0.0000004"),
+        # 0.25 GB-s * $0.0000166667; $0.20 per million invocations
+        (("lambda", "lambda.invoke", Decimal("0.25"), "gb_second", {}), "0.000004166675"),
+        (("lambda", "lambda.request", 1, "request", {}), "0.0000002"),
+    ],
+)
+def test_aws_event_costs_by_hand(
+    event: tuple[str, str, Decimal | int, str, dict[str, Any]], expected: str
+) -> None:
+    service, event_type, quantity, unit, metadata = event
+    cost, category = cost_event_cost(AWS, service, event_type, quantity, unit, metadata=metadata)
+    assert (cost, category) == (Decimal(expected), CATEGORY_AWS)
+    assert type(cost) is Decimal
+
+
+def test_an_upload_is_charged_a_month_of_storage_by_default() -> None:
+    # 1 GiB: $0.005/1,000 for the PUT, then 1 GB-month at $0.023
+    cost, _ = cost_event_cost(
+        AWS, "s3", "s3.put_object", 1, "request", metadata={"size_bytes": GIB}
+    )
+    assert abs(cost - Decimal("0.023005")) < Decimal("1e-12")
+    # kept one day instead of thirty: a thirtieth of the storage
+    daily = AwsPrices.from_env({"COST_AWS_S3_STORAGE_DAYS": "1"})
+    cost, _ = cost_event_cost(
+        daily, "s3", "s3.put_object", 1, "request", metadata={"size_bytes": GIB}
+    )
+    assert abs(cost - (Decimal("0.000005") + Decimal("0.023") / 30)) < Decimal("1e-12")
+
+
+@pytest.mark.parametrize(
+    ("service", "event_type", "unit"),
+    [
+        ("openai", "openai.audio.transcribe", "second"),  # no AWS rate at all
+        ("s3", "s3.restore_object", "request"),  # an S3 operation with no rate
+        ("lambda", "lambda.invoke", "ms"),  # known type, unexpected unit
+        ("sesv2", "ses.send_email", "email"),  # known type, unexpected service
+    ],
+)
+def test_an_unknown_event_is_zero_and_flagged_unpriced(
+    service: str, event_type: str, unit: str
+) -> None:
+    priced = cost_event_cost(AWS, service, event_type, 7, unit)
+    assert priced == (Decimal(0), CATEGORY_UNPRICED)
+    assert not priced.priced
+
+
+def test_a_negative_quantity_is_refused() -> None:
+    with pytest.raises(ValueError, match="quantity"):
+        cost_event_cost(AWS, "ses", "ses.send_email", -1, "email")
+
+
+def test_aws_defaults_are_the_documented_list_prices() -> None:
+    assert (
+        AwsPrices(
+            s3_put_per_1k=Decimal("0.005"),
+            s3_get_per_1k=Decimal("0.0004"),
+            s3_storage_gb_month=Decimal("0.023"),
+            s3_storage_days=Decimal(30),
+            ses_per_1k_emails=Decimal("0.10"),
+            sqs_per_million=Decimal("0.40"),
+            lambda_gb_second=Decimal("0.0000166667"),
+            lambda_per_million_requests=Decimal("0.20"),
+        )
+        == AWS
+    )
+    assert all(type(getattr(AWS, f.name)) is Decimal for f in fields(AWS))
+
+
+def test_aws_prices_are_overridden_from_the_environment() -> None:
+    prices = AwsPrices.from_env(
+        {"COST_AWS_SES_PER_1K_EMAILS": "0.12", "COST_AWS_LAMBDA_GB_SECOND": "0.0000133334"}
+    )
+    assert cost_event_cost(prices, "ses", "ses.send_email", 1000, "email").cost == Decimal("0.12")
+    gb_s = cost_event_cost(prices, "lambda", "lambda.invoke", 3, "gb_second").cost
+    assert gb_s == Decimal("0.0000400002")
+    assert prices.s3_put_per_1k == AWS.s3_put_per_1k
+
+
+def test_a_bad_aws_price_names_its_variable() -> None:
+    with pytest.raises(ConfigError, match=r"^COST_AWS_SQS_PER_MILLION: ") as raised:
+        AwsPrices.from_env({"COST_AWS_SQS_PER_MILLION": "forty cents"})
+    assert raised.value.variable == "COST_AWS_SQS_PER_MILLION"
+
+
+# --- the price sheet ----------------------------------------------------------------------
+
+
+def test_the_sheet_round_trips_through_json(sheet: PriceSheet) -> None:
+    stored = json.loads(json.dumps(sheet.to_json()))
+    again = PriceSheet.from_json(stored)
+    assert again == sheet
+    assert again.digest == sheet.digest == stored["digest"]
+    assert stored["llm_source"] == "genai-prices 0.2.3"
+    rate = again.llm_rate("gemini-2.5-pro", "google")
+    assert rate.tiers == sheet.llm_rate("gemini-2.5-pro", "google").tiers
+    assert all(type(t.output_per_token) is Decimal for t in rate.tiers)
+
+
+def test_the_digest_ignores_order_and_spelling_of_equal_numbers(sheet: PriceSheet) -> None:
+    shuffled = sheet.to_json()
+    shuffled["llm"] = list(reversed(shuffled["llm"]))
+    shuffled = {key: shuffled[key] for key in reversed(list(shuffled))}
+    assert PriceSheet.from_json(shuffled).digest == sheet.digest
+    # 0.10 and 0.1 are one price
+    spelled = AwsPrices.from_env({"COST_AWS_SES_PER_1K_EMAILS": "0.1000"})
+    assert replace(sheet, aws=spelled).digest == sheet.digest
+    # provenance is not a price
+    assert replace(sheet, llm_source="genai-prices 9.9").digest == sheet.digest
+
+
+@given(st.permutations([*KNOWN, *UNKNOWN, *KNOWN[:2]]))
+def test_the_digest_does_not_depend_on_the_order_models_were_seen(
+    sheet: PriceSheet, models: list[tuple[str, str]]
+) -> None:
+    assert build_price_sheet(models, seed=SEED, aws=AWS, at=AT).digest == sheet.digest
+
+
+def _bumped_sheets(sheet: PriceSheet) -> Iterator[tuple[str, PriceSheet]]:
+    for f in fields(SeedPrices):
+        bumped = getattr(sheet.seed, f.name) + Decimal("1e-12")
+        yield f"seed.{f.name}", replace(sheet, seed=replace(sheet.seed, **{f.name: bumped}))
+    for f in fields(AwsPrices):
+        bumped = getattr(sheet.aws, f.name) + Decimal("1e-12")
+        yield f"aws.{f.name}", replace(sheet, aws=replace(sheet.aws, **{f.name: bumped}))
+    rate = sheet.llm[("gpt-4o", "openai")]
+    for name in ("input_per_token", "cached_input_per_token", "output_per_token", "per_request"):
+        changed = replace(rate, **{name: getattr(rate, name) + Decimal("1e-12")})
+        yield (
+            f"llm.gpt-4o/openai.{name}",
+            replace(sheet, llm={**sheet.llm, ("gpt-4o", "openai"): changed}),
+        )
+    flagged = replace(rate, priced=False)
+    yield (
+        "llm.gpt-4o/openai.priced",
+        replace(sheet, llm={**sheet.llm, ("gpt-4o", "openai"): flagged}),
+    )
+
+
+def test_the_digest_changes_when_any_rate_changes(sheet: PriceSheet) -> None:
+    digests = {sheet.digest}
+    for item, changed in _bumped_sheets(sheet):
+        assert changed.digest not in digests, item
+        digests.add(changed.digest)
+        assert [change.item for change in price_changes(sheet, changed)] == [item]
+
+
+def test_price_changes_report_old_and_new_values(sheet: PriceSheet) -> None:
+    fixed = replace(sheet, seed=SeedPrices.from_env({"COST_CPU_MS": "0.00000003"}))
+    assert price_changes(sheet, fixed) == [PriceChange("seed.cpu_ms", "0.00000002", "0.00000003")]
+    assert price_changes(sheet, sheet) == []
+
+
+def test_a_stored_sheet_whose_rates_were_edited_is_refused(sheet: PriceSheet) -> None:
+    stored = sheet.to_json()
+    stored["seed"]["cpu_ms"] = "0"
+    with pytest.raises(ValueError, match="digest"):
+        PriceSheet.from_json(stored)
+    stored["seed"]["cpu_ms"] = 0.00000002  # a float is not a price
+    with pytest.raises(ValueError, match="cpu_ms"):
+        PriceSheet.from_json(stored)
+
+
+def test_rate_rows_load_every_band_and_event_type(sheet: PriceSheet) -> None:
+    rows = llm_rate_rows(sheet)
+    assert all(len(row) == len(LLM_RATE_COLUMNS) for row in rows)
+    gemini = [row for row in rows if row[:2] == ("gemini-2.5-pro", "google")]
+    assert [(row[2], row[3]) for row in gemini] == [(0, 200_000), (200_001, None)]
+    assert [row[4] for row in gemini] == [Decimal("0.00000125"), Decimal("0.0000025")]
+    assert all(type(value) is Decimal for row in rows for value in row[4:8])
+    assert {row[:2] for row in rows if not row[8]} == set(UNKNOWN)
+
+    aws = {row[0]: row for row in aws_rate_rows(sheet)}
+    assert all(len(row) == len(AWS_RATE_COLUMNS) for row in aws.values())
+    assert {"s3.put_object", "ses.send_raw_email", "sqs.send_message_batch"} <= aws.keys()
+    assert aws["lambda.invoke"][1:6] == (
+        "lambda",
+        "gb_second",
+        "quantity",
+        Decimal("0.0000166667"),
+        Decimal(0),
+    )
+    assert all(type(value) is Decimal for row in aws.values() for value in row[4:6])
+
+
+def test_building_a_sheet_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("pricing tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    built = build_price_sheet([("gpt-4o-mini", "openai"), ("o3", "openai")], seed=SEED, aws=AWS)
+    assert not built.unpriced_models
+
+
+def test_seed_prices_load_without_the_price_library() -> None:
+    # Telemetry and throttle import the seed constants; genai-prices loads only when a sheet
+    # is built.
+    probe = "import sys, costguard.common.pricing; print('genai_prices' in sys.modules)"
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "False"
