@@ -2,15 +2,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import time
 
-from costguard.common.config import CoreConfig, Env
+from costguard.common.config import ConfigError, CoreConfig, Env
+from costguard.common.pricing import AwsPrices, SeedPrices
+from costguard.rollup.rollup import Pricing
+
+
+def _clock_time(env: Env, name: str, default: str) -> time:
+    raw = env.raw(name) or default
+    try:
+        return time.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(name, f"expected HH:MM, got {raw!r}") from None
 
 
 @dataclass(frozen=True)
 class RollupConfig:
     core: CoreConfig
     database_url: str
-    redis_url: str
+    pricing: Pricing
+    nightly_at: time
+    dirty_interval_s: float
+    scheduler: bool
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RollupConfig:
@@ -18,5 +32,8 @@ class RollupConfig:
         return cls(
             core=CoreConfig.from_env("rollup", env, default_port=50053),
             database_url=env.database_url(),
-            redis_url=env.redis_url(),
+            pricing=Pricing(SeedPrices.from_env(environ), AwsPrices.from_env(environ)),
+            nightly_at=_clock_time(env, "ROLLUP_NIGHTLY_AT", "02:30"),
+            dirty_interval_s=env.number("ROLLUP_DIRTY_INTERVAL_SECONDS", 60.0, minimum=1.0),
+            scheduler=env.flag("ROLLUP_SCHEDULER", True),
         )

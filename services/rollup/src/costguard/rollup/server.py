@@ -1,47 +1,32 @@
-"""Wiring for ``python -m costguard.rollup``.
-
-The RPCs answer UNIMPLEMENTED until their issue lands; health, reflection, auth and
-graceful shutdown are already real.
-"""
+"""Wiring for ``python -m costguard.rollup`` (the service) and its CLI."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import grpc
-from grpc import aio
+from dataclasses import dataclass
 
 from costguard.common.db import create_pool
 from costguard.common.grpc_server import GrpcServer
-from costguard.common.redis import create_redis
 from costguard.rollup.config import RollupConfig
-from costguard.v1 import rollup_pb2, rollup_pb2_grpc
-
-SERVICE_NAME = rollup_pb2.DESCRIPTOR.services_by_name["RollupService"].full_name
-
-
-async def _not_yet(context: aio.ServicerContext[Any, Any]) -> None:
-    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "arrives with issue 5")
+from costguard.rollup.runs import Rollups
+from costguard.rollup.schedule import Scheduler
+from costguard.rollup.servicer import SERVICE_NAME, RollupServicer
+from costguard.v1 import rollup_pb2_grpc
 
 
-class RollupServicer(rollup_pb2_grpc.RollupServiceServicer):
-    async def RollupDate(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-        await _not_yet(context)
-
-    async def RollupRange(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-        await _not_yet(context)
-
-    async def RecalculateEntity(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-        await _not_yet(context)
-
-    async def GetRunStatus(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-        await _not_yet(context)
+@dataclass
+class RollupApp:
+    server: GrpcServer
+    rollups: Rollups
+    scheduler: Scheduler
 
 
-async def build_server(config: RollupConfig) -> GrpcServer:
+async def build(config: RollupConfig) -> RollupApp:
     pool = await create_pool(config.database_url)
-    redis = create_redis(config.redis_url)
-    servicer = RollupServicer()
+    rollups = Rollups(pool, tz=config.core.timezone, pricing=config.pricing)
+    scheduler = Scheduler(
+        rollups, nightly_at=config.nightly_at, dirty_interval_s=config.dirty_interval_s
+    )
+    servicer = RollupServicer(rollups)
     server = GrpcServer(
         config.core,
         [
@@ -52,8 +37,15 @@ async def build_server(config: RollupConfig) -> GrpcServer:
         ],
     )
     server.on_shutdown(pool.close)
-    server.on_shutdown(redis.aclose)
-    return server
+    server.on_shutdown(scheduler.stop)
+    return RollupApp(server, rollups, scheduler)
+
+
+async def build_server(config: RollupConfig) -> GrpcServer:
+    app = await build(config)
+    if config.scheduler:
+        app.scheduler.start()
+    return app.server
 
 
 async def serve(config: RollupConfig) -> None:

@@ -5,7 +5,7 @@
 
 CREATE TABLE price_sheets (
     id          bigserial PRIMARY KEY,
-    digest      char(64) NOT NULL UNIQUE,
+    digest      varchar(80) NOT NULL UNIQUE,
     sheet       jsonb NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
 );

@@ -1,0 +1,124 @@
+"""Rollups as recorded runs: what the RPCs, the CLI and the scheduler call."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from costguard.rollup.rollup import DateRollup, Pricing, rollup_costs_for_date
+
+log = logging.getLogger(__name__)
+
+MAX_RANGE_DAYS = 400
+ENTITY_TYPES = ("episode", "podcast")
+
+_ENTITY_DATES = {
+    # The local dates an entity has events on; each date is re-rolled whole.
+    "episode": """
+        SELECT DISTINCT (at AT TIME ZONE $2)::date AS day FROM (
+            SELECT coalesce(started_at, created_at) AS at
+            FROM telemetry_job_events WHERE episode_id = $1
+            UNION ALL SELECT created_at FROM telemetry_llm_events WHERE episode_id = $1
+            UNION ALL SELECT created_at FROM cost_events WHERE episode_id = $1) e
+    """,
+    "podcast": """
+        SELECT DISTINCT (at AT TIME ZONE $2)::date AS day FROM (
+            SELECT coalesce(started_at, created_at) AS at
+            FROM telemetry_job_events WHERE podcast_id = $1
+            UNION ALL SELECT created_at FROM telemetry_llm_events WHERE podcast_id = $1
+            UNION ALL SELECT created_at FROM cost_events WHERE podcast_id = $1) e
+    """,
+}
+
+
+class BadRange(ValueError):
+    pass
+
+
+def dates_between(first: date, last: date) -> list[date]:
+    if last < first:
+        raise BadRange("to_date is before from_date")
+    days = (last - first).days + 1
+    if days > MAX_RANGE_DAYS:
+        raise BadRange(f"a range holds at most {MAX_RANGE_DAYS} days, this one {days}")
+    return [first + timedelta(days=i) for i in range(days)]
+
+
+class Rollups:
+    def __init__(self, pool: asyncpg.Pool, *, tz: ZoneInfo, pricing: Pricing) -> None:
+        self.pool = pool
+        self.tz = tz
+        self.pricing = pricing
+
+    async def run(
+        self, trigger: str, days: list[date], *, reprice: bool = False
+    ) -> list[DateRollup]:
+        """Roll up ``days`` in order as one recorded run; a failure is recorded and re-raised."""
+        run_id = await self.pool.fetchval(
+            "INSERT INTO rollup_runs (trigger, from_date, to_date) VALUES ($1, $2, $3) "
+            "RETURNING id",
+            trigger,
+            min(days),
+            max(days),
+        )
+        results: list[DateRollup] = []
+        try:
+            for day in days:
+                results.append(
+                    await rollup_costs_for_date(
+                        self.pool, day, tz=self.tz, pricing=self.pricing, reprice=reprice
+                    )
+                )
+        except Exception as exc:
+            await self.pool.execute(
+                "UPDATE rollup_runs SET status = 'failed', finished_at = now(), error = $2 "
+                "WHERE id = $1",
+                run_id,
+                f"{type(exc).__name__}: {exc}"[:2000],
+            )
+            log.exception("rollup failed", extra={"trigger": trigger, "run_id": run_id})
+            raise
+        await self.pool.execute(
+            "UPDATE rollup_runs SET status = 'succeeded', finished_at = now(), "
+            "events = $2, cost_usd = $3 WHERE id = $1",
+            run_id,
+            sum(r.events for r in results),
+            sum((r.cost_usd for r in results), Decimal(0)),
+        )
+        return results
+
+    async def roll_dirty(self) -> list[DateRollup]:
+        """Re-roll every date that telemetry marked dirty (late events, today's new events)."""
+        days = [
+            row["date"]
+            for row in await self.pool.fetch("SELECT date FROM rollup_dirty_dates ORDER BY date")
+        ]
+        return await self.run("dirty", days) if days else []
+
+    async def recalculate_entity(self, entity_type: str, entity_id: str) -> asyncpg.Record | None:
+        """Seed two's admin recalculation: re-roll every date with the entity's events."""
+        if entity_type not in ENTITY_TYPES:
+            raise BadRange(f"entity_type must be one of {', '.join(ENTITY_TYPES)}")
+        rows = await self.pool.fetch(_ENTITY_DATES[entity_type], entity_id, self.tz.key)
+        days = sorted(row["day"] for row in rows)
+        if days:
+            await self.run("entity", days)
+        return await self.pool.fetchrow(
+            "SELECT * FROM entity_costs WHERE entity_type = $1 AND entity_id = $2",
+            entity_type,
+            entity_id,
+        )
+
+    async def last_runs(self, limit: int) -> list[asyncpg.Record]:
+        return await self.pool.fetch("SELECT * FROM rollup_runs ORDER BY id DESC LIMIT $1", limit)
+
+    async def last_success(self, trigger: str) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(
+            "SELECT * FROM rollup_runs WHERE trigger = $1 AND status = 'succeeded' "
+            "ORDER BY id DESC LIMIT 1",
+            trigger,
+        )

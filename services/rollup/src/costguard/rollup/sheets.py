@@ -1,0 +1,62 @@
+"""Which prices a date is rolled up with, kept in ``price_sheets`` so re-runs agree.
+
+A date keeps the sheet it was first priced with: a re-run months later prices the same
+events the same way. Models that first appear in a late event are added to that sheet at
+the library's prices for the date (the other rates stay). A deliberate reprice builds a
+fresh sheet from today's library and environment instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from typing import Any
+
+from costguard.common.db import Connection
+from costguard.common.pricing import AwsPrices, PriceSheet, SeedPrices, build_price_sheet
+from costguard.rollup.sql import LLM_MODELS_OF_DAY
+
+
+async def _stored(conn: Connection, sheet_id: int) -> PriceSheet:
+    data: dict[str, Any] = await conn.fetchval(
+        "SELECT sheet FROM price_sheets WHERE id = $1", sheet_id
+    )
+    return PriceSheet.from_json(data)
+
+
+async def save_sheet(conn: Connection, sheet: PriceSheet) -> int:
+    sheet_id: int = await conn.fetchval(
+        "INSERT INTO price_sheets (digest, sheet) VALUES ($1, $2) "
+        "ON CONFLICT (digest) DO UPDATE SET digest = EXCLUDED.digest RETURNING id",
+        sheet.digest,
+        sheet.to_json(),
+    )
+    return sheet_id
+
+
+async def sheet_for_date(
+    conn: Connection,
+    day: date,
+    bounds: tuple[datetime, datetime],
+    *,
+    seed: SeedPrices,
+    aws: AwsPrices,
+    reprice: bool = False,
+) -> tuple[PriceSheet, int]:
+    """The sheet to roll ``day`` up with, saved, and its id."""
+    models = {
+        (row["model"], row["provider"]) for row in await conn.fetch(LLM_MODELS_OF_DAY, *bounds)
+    }
+    previous_id = await conn.fetchval(
+        "SELECT price_sheet_id FROM cost_global_daily WHERE date = $1", day
+    )
+    if previous_id is None or reprice:
+        sheet = build_price_sheet(sorted(models), seed=seed, aws=aws, at=bounds[0])
+    else:
+        sheet = await _stored(conn, previous_id)
+        missing = sorted(models - set(sheet.llm))
+        if not missing:
+            return sheet, previous_id
+        added = build_price_sheet(missing, seed=sheet.seed, aws=sheet.aws, at=bounds[0])
+        sheet = dataclasses.replace(sheet, llm={**sheet.llm, **added.llm})
+    return sheet, await save_sheet(conn, sheet)

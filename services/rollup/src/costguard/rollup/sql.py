@@ -1,0 +1,275 @@
+"""The rollup's SQL, in one place. All work happens in Postgres.
+
+The per-event costs are computed once,
+in ``GROUP_EVENTS``, into a small temporary table of groups; every aggregate (users,
+global, entities, month) is derived from those groups, so the raw events are scanned once.
+"""
+
+from __future__ import annotations
+
+from costguard.common.pricing import AWS_EVENT_COST_SQL, LLM_CALL_COST_SQL
+
+# Rates of the sheet being used (``llm_rate_rows`` and ``aws_rate_rows`` of
+# ``costguard.common.pricing``), loaded by COPY for the length of the transaction.
+CREATE_RATE_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS rollup_llm_rates (
+    model text NOT NULL, provider text NOT NULL, min_input_tokens bigint NOT NULL,
+    max_input_tokens bigint, input_per_token numeric NOT NULL,
+    cached_input_per_token numeric NOT NULL, output_per_token numeric NOT NULL,
+    per_request numeric NOT NULL, priced boolean NOT NULL
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS rollup_aws_rates (
+    event_type text NOT NULL, service text NOT NULL, unit text NOT NULL, units_from text NOT NULL,
+    per_unit numeric NOT NULL, per_byte numeric NOT NULL, category text NOT NULL
+) ON COMMIT DELETE ROWS;
+"""
+
+# One row per event with its cost, grouped three ways in one pass. $1, $2: the day's
+# bounds; $3, $4: the seed's CPU-ms and 1k-row prices. LLM events find the sheet's row for
+# their model, provider and input-token band; the sheet is built from the day's models, so
+# every one has a row (unknown models at the seed constants, flagged). Cloud events
+# without a rate cost 0 and are flagged ``unpriced`` with their service and type.
+_GROUP_EVENTS_TEMPLATE = """
+CREATE TEMP TABLE rollup_groups ON COMMIT DROP AS
+WITH ev AS (
+    SELECT user_id, tier, coalesce(started_at, created_at) AS at, episode_id, podcast_id,
+           'compute'::text AS service, 'compute'::text AS category,
+           1 AS jobs, 0 AS ai_calls, cpu_ms, 0::bigint AS tokens_in, 0::bigint AS tokens_out,
+           0::numeric AS emails, 0::numeric AS storage_mb,
+           cpu_ms * $3::numeric
+               + (rows_read + rows_written)::numeric / 1000 * $4::numeric AS cost,
+           NULL::text AS unpriced
+    FROM telemetry_job_events
+    WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
+    UNION ALL
+    SELECT e.user_id, e.tier, e.created_at, e.episode_id, e.podcast_id, e.provider, 'ai',
+           0, 1, 0, e.input_tokens, e.output_tokens, 0, 0,
+           LLM_COST,
+           CASE WHEN e.cache_hit OR r.priced THEN NULL
+                ELSE 'llm:' || e.provider || '/' || e.model END
+    FROM telemetry_llm_events e
+    LEFT JOIN rollup_llm_rates r
+        ON r.model = e.model AND r.provider = e.provider
+        AND e.input_tokens
+            BETWEEN r.min_input_tokens AND coalesce(r.max_input_tokens, e.input_tokens)
+    WHERE e.created_at >= $1 AND e.created_at < $2
+    UNION ALL
+    SELECT coalesce(e.user_id, ''), coalesce(e.tier, ''), e.created_at, e.episode_id,
+           e.podcast_id, e.service, coalesce(r.category, 'unpriced'), 0, 0, 0, 0, 0,
+           CASE WHEN e.unit = 'email' THEN e.quantity ELSE 0 END,
+           CASE WHEN e.event_type = 's3.put_object'
+                 AND jsonb_typeof(e.metadata -> 'size_bytes') = 'number'
+                THEN (e.metadata ->> 'size_bytes')::numeric / 1048576 ELSE 0 END,
+           coalesce(AWS_COST, 0),
+           CASE WHEN r.event_type IS NULL THEN e.service || ':' || e.event_type END
+    FROM cost_events e
+    LEFT JOIN rollup_aws_rates r
+        ON r.event_type = e.event_type AND r.service = e.service AND r.unit = e.unit
+    WHERE e.created_at >= $1 AND e.created_at < $2
+)
+SELECT GROUPING(user_id, tier) = 0 AS by_user,
+       GROUPING(episode_id, podcast_id, service, category) = 0 AS by_entity,
+       GROUPING(unpriced) = 0 AS by_unpriced,
+       user_id, tier, episode_id, podcast_id, service, category, unpriced,
+       max(at) AS last_at, count(*) AS events, sum(jobs) AS jobs, sum(ai_calls) AS ai_calls,
+       sum(cpu_ms) AS cpu_ms, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
+       sum(emails) AS emails, sum(storage_mb) AS storage_mb, sum(cost) AS cost
+FROM ev
+GROUP BY GROUPING SETS ((user_id, tier), (episode_id, podcast_id, service, category), (unpriced))
+"""
+GROUP_EVENTS = _GROUP_EVENTS_TEMPLATE.replace("LLM_COST", LLM_CALL_COST_SQL.strip()).replace(
+    "AWS_COST", AWS_EVENT_COST_SQL.strip()
+)
+
+UPSERT_USERS = """
+INSERT INTO cost_user_daily AS d (user_id, date, tier, jobs, ai_calls, cpu_ms, tokens_in,
+                                  tokens_out, cost_usd, price_sheet_id, updated_at)
+SELECT user_id, $1::date, (array_agg(tier ORDER BY last_at DESC))[1], sum(jobs), sum(ai_calls),
+       sum(cpu_ms), sum(tokens_in), sum(tokens_out), round(sum(cost), 8), $2, now()
+FROM rollup_groups WHERE by_user GROUP BY user_id
+ON CONFLICT (user_id, date) DO UPDATE SET
+    tier = EXCLUDED.tier, jobs = EXCLUDED.jobs, ai_calls = EXCLUDED.ai_calls,
+    cpu_ms = EXCLUDED.cpu_ms, tokens_in = EXCLUDED.tokens_in, tokens_out = EXCLUDED.tokens_out,
+    cost_usd = EXCLUDED.cost_usd, price_sheet_id = EXCLUDED.price_sheet_id, updated_at = now()
+"""
+
+DELETE_STALE_USERS = """
+DELETE FROM cost_user_daily d WHERE d.date = $1
+AND NOT EXISTS (SELECT 1 FROM rollup_groups g WHERE g.by_user AND g.user_id = d.user_id)
+"""
+
+UPSERT_GLOBAL = """
+WITH users AS (SELECT * FROM rollup_groups WHERE by_user),
+tiers AS (
+    SELECT tier, jsonb_build_object(
+        'jobs', sum(jobs), 'ai_calls', sum(ai_calls), 'cpu_ms', sum(cpu_ms),
+        'tokens_in', sum(tokens_in), 'tokens_out', sum(tokens_out),
+        'cost_usd', round(sum(cost), 8)::text) AS figures
+    FROM users GROUP BY tier
+),
+services AS (
+    SELECT service, round(sum(cost), 8) AS cost FROM rollup_groups WHERE by_entity GROUP BY service
+),
+unpriced AS (
+    SELECT unpriced, round(sum(cost), 8) AS cost, sum(events) AS events
+    FROM rollup_groups WHERE by_unpriced AND unpriced IS NOT NULL GROUP BY unpriced
+)
+INSERT INTO cost_global_daily AS g (date, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, cost_usd,
+    tier_breakdown_json, cost_by_service_json, unpriced_cost_usd, unpriced_json, events,
+    price_sheet_id, updated_at)
+SELECT $1::date, coalesce(sum(jobs), 0), coalesce(sum(ai_calls), 0), coalesce(sum(cpu_ms), 0),
+       coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), coalesce(round(sum(cost), 8), 0),
+       coalesce((SELECT jsonb_object_agg(tier, figures) FROM tiers), '{}'::jsonb),
+       coalesce((SELECT jsonb_object_agg(service, cost::text) FROM services), '{}'::jsonb),
+       coalesce((SELECT sum(cost) FROM unpriced), 0),
+       coalesce((SELECT jsonb_object_agg(unpriced, jsonb_build_object(
+           'cost_usd', cost::text, 'events', events)) FROM unpriced), '{}'::jsonb),
+       coalesce(sum(events), 0), $2, now()
+FROM users
+ON CONFLICT (date) DO UPDATE SET
+    jobs = EXCLUDED.jobs, ai_calls = EXCLUDED.ai_calls, cpu_ms = EXCLUDED.cpu_ms,
+    tokens_in = EXCLUDED.tokens_in, tokens_out = EXCLUDED.tokens_out,
+    cost_usd = EXCLUDED.cost_usd, tier_breakdown_json = EXCLUDED.tier_breakdown_json,
+    cost_by_service_json = EXCLUDED.cost_by_service_json,
+    unpriced_cost_usd = EXCLUDED.unpriced_cost_usd, unpriced_json = EXCLUDED.unpriced_json,
+    events = EXCLUDED.events, price_sheet_id = EXCLUDED.price_sheet_id, updated_at = now()
+RETURNING cost_usd, events, (SELECT count(*) FROM users) AS users
+"""
+
+# Per entity (episode, podcast) and day: total, by service, by category, usage.
+UPSERT_ENTITY_DAYS = """
+WITH groups AS (
+    SELECT 'episode' AS entity_type, episode_id AS entity_id, podcast_id, service, category,
+           events, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, emails, storage_mb, cost
+    FROM rollup_groups WHERE by_entity AND episode_id IS NOT NULL
+    UNION ALL
+    SELECT 'podcast', podcast_id, podcast_id, service, category,
+           events, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, emails, storage_mb, cost
+    FROM rollup_groups WHERE by_entity AND podcast_id IS NOT NULL
+),
+by_service AS (
+    SELECT entity_type, entity_id, jsonb_object_agg(service, c::text) AS m
+    FROM (SELECT entity_type, entity_id, service, round(sum(cost), 8) AS c
+          FROM groups GROUP BY 1, 2, 3) s GROUP BY 1, 2
+),
+by_category AS (
+    SELECT entity_type, entity_id, jsonb_object_agg(category, c::text) AS m
+    FROM (SELECT entity_type, entity_id, category, round(sum(cost), 8) AS c
+          FROM groups GROUP BY 1, 2, 3) s GROUP BY 1, 2
+),
+totals AS (
+    SELECT entity_type, entity_id, max(podcast_id) AS podcast_id, sum(events) AS events,
+           round(sum(cost), 8) AS cost,
+           jsonb_build_object('jobs', sum(jobs), 'ai_calls', sum(ai_calls), 'cpu_ms', sum(cpu_ms),
+                              'tokens_in', sum(tokens_in), 'tokens_out', sum(tokens_out),
+                              'emails', sum(emails), 'storage_mb', round(sum(storage_mb), 6))
+               AS usage
+    FROM groups GROUP BY 1, 2
+)
+INSERT INTO entity_costs_daily AS d (entity_type, entity_id, date, podcast_id, cost_usd,
+    cost_by_service, cost_by_category, usage_metrics, event_count, price_sheet_id)
+SELECT t.entity_type, t.entity_id, $1::date, t.podcast_id, t.cost, s.m, c.m, t.usage, t.events, $2
+FROM totals t
+JOIN by_service s USING (entity_type, entity_id)
+JOIN by_category c USING (entity_type, entity_id)
+ON CONFLICT (entity_type, entity_id, date) DO UPDATE SET
+    podcast_id = EXCLUDED.podcast_id, cost_usd = EXCLUDED.cost_usd,
+    cost_by_service = EXCLUDED.cost_by_service, cost_by_category = EXCLUDED.cost_by_category,
+    usage_metrics = EXCLUDED.usage_metrics, event_count = EXCLUDED.event_count,
+    price_sheet_id = EXCLUDED.price_sheet_id
+"""
+
+DELETE_STALE_ENTITY_DAYS = """
+DELETE FROM entity_costs_daily d WHERE d.date = $1 AND NOT EXISTS (
+    SELECT 1 FROM rollup_groups g WHERE g.by_entity AND (
+        (d.entity_type = 'episode' AND g.episode_id = d.entity_id)
+        OR (d.entity_type = 'podcast' AND g.podcast_id = d.entity_id)))
+RETURNING entity_type, entity_id
+"""
+
+# Entity totals over every day, for the entities a rollup touched ($1: their types, $2: ids).
+REFRESH_ENTITIES = """
+WITH touched AS (SELECT * FROM unnest($1::text[], $2::text[]) AS t(entity_type, entity_id)),
+days AS (
+    SELECT d.* FROM entity_costs_daily d JOIN touched USING (entity_type, entity_id)
+),
+services AS (
+    SELECT entity_type, entity_id, jsonb_object_agg(key, v::text) AS m FROM (
+        SELECT entity_type, entity_id, key, sum(value::numeric) AS v
+        FROM days, jsonb_each_text(cost_by_service) GROUP BY 1, 2, 3) x GROUP BY 1, 2
+),
+categories AS (
+    SELECT entity_type, entity_id, jsonb_object_agg(key, v::text) AS m FROM (
+        SELECT entity_type, entity_id, key, sum(value::numeric) AS v
+        FROM days, jsonb_each_text(cost_by_category) GROUP BY 1, 2, 3) x GROUP BY 1, 2
+),
+usage AS (
+    SELECT entity_type, entity_id, jsonb_object_agg(key, v) AS m FROM (
+        SELECT entity_type, entity_id, key, sum(value::numeric) AS v
+        FROM days, jsonb_each_text(usage_metrics) GROUP BY 1, 2, 3) x GROUP BY 1, 2
+),
+totals AS (
+    SELECT entity_type, entity_id, max(podcast_id) AS podcast_id, sum(cost_usd) AS cost,
+           sum(event_count) AS events
+    FROM days GROUP BY 1, 2
+),
+gone AS (
+    DELETE FROM entity_costs e USING touched t
+    WHERE e.entity_type = t.entity_type AND e.entity_id = t.entity_id
+    AND NOT EXISTS (SELECT 1 FROM totals x WHERE x.entity_type = e.entity_type
+                    AND x.entity_id = e.entity_id)
+)
+INSERT INTO entity_costs AS e (entity_type, entity_id, podcast_id, total_cost_usd,
+    cost_by_service, cost_by_category, usage_metrics, event_count, calculated_at)
+SELECT t.entity_type, t.entity_id, t.podcast_id, t.cost, coalesce(s.m, '{}'), coalesce(c.m, '{}'),
+       coalesce(u.m, '{}'), t.events, now()
+FROM totals t
+LEFT JOIN services s USING (entity_type, entity_id)
+LEFT JOIN categories c USING (entity_type, entity_id)
+LEFT JOIN usage u USING (entity_type, entity_id)
+ON CONFLICT (entity_type, entity_id) DO UPDATE SET
+    podcast_id = EXCLUDED.podcast_id, total_cost_usd = EXCLUDED.total_cost_usd,
+    cost_by_service = EXCLUDED.cost_by_service, cost_by_category = EXCLUDED.cost_by_category,
+    usage_metrics = EXCLUDED.usage_metrics, event_count = EXCLUDED.event_count,
+    calculated_at = now()
+"""
+
+# The month of $1, from the month's daily rows ($2, $3: its first and last day).
+UPSERT_MONTH = """
+WITH days AS (SELECT * FROM cost_global_daily WHERE date BETWEEN $2 AND $3),
+services AS (
+    SELECT jsonb_object_agg(key, v::text) AS m FROM (
+        SELECT key, sum(value::numeric) AS v FROM days, jsonb_each_text(cost_by_service_json)
+        GROUP BY key) x
+),
+podcasts AS (
+    SELECT jsonb_object_agg(entity_id, v::text) AS m FROM (
+        SELECT entity_id, sum(cost_usd) AS v FROM entity_costs_daily
+        WHERE entity_type = 'podcast' AND date BETWEEN $2 AND $3 GROUP BY entity_id) x
+)
+INSERT INTO cost_monthly_summary AS m (year, month, jobs, ai_calls, cpu_ms, tokens_in,
+    tokens_out, cost_usd, cost_by_service, podcast_breakdown, days_rolled, updated_at)
+SELECT extract(year FROM $1::date)::int, extract(month FROM $1::date)::int,
+       coalesce(sum(jobs), 0), coalesce(sum(ai_calls), 0), coalesce(sum(cpu_ms), 0),
+       coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), coalesce(sum(cost_usd), 0),
+       coalesce((SELECT m FROM services), '{}'), coalesce((SELECT m FROM podcasts), '{}'),
+       count(*), now()
+FROM days
+ON CONFLICT (year, month) DO UPDATE SET
+    jobs = EXCLUDED.jobs, ai_calls = EXCLUDED.ai_calls, cpu_ms = EXCLUDED.cpu_ms,
+    tokens_in = EXCLUDED.tokens_in, tokens_out = EXCLUDED.tokens_out,
+    cost_usd = EXCLUDED.cost_usd, cost_by_service = EXCLUDED.cost_by_service,
+    podcast_breakdown = EXCLUDED.podcast_breakdown, days_rolled = EXCLUDED.days_rolled,
+    updated_at = now()
+"""
+
+LLM_MODELS_OF_DAY = """
+SELECT DISTINCT model, provider FROM telemetry_llm_events WHERE created_at >= $1 AND created_at < $2
+"""
+
+TOUCHED_ENTITIES = """
+SELECT DISTINCT 'episode' AS entity_type, episode_id AS entity_id
+FROM rollup_groups WHERE by_entity AND episode_id IS NOT NULL
+UNION
+SELECT DISTINCT 'podcast', podcast_id FROM rollup_groups WHERE by_entity AND podcast_id IS NOT NULL
+"""

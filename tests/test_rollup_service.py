@@ -1,0 +1,203 @@
+"""The rollup service: dirty dates, the schedule, RPCs, the CLI, episodes on completion."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import grpc
+import pytest
+from grpc import aio
+
+from costguard.common.pricing import AwsPrices, SeedPrices
+from costguard.devstack import DevStack, free_port
+from costguard.rollup.config import RollupConfig
+from costguard.rollup.rollup import Pricing
+from costguard.rollup.runs import Rollups
+from costguard.rollup.schedule import Scheduler, last_nightly, missed, next_nightly
+from costguard.rollup.server import RollupApp, build
+from costguard.sdk import mark_episode_complete
+from costguard.telemetry.config import TelemetryConfig
+from costguard.telemetry.server import build as build_telemetry
+from costguard.v1 import rollup_pb2, rollup_pb2_grpc
+from tests.events import job, ts
+
+UTC_ZONE = ZoneInfo("UTC")
+
+
+@pytest.fixture
+async def rollup_app(db: asyncpg.Pool, service_env: dict[str, str]) -> AsyncIterator[RollupApp]:
+    app = await build(RollupConfig.from_env({**service_env, "ROLLUP_SCHEDULER": "false"}))
+    await app.server.start()
+    yield app
+    await app.server.stop()
+
+
+async def test_a_late_event_marks_its_day_dirty_and_is_re_rolled(
+    db: asyncpg.Pool, service_env: dict[str, str]
+) -> None:
+    telemetry = await build_telemetry(TelemetryConfig.from_env(service_env))
+    rollups = Rollups(
+        db, tz=UTC_ZONE, pricing=Pricing(SeedPrices.from_env({}), AwsPrices.from_env({}))
+    )
+    past = datetime.now(UTC) - timedelta(days=3)
+    await telemetry.ingestor.store(
+        [job(user_id="ann", cpu_ms=100, created_at=ts(past), started_at=ts(past))]
+    )
+    assert await db.fetchval("SELECT array_agg(date) FROM rollup_dirty_dates") == [past.date()]
+    await rollups.roll_dirty()
+    assert await db.fetchval("SELECT cpu_ms FROM cost_user_daily WHERE user_id = 'ann'") == 100
+
+    late = [job(user_id="ann", cpu_ms=50, created_at=ts(past), started_at=ts(past))]
+    await telemetry.ingestor.store(late)
+    assert (await rollups.roll_dirty())[0].date == past.date()
+    assert await db.fetchval("SELECT cpu_ms FROM cost_user_daily WHERE user_id = 'ann'") == 150
+    assert await db.fetchval("SELECT count(*) FROM rollup_dirty_dates") == 0
+    await telemetry.server.stop()
+
+
+def test_the_nightly_time_is_0230_local_across_dst() -> None:
+    new_york = ZoneInfo("America/New_York")
+    before = datetime(2026, 3, 7, 12, 0, tzinfo=new_york)
+    assert next_nightly(before, new_york) == datetime(2026, 3, 8, 2, 30, tzinfo=new_york)
+    after = datetime(2026, 3, 8, 2, 30, tzinfo=new_york)
+    assert next_nightly(after, new_york).date() == date(2026, 3, 9)
+    assert last_nightly(after, new_york) == after
+    assert missed(None, after, new_york)
+    assert not missed(after + timedelta(minutes=1), after + timedelta(hours=1), new_york)
+    assert missed(after - timedelta(days=1), after + timedelta(hours=1), new_york)
+
+
+async def test_a_missed_nightly_run_is_caught_up_at_start(
+    rollup_app: RollupApp, db: asyncpg.Pool
+) -> None:
+    scheduler = Scheduler(
+        rollup_app.rollups,
+        nightly_at=datetime.now(UTC).time().replace(microsecond=0),
+        dirty_interval_s=60,
+    )
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    assert await scheduler.catch_up()  # never ran: catch up
+    assert not await scheduler.catch_up()  # now it has
+    run = await db.fetchrow("SELECT * FROM rollup_runs WHERE trigger = 'nightly'")
+    assert run is not None
+    assert (run["status"], run["from_date"]) == ("succeeded", yesterday)
+
+
+@pytest.fixture
+async def stub(rollup_app: RollupApp) -> AsyncIterator[rollup_pb2_grpc.RollupServiceAsyncStub]:
+    async with aio.insecure_channel(f"127.0.0.1:{rollup_app.server.port}") as channel:
+        yield rollup_pb2_grpc.RollupServiceStub(channel)
+
+
+async def test_rpcs_roll_up_recalculate_and_report(
+    stub: rollup_pb2_grpc.RollupServiceAsyncStub, db: asyncpg.Pool
+) -> None:
+    noon = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    await db.execute(
+        "INSERT INTO telemetry_job_events (event_id, job_name, user_id, tier, cpu_ms, success, "
+        "created_at, episode_id, podcast_id) "
+        "VALUES ($1, 'j', 'u', 'pro', 5000, true, $2, 'ep9', 'p1')",
+        uuid.uuid4(),
+        noon,
+    )
+    one = await stub.RollupDate(rollup_pb2.RollupDateRequest(date="2026-11-20"))
+    assert [(d.date, d.events, d.cost_usd) for d in one.dates] == [("2026-11-20", 1, "0.00010000")]
+    several = await stub.RollupRange(
+        rollup_pb2.RollupRangeRequest(from_date="2026-11-19", to_date="2026-11-21")
+    )
+    assert [d.date for d in several.dates] == ["2026-11-19", "2026-11-20", "2026-11-21"]
+    entity = await stub.RecalculateEntity(
+        rollup_pb2.RecalculateEntityRequest(entity_type="episode", entity_id="ep9")
+    )
+    assert (entity.cost.total_cost_usd, entity.cost.podcast_id, entity.cost.event_count) == (
+        "0.00010000",
+        "p1",
+        1,
+    )
+    status = await stub.GetRunStatus(rollup_pb2.RunStatusRequest(limit=5))
+    assert [r.trigger for r in status.runs] == ["entity", "rpc", "rpc"]
+    assert {r.status for r in status.runs} == {"succeeded"}
+
+
+@pytest.mark.parametrize(
+    ("call", "request_message", "field"),
+    [
+        ("RollupDate", rollup_pb2.RollupDateRequest(date="20-11-2026"), "date"),
+        (
+            "RollupRange",
+            rollup_pb2.RollupRangeRequest(from_date="2026-11-20", to_date="2026-11-01"),
+            "to_date",
+        ),
+        (
+            "RollupRange",
+            rollup_pb2.RollupRangeRequest(from_date="2020-01-01", to_date="2026-01-01"),
+            "to_date",
+        ),
+        (
+            "RecalculateEntity",
+            rollup_pb2.RecalculateEntityRequest(entity_type="show", entity_id="x"),
+            "entity_type",
+        ),
+        (
+            "RecalculateEntity",
+            rollup_pb2.RecalculateEntityRequest(entity_type="episode"),
+            "entity_id",
+        ),
+        ("GetRunStatus", rollup_pb2.RunStatusRequest(limit=10_000), "limit"),
+    ],
+)
+async def test_bad_requests_name_the_field(
+    stub: rollup_pb2_grpc.RollupServiceAsyncStub, call: str, request_message: object, field: str
+) -> None:
+    with pytest.raises(aio.AioRpcError) as failure:
+        await getattr(stub, call)(request_message)
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (failure.value.details() or "").startswith(f"{field}: ")
+
+
+async def test_marking_an_episode_complete_prices_it_and_never_fails_the_caller(
+    rollup_app: RollupApp, db: asyncpg.Pool
+) -> None:
+    await db.execute(
+        "INSERT INTO telemetry_job_events "
+        "(event_id, job_name, user_id, tier, cpu_ms, success, episode_id) "
+        "VALUES ($1, 'j', 'u', 'pro', 1000, true, 'ep-done')",
+        uuid.uuid4(),
+    )
+    cost = await mark_episode_complete("ep-done", target=f"127.0.0.1:{rollup_app.server.port}")
+    assert cost is not None
+    assert cost.total_cost_usd == "0.00002000"
+    assert (
+        await mark_episode_complete("ep-x", target=f"127.0.0.1:{free_port()}", timeout_s=1) is None
+    )
+    assert (
+        await mark_episode_complete("never-seen", target=f"127.0.0.1:{rollup_app.server.port}")
+        is None
+    )
+
+
+async def test_the_cli_rolls_up_a_date_for_the_cronjob(stack: DevStack, db: asyncpg.Pool) -> None:
+    env = {**os.environ, "DATABASE_URL": stack.postgres.dsn}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "costguard.rollup", "rollup", "--date", "2026-11-20",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert out.decode().startswith("2026-11-20  users=0  events=0  cost_usd=0")
+    assert await db.fetchval("SELECT trigger FROM rollup_runs") == "cli"
+    bad = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "costguard.rollup", "rollup",
+        "--from", "2026-11-20", "--to", "2026-11-01",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await bad.communicate()
+    assert bad.returncode == 2
+    assert b"to_date is before from_date" in err
