@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import ingest, sdk_hot_path, throttle
+from bench import ingest, rollup, sdk_hot_path, throttle
 
 
 def main() -> None:
@@ -10,6 +10,7 @@ def main() -> None:
     sdk_hot_path.main()
     ingest.main()
     throttle.main()
+    rollup.main()
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ async def rollup_costs_for_date(
                 sheet, sheet_id = await sheet_for_date(
                     conn, day, bounds, seed=pricing.seed, aws=pricing.aws, reprice=reprice
                 )
+                await conn.execute(sql.SESSION_SETTINGS)
                 await conn.execute(sql.CREATE_RATE_TABLES)
                 await conn.copy_records_to_table(
                     "rollup_llm_rates", records=llm_rate_rows(sheet), columns=LLM_RATE_COLUMNS

@@ -1,0 +1,88 @@
+"""Issue 5's rollup figures, from one run on this machine.
+
+Seconds to roll up one day of 1,000,000 events (700,000 jobs, 300,000 LLM calls) over
+10,000 users, and events per second, beside a bare ``SELECT user_id, count(*),
+sum(cpu_ms) ... GROUP BY user_id`` over the same rows in the same run, and the ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from bench.common import bench_stack, report
+from costguard.common.days import day_bounds
+from costguard.common.db import create_pool
+from costguard.common.pricing import AwsPrices, SeedPrices
+from costguard.devstack import DevStack
+from costguard.rollup.rollup import Pricing, rollup_costs_for_date
+
+DAY = date(2026, 11, 20)
+JOBS, LLM_CALLS, USERS = 700_000, 300_000, 10_000
+
+_FILL = """
+INSERT INTO telemetry_job_events (event_id, job_name, user_id, tier, domain, cpu_ms, rows_read,
+    rows_written, success, started_at, created_at, episode_id, podcast_id)
+SELECT gen_random_uuid(), 'job', 'user-' || (i % $2), (ARRAY['free','pro','enterprise'])[1 + i % 3],
+       'audio', i % 5000, i % 300, i % 20, true, $3::date + (i % 86400) * interval '1 second',
+       $3::date + (i % 86400) * interval '1 second', 'ep-' || (i % 20000), 'pod-' || (i % 500)
+FROM generate_series(1, $1) AS i;
+"""
+_FILL_LLM = """
+INSERT INTO telemetry_llm_events (event_id, user_id, tier, model, input_tokens,
+    cached_input_tokens, output_tokens, created_at, episode_id, podcast_id)
+SELECT gen_random_uuid(), 'user-' || (i % $2), (ARRAY['free','pro','enterprise'])[1 + i % 3],
+       (ARRAY['gpt-4o', 'gpt-4o-mini', 'house-model'])[1 + i % 3], 1000 + i % 4000, i % 500,
+       100 + i % 900, $3::date + (i % 86400) * interval '1 second', 'ep-' || (i % 20000),
+       'pod-' || (i % 500)
+FROM generate_series(1, $1) AS i;
+"""
+_BARE = """
+SELECT user_id, count(*), sum(cpu_ms) FROM (
+    SELECT user_id, cpu_ms FROM telemetry_job_events
+    WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
+    UNION ALL
+    SELECT user_id, 0 FROM telemetry_llm_events WHERE created_at >= $1 AND created_at < $2
+) e GROUP BY user_id
+"""
+
+
+async def run(stack: DevStack) -> None:
+    pool = await create_pool(stack.postgres.dsn, max_size=2)
+    await pool.execute(_FILL, JOBS, USERS, DAY)
+    await pool.execute(_FILL_LLM, LLM_CALLS, USERS, DAY)
+    await pool.execute("VACUUM ANALYZE telemetry_job_events")
+    await pool.execute("VACUUM ANALYZE telemetry_llm_events")
+    utc = ZoneInfo("UTC")
+    bounds = day_bounds(DAY, utc)
+    started = time.perf_counter()
+    groups = await pool.fetch(_BARE, *bounds)
+    bare_s = time.perf_counter() - started
+    pricing = Pricing(SeedPrices.from_env({}), AwsPrices.from_env({}))
+    result = await rollup_costs_for_date(pool, DAY, tz=utc, pricing=pricing)
+    again = await rollup_costs_for_date(pool, DAY, tz=utc, pricing=pricing)
+    await pool.close()
+    events = JOBS + LLM_CALLS
+    report(
+        f"rollup of one day: {events:,} events over {USERS:,} users",
+        [
+            ("bare GROUP BY user_id scan", f"{bare_s:6.2f} s  ({len(groups):,} users)"),
+            (
+                "rollup_costs_for_date",
+                f"{result.seconds:6.2f} s  ({events / result.seconds:,.0f} events/s)",
+            ),
+            ("  again (idempotent re-run)", f"{again.seconds:6.2f} s  cost ${again.cost_usd}"),
+            ("  ratio rollup / bare scan", f"{result.seconds / bare_s:.2f}  (goal <= 2)"),
+        ],
+    )
+
+
+def main() -> None:
+    with bench_stack() as stack:
+        asyncio.run(run(stack))
+
+
+if __name__ == "__main__":
+    main()
