@@ -153,7 +153,7 @@ async def test_a_re_run_keeps_the_prices_it_used_and_a_reprice_reports_the_chang
     again = await rollup_costs_for_date(db, DAY, tz=UTC_ZONE, pricing=dearer)
     assert (again.cost_usd, again.price_sheet_id) == (first.cost_usd, first.price_sheet_id)
     repriced = await rollup_costs_for_date(db, DAY, tz=UTC_ZONE, pricing=dearer, reprice=True)
-    assert repriced.cost_usd == Decimal("0.25")
+    assert (repriced.previous_cost_usd, repriced.cost_usd) == (Decimal("0.1"), Decimal("0.25"))
     assert repriced.price_sheet_id != first.price_sheet_id
 
 

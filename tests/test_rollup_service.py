@@ -201,3 +201,32 @@ async def test_the_cli_rolls_up_a_date_for_the_cronjob(stack: DevStack, db: asyn
     _, err = await bad.communicate()
     assert bad.returncode == 2
     assert b"to_date is before from_date" in err
+
+
+async def test_a_reprice_of_a_past_range_reports_the_change(
+    stack: DevStack, db: asyncpg.Pool
+) -> None:
+    await db.execute(
+        "INSERT INTO cost_events (event_id, event_type, service, quantity, unit, created_at) "
+        "VALUES ($1, 'ses.send_email', 'ses', 2000, 'email', '2026-11-21 10:00+00')",
+        uuid.uuid4(),
+    )
+    env = {**os.environ, "DATABASE_URL": stack.postgres.dsn}
+
+    async def cli(*args: str, **extra: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "costguard.rollup", "rollup", *args,
+            env={**env, **extra}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        return out.decode()
+
+    await cli("--from", "2026-11-20", "--to", "2026-11-21")
+    fix = {"COST_AWS_SES_PER_1K_EMAILS": "0.12"}
+    assert "cost_usd=0.20000000" in await cli("--date", "2026-11-21", **fix)  # stored prices kept
+    lines = (
+        await cli("--from", "2026-11-20", "--to", "2026-11-21", "--reprice", **fix)
+    ).splitlines()
+    assert "cost_usd=0.00000000  was=0.00000000  change=+0.00000000" in lines[0]
+    assert "cost_usd=0.24000000  was=0.20000000  change=+0.04000000" in lines[1]

@@ -50,9 +50,11 @@ async def _rollup_once(config: RollupConfig, args: argparse.Namespace) -> int:
     finally:
         await pool.close()
     for r in results:
-        print(
-            f"{r.date}  users={r.users}  events={r.events}  cost_usd={r.cost_usd}  {r.seconds:.2f}s"
-        )
+        line = f"{r.date}  users={r.users}  events={r.events}  cost_usd={r.cost_usd:f}"
+        if args.reprice and r.previous_cost_usd is not None:
+            change = r.cost_usd - r.previous_cost_usd
+            line += f"  was={r.previous_cost_usd:f}  change={change:+f}"
+        print(f"{line}  {r.seconds:.2f}s")
     return 0
 
 

@@ -43,6 +43,7 @@ class DateRollup:
     cost_usd: Decimal
     price_sheet_id: int
     seconds: float
+    previous_cost_usd: Decimal | None = None  # before this run: a reprice reports the change
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ async def rollup_costs_for_date(
             async with conn.transaction():
                 # First: an event committed from here on marks the date dirty again.
                 await conn.execute("DELETE FROM rollup_dirty_dates WHERE date = $1", day)
+                previous = await conn.fetchval(
+                    "SELECT cost_usd FROM cost_global_daily WHERE date = $1", day
+                )
                 sheet, sheet_id = await sheet_for_date(
                     conn, day, bounds, seed=pricing.seed, aws=pricing.aws, reprice=reprice
                 )
@@ -104,6 +108,7 @@ async def rollup_costs_for_date(
         cost_usd=totals["cost_usd"],
         price_sheet_id=sheet_id,
         seconds=time.perf_counter() - started,
+        previous_cost_usd=previous,
     )
     log.info(
         "rolled up",

@@ -42,7 +42,7 @@ def _encode(results: list[DateRollup]) -> rollup_pb2.RollupResponse:
                 date=r.date.isoformat(),
                 users=r.users,
                 events=r.events,
-                cost_usd=str(r.cost_usd),
+                cost_usd=f"{r.cost_usd:f}",
                 seconds=r.seconds,
             )
             for r in results
