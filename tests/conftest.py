@@ -29,6 +29,8 @@ _DATA_TABLES = (
     "entity_costs",
     "cost_monthly_summary",
     "budget_alerts",
+    "alert_deliveries",
+    "price_sheets",
     "rollup_dirty_dates",
     "rollup_runs",
     "entity_costs_daily",

@@ -96,15 +96,11 @@ async def test_summary_reads_postgres_with_admin_auth(
     )
     assert reply.status_code == 200
     body = reply.json()
-    assert body["totals"]["jobs"] == 6
-    assert Decimal(body["totals"]["cost_usd"]) == Decimal("1.75")
-    assert len(body["series"]) == 7
-    assert body["series"][-1] == {
-        "date": today.isoformat(),
-        "cost_usd": "1.250000",
-        "jobs": 5,
-        "ai_calls": 2,
-    }
+    assert body["cards"]["jobs"] == 6
+    assert Decimal(body["cards"]["cost_usd"]) == Decimal("1.75")
+    assert len(body["sparklines"]["cost_usd"]) == 7
+    assert body["sparklines"]["cost_usd"][-1] == {"date": today.isoformat(), "value": "1.25000000"}
+    assert body["sparklines"]["jobs"][0] == {"date": (today - timedelta(days=6)).isoformat(), "value": 1}
 
 
 @pytest.mark.parametrize(

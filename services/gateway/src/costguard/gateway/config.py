@@ -29,6 +29,11 @@ class GatewayConfig:
     throttle_addr: str
     rollup_addr: str
     admin_tokens: tuple[AdminToken, ...]
+    session_secret: str | None
+    webhook_url: str | None
+    webhook_secret: str | None
+    alert_dispatch_s: float
+    web_dist: str | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> GatewayConfig:
@@ -45,7 +50,19 @@ class GatewayConfig:
             throttle_addr=env.listen_address("THROTTLE_ADDR", "127.0.0.1:50052"),
             rollup_addr=env.listen_address("ROLLUP_ADDR", "127.0.0.1:50053"),
             admin_tokens=_admin_tokens(env),
+            session_secret=env.optional_str("GATEWAY_SESSION_SECRET"),
+            webhook_url=_webhook_url(env),
+            webhook_secret=env.optional_str("ALERT_WEBHOOK_SECRET"),
+            alert_dispatch_s=env.number("ALERT_DISPATCH_SECONDS", 5.0, minimum=0.1),
+            web_dist=env.optional_str("GATEWAY_WEB_DIST"),
         )
+
+
+def _webhook_url(env: Env) -> str | None:
+    value = env.optional_str("ALERT_WEBHOOK_URL")
+    if value is not None and not re.match(r"^https?://[^\s/]+", value):
+        raise ConfigError("ALERT_WEBHOOK_URL", "expected an http(s):// URL")
+    return value
 
 
 def _admin_tokens(env: Env) -> tuple[AdminToken, ...]:

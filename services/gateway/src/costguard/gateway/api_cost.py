@@ -1,0 +1,180 @@
+"""GET summary and top users: the dashboard's main reads."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from costguard.common.counters import LiveCounters, global_key, tier_key
+from costguard.common.days import day_bounds
+from costguard.common.pricing import NANO
+from costguard.gateway import params, queries
+from costguard.gateway.auth import admin_only
+from costguard.gateway.money import ratio, usd
+from costguard.gateway.resources import Resources, resources
+
+_CAP_METRICS = (
+    ("jobs_per_day", "jobs", "jobs"),
+    ("cpu_ms_per_day", "cpu_ms", "cpu_ms"),
+    ("llm_input_tokens_per_day", "llm_input_tokens", "tokens_in"),
+    ("llm_output_tokens_per_day", "llm_output_tokens", "tokens_out"),
+    ("cost_usd_per_day", "cost_usd", "cost_nusd"),
+)
+
+
+def _window(res: Resources, days: int) -> tuple[date, date, list[date]]:
+    today = datetime.now(res.config.core.timezone).date()
+    start = today - timedelta(days=days - 1)
+    return start, today, [start + timedelta(days=i) for i in range(days)]
+
+
+async def _caps_today(res: Resources) -> list[dict[str, Any]]:
+    """Use today against each global and tier cap, and when today's pace reaches it."""
+    tz = res.config.core.timezone
+    now = datetime.now(tz)
+    midnight, next_midnight = day_bounds(now.date(), tz)
+    elapsed = max(1.0, (now - midnight).total_seconds())
+    counters = LiveCounters(res.redis)
+    out = []
+    for budget in await res.pool.fetch(queries.BUDGETS):
+        scope = budget["apply_scope"]
+        if not budget["enabled"] or scope.startswith("user:"):
+            continue
+        key = global_key(now.date()) if scope == "global" else tier_key(now.date(), scope)
+        live = await counters.read(key)
+        for column, metric, field in _CAP_METRICS:
+            cap = budget[column]
+            if cap is None:
+                continue
+            used = Decimal(live[field]) * (NANO if field == "cost_nusd" else 1)
+            reached_at = None
+            if 0 < used < cap:
+                eta = now + timedelta(seconds=float((cap - used) / used) * elapsed)
+                reached_at = eta.isoformat() if eta < next_midnight else None
+            out.append(
+                {
+                    "scope": scope,
+                    "metric": metric,
+                    "cap": usd(cap),
+                    "used": usd(used),
+                    "fraction": ratio(used, cap) if cap else (1.0 if used else 0.0),
+                    "reached_at": reached_at,
+                }
+            )
+    return out
+
+
+def _series(rows: list[Any], dates: list[date], tiers: tuple[str, ...]) -> dict[str, Any]:
+    by_date = {row["date"]: row for row in rows}
+    cost_by_tier = []
+    for day in dates:
+        breakdown = by_date[day]["tier_breakdown_json"] if day in by_date else {}
+        cost_by_tier.append(
+            {
+                "date": day.isoformat(),
+                **{t: usd(breakdown.get(t, {}).get("cost_usd")) for t in tiers},
+            }
+        )
+    sparklines: dict[str, list[dict[str, Any]]] = {}
+    for name in ("cost_usd", "jobs", "ai_calls", "tokens_in", "tokens_out"):
+        points = []
+        for day in dates:
+            value = by_date[day][name] if day in by_date else 0
+            points.append(
+                {"date": day.isoformat(), "value": usd(value) if name == "cost_usd" else value}
+            )
+        sparklines[name] = points
+    return {"cost_by_tier": cost_by_tier, "sparklines": sparklines}
+
+
+def _unpriced(rows: list[Any], total: Decimal) -> list[dict[str, Any]]:
+    sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for row in rows:
+        for item, figures in row["unpriced_json"].items():
+            sums[item][0] += Decimal(figures["cost_usd"])
+            sums[item][1] += Decimal(figures["events"])
+    ranked = sorted(sums.items(), key=lambda kv: kv[1][0], reverse=True)
+    return [
+        {"item": item, "cost_usd": usd(cost), "share": ratio(cost, total), "events": int(events)}
+        for item, (cost, events) in ranked
+    ]
+
+
+@admin_only
+async def cost_summary(request: Request) -> Response:
+    days = params.days(request)
+    res = resources(request)
+    tz = res.config.core.timezone
+    start, today, dates = _window(res, days)
+    rows = await res.pool.fetch(queries.SERIES, start, today)
+    begin, _ = day_bounds(start, tz)
+    _, end = day_bounds(today, tz)
+    hits = {r["date"]: r for r in await res.pool.fetch(queries.CACHE_HITS, begin, end, tz.key)}
+    domains = await res.pool.fetch(queries.JOBS_BY_DOMAIN, begin, end)
+    total = sum((r["cost_usd"] for r in rows), Decimal(0))
+    calls = sum(h["calls"] for h in hits.values())
+    first_of_month = today.replace(day=1)
+    mtd: Decimal = await res.pool.fetchval(queries.MONTH_TO_DATE, first_of_month, today)
+    month_days = ((first_of_month + timedelta(days=32)).replace(day=1) - first_of_month).days
+    series = _series(rows, dates, res.config.core.tiers)
+    body = {
+        "days": days,
+        "from": start.isoformat(),
+        "to": today.isoformat(),
+        "timezone": tz.key,
+        "cards": {
+            "cost_usd": usd(total),
+            **{
+                k: sum(r[k] for r in rows)
+                for k in ("jobs", "ai_calls", "cpu_ms", "tokens_in", "tokens_out")
+            },
+            "cache_hit_rate": ratio(sum(h["hits"] for h in hits.values()), calls),
+        },
+        "sparklines": series["sparklines"],
+        "today": {"caps": await _caps_today(res)},
+        "series": {
+            "cost_by_tier": series["cost_by_tier"],
+            "jobs_by_domain": [dict(d) for d in domains],
+            "tokens": [
+                {
+                    "date": day.isoformat(),
+                    "tokens_in": next((r["tokens_in"] for r in rows if r["date"] == day), 0),
+                    "tokens_out": next((r["tokens_out"] for r in rows if r["date"] == day), 0),
+                    "cache_hit_rate": ratio(hits[day]["hits"], hits[day]["calls"])
+                    if day in hits
+                    else 0.0,
+                }
+                for day in dates
+            ],
+        },
+        "forecast": {
+            "month_to_date_cost_usd": usd(mtd),
+            "month_projected_cost_usd": usd(mtd / today.day * month_days),
+        },
+        "unpriced": _unpriced(rows, total),
+    }
+    return JSONResponse(body)
+
+
+@admin_only
+async def top_users(request: Request) -> Response:
+    days = params.days(request)
+    limit = params.integer(request, "limit", 20, 1, 500)
+    res = resources(request)
+    start, today, _ = _window(res, days)
+    rows = await res.pool.fetch(queries.TOP_USERS, start, today, limit)
+    users = [
+        {
+            "user_id": r["user_id"],
+            "tier": r["tier"],
+            "cost_usd": usd(r["cost_usd"]),
+            **{k: r[k] for k in ("jobs", "ai_calls", "tokens_in", "tokens_out")},
+        }
+        for r in rows
+    ]
+    return JSONResponse({"days": days, "users": users})

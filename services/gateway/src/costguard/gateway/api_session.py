@@ -1,0 +1,54 @@
+"""Sign in with an admin token; the dashboard then carries a session cookie."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from costguard.gateway.api_budgets import json_object
+from costguard.gateway.auth import (
+    COOKIE,
+    SESSION_SECONDS,
+    Admin,
+    current_admin,
+    identify,
+    session_value,
+)
+from costguard.gateway.params import BadInput
+from costguard.gateway.resources import resources
+
+
+async def sign_in(request: Request) -> Response:
+    body = await json_object(request)
+    token = body.get("token")
+    if not isinstance(token, str) or not token or len(token) > 512:
+        raise BadInput("token", "token must be the admin token, as a string")
+    res = resources(request)
+    found = identify(res.config.admin_tokens, token)
+    if found is None:
+        return JSONResponse({"error": "invalid token", "field": "token"}, status_code=401)
+    admin = Admin(found.name, found.role)
+    response = JSONResponse({"name": admin.name, "role": admin.role})
+    response.set_cookie(
+        COOKIE,
+        session_value(res.session_secret, admin),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+async def sign_out(request: Request) -> Response:
+    response = JSONResponse({"signed_out": True})
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+async def me(request: Request) -> Response:
+    admin = current_admin(request)
+    if admin is None:
+        return JSONResponse({"error": "not signed in"}, status_code=401)
+    return JSONResponse({"name": admin.name, "role": admin.role})

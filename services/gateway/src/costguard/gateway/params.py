@@ -1,0 +1,79 @@
+"""Query and body parameters, validated: bad input is a 400 naming the field."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from starlette.requests import Request
+
+_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+
+
+class BadInput(ValueError):
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.field = field
+        self.status = status
+
+
+def days(request: Request) -> int:
+    raw = request.query_params.get("days", "7")
+    if raw not in ("7", "30"):
+        raise BadInput("days", "days must be 7 or 30")
+    return int(raw)
+
+
+def integer(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadInput(name, f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def iso_date(request: Request, name: str, default: date) -> date:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadInput(name, f"{name} must be a date YYYY-MM-DD") from None
+
+
+def entity_id(request: Request, name: str) -> str:
+    value = str(request.path_params.get(name, ""))
+    if not _ID.match(value):
+        raise BadInput(name, f"{name} must be 1 to 64 letters, digits or _.:@-")
+    return value
+
+
+def decimal_or_none(body: dict[str, Any], name: str, places: int) -> Decimal | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise BadInput(name, f'{name} must be a decimal string such as "12.50", or null')
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise BadInput(name, f'{name} must be a decimal string such as "12.50", or null') from None
+    if not number.is_finite() or number < 0 or number > Decimal(10) ** 12:
+        raise BadInput(name, f"{name} must be between 0 and 10^12")
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        raise BadInput(name, f"{name} has more than {places} decimal places")
+    return number
+
+
+def count_or_none(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**15:
+        raise BadInput(name, f"{name} must be a whole number from 0 to 10^15, or null")
+    return value

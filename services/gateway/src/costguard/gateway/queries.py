@@ -1,0 +1,78 @@
+"""The gateway's reads: aggregates from Postgres, live use from Redis. No business rules."""
+
+from __future__ import annotations
+
+SERIES = """
+SELECT date, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, cost_usd, tier_breakdown_json,
+       unpriced_json
+FROM cost_global_daily WHERE date BETWEEN $1 AND $2 ORDER BY date
+"""
+
+CACHE_HITS = """
+SELECT (created_at AT TIME ZONE $3)::date AS date, count(*) AS calls,
+       count(*) FILTER (WHERE cache_hit) AS hits
+FROM telemetry_llm_events WHERE created_at >= $1 AND created_at < $2 GROUP BY 1
+"""
+
+JOBS_BY_DOMAIN = """
+SELECT domain, count(*) AS jobs, avg(queue_wait_ms)::float8 AS avg_queue_wait_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY queue_wait_ms)::float8 AS p95_queue_wait_ms
+FROM telemetry_job_events
+WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
+GROUP BY domain ORDER BY jobs DESC LIMIT 50
+"""
+
+TOP_USERS = """
+SELECT user_id, (array_agg(tier ORDER BY date DESC))[1] AS tier, sum(cost_usd) AS cost_usd,
+       sum(jobs) AS jobs, sum(ai_calls) AS ai_calls, sum(tokens_in) AS tokens_in,
+       sum(tokens_out) AS tokens_out
+FROM cost_user_daily WHERE date BETWEEN $1 AND $2
+GROUP BY user_id ORDER BY sum(cost_usd) DESC, user_id LIMIT $3
+"""
+
+MONTH_TO_DATE = (
+    "SELECT coalesce(sum(cost_usd), 0) FROM cost_global_daily WHERE date BETWEEN $1 AND $2"
+)
+
+BUDGETS = """
+SELECT apply_scope, cpu_ms_per_day, jobs_per_day, llm_input_tokens_per_day,
+       llm_output_tokens_per_day, cost_usd_per_day, alert_thresholds, enabled, updated_by,
+       updated_at
+FROM cost_budgets ORDER BY apply_scope
+"""
+
+UPSERT_BUDGET = """
+INSERT INTO cost_budgets (apply_scope, cpu_ms_per_day, jobs_per_day, llm_input_tokens_per_day,
+    llm_output_tokens_per_day, cost_usd_per_day, alert_thresholds, enabled, updated_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (apply_scope) DO UPDATE SET
+    cpu_ms_per_day = EXCLUDED.cpu_ms_per_day, jobs_per_day = EXCLUDED.jobs_per_day,
+    llm_input_tokens_per_day = EXCLUDED.llm_input_tokens_per_day,
+    llm_output_tokens_per_day = EXCLUDED.llm_output_tokens_per_day,
+    cost_usd_per_day = EXCLUDED.cost_usd_per_day, alert_thresholds = EXCLUDED.alert_thresholds,
+    enabled = EXCLUDED.enabled, updated_by = EXCLUDED.updated_by, updated_at = now()
+RETURNING apply_scope, cpu_ms_per_day, jobs_per_day, llm_input_tokens_per_day,
+    llm_output_tokens_per_day, cost_usd_per_day, alert_thresholds, enabled, updated_by, updated_at
+"""
+
+ENTITY = "SELECT * FROM entity_costs WHERE entity_type = $1 AND entity_id = $2"
+
+PODCAST_EPISODES = """
+SELECT entity_id AS episode_id, total_cost_usd, event_count, calculated_at
+FROM entity_costs WHERE entity_type = 'episode' AND podcast_id = $1
+ORDER BY total_cost_usd DESC, entity_id LIMIT $2
+"""
+
+PODCAST_STATS = """
+SELECT count(*) AS episodes, coalesce(sum(total_cost_usd), 0) AS total,
+       coalesce(avg(total_cost_usd), 0) AS average, coalesce(max(total_cost_usd), 0) AS max
+FROM entity_costs WHERE entity_type = 'episode' AND podcast_id = $1
+"""
+
+DAILY = """
+SELECT date, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, cost_usd, cost_by_service_json,
+       tier_breakdown_json
+FROM cost_global_daily WHERE date BETWEEN $1 AND $2 ORDER BY date
+"""
+
+MONTHLY = "SELECT * FROM cost_monthly_summary WHERE year = $1 AND month = $2"
