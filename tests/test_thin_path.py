@@ -100,7 +100,10 @@ async def test_summary_reads_postgres_with_admin_auth(
     assert Decimal(body["cards"]["cost_usd"]) == Decimal("1.75")
     assert len(body["sparklines"]["cost_usd"]) == 7
     assert body["sparklines"]["cost_usd"][-1] == {"date": today.isoformat(), "value": "1.25000000"}
-    assert body["sparklines"]["jobs"][0] == {"date": (today - timedelta(days=6)).isoformat(), "value": 1}
+    assert body["sparklines"]["jobs"][0] == {
+        "date": (today - timedelta(days=6)).isoformat(),
+        "value": 1,
+    }
 
 
 @pytest.mark.parametrize(
