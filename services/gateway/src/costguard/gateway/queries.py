@@ -24,8 +24,8 @@ GROUP BY domain ORDER BY jobs DESC LIMIT 50
 
 TOP_USERS = """
 SELECT user_id, (array_agg(tier ORDER BY date DESC))[1] AS tier, sum(cost_usd) AS cost_usd,
-       sum(jobs) AS jobs, sum(ai_calls) AS ai_calls, sum(tokens_in) AS tokens_in,
-       sum(tokens_out) AS tokens_out
+       sum(jobs)::bigint AS jobs, sum(ai_calls)::bigint AS ai_calls,
+       sum(tokens_in)::bigint AS tokens_in, sum(tokens_out)::bigint AS tokens_out
 FROM cost_user_daily WHERE date BETWEEN $1 AND $2
 GROUP BY user_id ORDER BY sum(cost_usd) DESC, user_id LIMIT $3
 """
