@@ -125,7 +125,9 @@ async def test_make_dev_runs_everything_and_stops_on_ctrl_c(dev_root: Path) -> N
         assert info2["token"] == info["token"]
         conn = await asyncpg.connect(info2["postgres"])
         try:
-            assert await conn.fetchval("SELECT count(*) FROM telemetry_job_events") == 1
+            smoke = "SELECT count(*) FROM telemetry_job_events WHERE job_name = 'dev-smoke'"
+            assert await conn.fetchval(smoke) == 1
+            assert await conn.fetchval("SELECT count(*) FROM cost_global_daily") >= 30  # demo data
         finally:
             await conn.close()
     finally:

@@ -20,16 +20,26 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import grpc
 import httpx
 from grpc import aio
 
+from costguard.common.auth import token_metadata
+from costguard.common.counters import LiveCounters
+from costguard.common.db import create_pool
 from costguard.common.health import health_status
 from costguard.common.migrate import migrate_up
+from costguard.common.pricing import SeedPrices
+from costguard.common.rebuild import CounterReconciler
+from costguard.common.redis import create_redis
+from costguard.devstack.seed import DAYS, seed_demo
 from costguard.devstack.stack import DevStack, free_port
+from costguard.v1 import rollup_pb2, rollup_pb2_grpc
 
 SERVICES = ("telemetry", "throttle", "rollup")
 _READY_TIMEOUT_S = 60.0
@@ -164,6 +174,7 @@ async def run(stack: DevStack, root: Path, gateway_port: int) -> None:
             await _wait_healthy(name, f"127.0.0.1:{ports[name]}", children)
         url = f"http://127.0.0.1:{gateway_port}"
         await _wait_http(f"{url}/healthz", children)
+        await _seed(stack, f"127.0.0.1:{ports['rollup']}", service_token)
         _print_banner(
             url=url, token=token, service_token=service_token, stack=stack, ports=ports, logs=logs
         )
@@ -178,6 +189,42 @@ async def run(stack: DevStack, root: Path, gateway_port: int) -> None:
     finally:
         print("stopping...", flush=True)
         children.stop()
+
+
+async def _seed(stack: DevStack, rollup_addr: str, service_token: str) -> None:
+    """Demo data on a fresh database: rolled up through the rollup service, and today's
+    live counters rebuilt (the demo rows went to Postgres directly, not via telemetry)."""
+    conn = await asyncpg.connect(stack.postgres.dsn)
+    try:
+        seeded = await seed_demo(conn)
+    finally:
+        await conn.close()
+    if not seeded:
+        return
+    pool = await create_pool(stack.postgres.dsn, max_size=2)
+    redis = create_redis(stack.redis.url)
+    try:
+        rebuilder = CounterReconciler(
+            pool,
+            LiveCounters(redis),
+            timezone=ZoneInfo("UTC"),
+            prices=SeedPrices.from_env(os.environ),
+            interval_s=60,
+        )
+        await rebuilder.rebuild_today(wait=True)
+    finally:
+        await redis.aclose()
+        await pool.close()
+    today = datetime.now(UTC).date()
+    async with aio.insecure_channel(rollup_addr) as channel:
+        reply = await rollup_pb2_grpc.RollupServiceStub(channel).RollupRange(
+            rollup_pb2.RollupRangeRequest(
+                from_date=(today - timedelta(days=DAYS + 1)).isoformat(), to_date=today.isoformat()
+            ),
+            metadata=token_metadata(service_token),
+            timeout=300,
+        )
+    print(f"demo data: {DAYS} days seeded and rolled up ({len(reply.dates)} dates)", flush=True)
 
 
 def _print_banner(

@@ -1,0 +1,214 @@
+"""Demo data for ``make dev``: 30 days of synthetic telemetry, budgets, then a rollup.
+
+Written straight into Postgres in a few bulk statements, and only into an empty
+database, so running ``make dev`` again keeps the data it already has.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+USERS = [
+    (f"user-{i:02d}", ("free", "free", "free", "pro", "pro", "enterprise")[i % 6])
+    for i in range(24)
+]
+DOMAINS = ("transcription", "summaries", "search", "publishing")
+MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1-mini", "house-model")
+DAYS = 30
+
+
+def _jobs(rng: random.Random, day: datetime) -> list[tuple[Any, ...]]:
+    rows = []
+    for user, tier in USERS:
+        for _ in range(rng.randint(2, 12) * (3 if tier == "enterprise" else 1)):
+            started = day + timedelta(seconds=rng.randint(0, 86_000))
+            wait = rng.randint(0, 90_000 if tier == "free" else 20_000)
+            duration = rng.randint(200, 60_000)
+            episode = rng.randint(1, 400)
+            rows.append(
+                (
+                    uuid.uuid4(),
+                    rng.choice(("transcribe", "summarise", "index", "publish")),
+                    user,
+                    tier,
+                    rng.choice(DOMAINS),
+                    started - timedelta(milliseconds=wait),
+                    started,
+                    started + timedelta(milliseconds=duration),
+                    duration,
+                    wait,
+                    rng.randint(50, duration),
+                    rng.randint(0, 5_000),
+                    rng.randint(0, 800),
+                    rng.random() > 0.04,
+                    f"ep-{episode}",
+                    f"pod-{episode % 12}",
+                    started,
+                )
+            )
+    return rows
+
+
+def _llm_calls(rng: random.Random, day: datetime) -> list[tuple[Any, ...]]:
+    rows = []
+    for user, tier in USERS:
+        for _ in range(rng.randint(1, 8)):
+            tokens_in = rng.randint(300, 12_000)
+            cached = rng.randint(0, tokens_in // 2)
+            out = rng.randint(50, 2_000)
+            episode = rng.randint(1, 400)
+            rows.append(
+                (
+                    uuid.uuid4(),
+                    user,
+                    tier,
+                    rng.choice(DOMAINS),
+                    rng.choice(MODELS),
+                    tokens_in,
+                    cached,
+                    out,
+                    min(out, rng.randint(0, 300)),
+                    rng.randint(200, 9_000),
+                    rng.random() < 0.2,
+                    f"ep-{episode}",
+                    f"pod-{episode % 12}",
+                    day + timedelta(seconds=rng.randint(0, 86_000)),
+                )
+            )
+    return rows
+
+
+def _cloud(rng: random.Random, day: datetime) -> list[tuple[Any, ...]]:
+    def size() -> dict[str, Any]:
+        return {"size_bytes": rng.randint(10_000, 80_000_000)}
+
+    def body() -> dict[str, Any]:
+        return {"body_bytes": rng.randint(100, 200_000)}
+
+    def nothing() -> dict[str, Any]:
+        return {}
+
+    kinds = [
+        ("s3.put_object", "s3", "request", size),
+        ("s3.get_object", "s3", "request", size),
+        ("ses.send_email", "ses", "email", nothing),
+        ("sqs.send_message", "sqs", "message", body),
+        ("lambda.invoke", "lambda", "gb_second", nothing),
+    ]
+    rows = []
+    for _ in range(rng.randint(40, 90)):
+        event_type, service, unit, metadata = rng.choice(kinds)
+        user, tier = rng.choice(USERS)
+        quantity = (
+            Decimal(rng.randint(1, 5))
+            if unit != "gb_second"
+            else Decimal(rng.randint(1, 400)) / 100
+        )
+        episode = rng.randint(1, 400)
+        rows.append(
+            (
+                uuid.uuid4(),
+                event_type,
+                service,
+                quantity,
+                unit,
+                json.dumps(metadata()),
+                user,
+                tier,
+                f"ep-{episode}",
+                f"pod-{episode % 12}",
+                day + timedelta(seconds=rng.randint(0, 86_000)),
+            )
+        )
+    return rows
+
+
+async def seed_demo(conn: asyncpg.Connection, *, now: datetime | None = None) -> bool:
+    """Write the demo data; False (and nothing written) when there is data already."""
+    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM telemetry_job_events)"):
+        return False
+    rng = random.SystemRandom()
+    today = (now or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
+    jobs, calls, cloud = [], [], []
+    for back in range(DAYS, -1, -1):
+        day = today - timedelta(days=back)
+        jobs += _jobs(rng, day)
+        calls += _llm_calls(rng, day)
+        cloud += _cloud(rng, day)
+    cutoff = now or datetime.now(UTC)
+    async with conn.transaction():
+        await conn.copy_records_to_table(
+            "telemetry_job_events",
+            records=[r for r in jobs if r[16] <= cutoff],
+            columns=(
+                "event_id",
+                "job_name",
+                "user_id",
+                "tier",
+                "domain",
+                "queued_at",
+                "started_at",
+                "finished_at",
+                "duration_ms",
+                "queue_wait_ms",
+                "cpu_ms",
+                "rows_read",
+                "rows_written",
+                "success",
+                "episode_id",
+                "podcast_id",
+                "created_at",
+            ),
+        )
+        await conn.copy_records_to_table(
+            "telemetry_llm_events",
+            records=[r for r in calls if r[13] <= cutoff],
+            columns=(
+                "event_id",
+                "user_id",
+                "tier",
+                "domain",
+                "model",
+                "input_tokens",
+                "cached_input_tokens",
+                "output_tokens",
+                "reasoning_tokens",
+                "latency_ms",
+                "cache_hit",
+                "episode_id",
+                "podcast_id",
+                "created_at",
+            ),
+        )
+        await conn.copy_records_to_table(
+            "cost_events",
+            records=[r for r in cloud if r[10] <= cutoff],
+            columns=(
+                "event_id",
+                "event_type",
+                "service",
+                "quantity",
+                "unit",
+                "metadata",
+                "user_id",
+                "tier",
+                "episode_id",
+                "podcast_id",
+                "created_at",
+            ),
+        )
+        await conn.execute(
+            "INSERT INTO cost_budgets (apply_scope, cpu_ms_per_day, jobs_per_day, "
+            "llm_input_tokens_per_day, cost_usd_per_day, updated_by) VALUES "
+            "('global', 40000000, 5000, 3000000, 25, 'demo'), "
+            "('free', 3000000, 600, 500000, NULL, 'demo') "
+            "ON CONFLICT (apply_scope) DO NOTHING"
+        )
+    return True
