@@ -14,7 +14,9 @@ STAMP_PROTO := $(PROTO_OUT)/costguard/v1/.generated
 
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install protos migrate dev test lint format typecheck pytest bench demo clean up down
+WEB_STAMP  := web/node_modules/.installed
+
+.PHONY: help install protos migrate dev test lint format typecheck pytest bench clean web web-check browser
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +39,21 @@ $(STAMP_PROTO): $(STAMP_SYNC) $(PROTOS)
 
 install: $(STAMP_PROTO) ## Install pinned Python dependencies (uv.lock) and generate gRPC code
 
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+web: $(WEB_STAMP) ## Build the dashboard into web/dist (served by the gateway at /admin/cost)
+	cd web && npm run build
+
+web-check: $(WEB_STAMP) ## The dashboard's tsc --strict, eslint and vitest
+	cd web && npm run typecheck && npm run lint && npm test
+
+browser: ## Install Debian's Chromium for the browser tests, if it is missing
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else echo "install Debian's chromium (sudo apt-get install chromium) for the browser tests" >&2; exit 1; fi; }
+
 protos: ## Regenerate Python code and type stubs from protos/
 	@rm -f $(STAMP_PROTO)
 	@$(MAKE) --no-print-directory $(STAMP_PROTO)
@@ -44,7 +61,7 @@ protos: ## Regenerate Python code and type stubs from protos/
 migrate: install ## Apply pending migrations to DATABASE_URL (ARGS=down rolls back the newest)
 	$(PY) -m costguard.common.migrate $(or $(ARGS),up)
 
-dev: install ## Run the whole system locally with a private Postgres and Redis
+dev: install web ## Run the whole system locally with a private Postgres and Redis
 	$(PY) -m costguard.devstack.run
 
 lint: install ## ruff format check and lint
@@ -58,16 +75,17 @@ format: install ## Format and autofix with ruff
 typecheck: install ## mypy --strict
 	$(VENV)/bin/mypy
 
-pytest: install ## Run the test suite only
+pytest: install web browser ## Run the test suite only
 	$(VENV)/bin/pytest $(ARGS)
 
-test: install ## Everything CI runs: lint, typecheck, the whole test suite
+test: install ## Everything CI runs: lint, typecheck, the dashboard's checks, the whole test suite
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory typecheck
+	$(MAKE) --no-print-directory web-check
 	$(MAKE) --no-print-directory pytest
 
 bench: install ## Run the benchmarks and print their figures
 	$(PY) -m bench
 
-clean: ## Remove the dev stack's data, the virtualenv and generated code
-	rm -rf .dev $(VENV) $(PROTO_OUT)/costguard/v1
+clean: ## Remove the dev stack's data, the virtualenv, generated code and the dashboard build
+	rm -rf .dev $(VENV) $(PROTO_OUT)/costguard/v1 web/node_modules web/dist

@@ -1,0 +1,187 @@
+"""The dashboard in real headless Chromium, against a real gateway with demo data.
+
+Chromium is Debian's (`make browser` installs it); Playwright drives it through
+``executable_path``, since a browser cannot be downloaded here. Screenshots land in the
+git-ignored ``artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+import uvicorn
+from grpc import aio
+from playwright.async_api import Browser, Page, async_playwright
+from redis.asyncio import Redis
+
+from costguard.common.counters import LiveCounters
+from costguard.common.pricing import AwsPrices, SeedPrices
+from costguard.common.rebuild import CounterReconciler
+from costguard.devstack import DevStack, free_port
+from costguard.devstack.seed import DAYS, seed_demo
+from costguard.gateway.app import create_app
+from costguard.gateway.auth import hash_token
+from costguard.gateway.config import GatewayConfig
+from costguard.rollup.rollup import Pricing
+from costguard.rollup.runs import Rollups
+from costguard.throttle.config import ThrottleConfig
+from costguard.throttle.server import ThrottleApp
+from costguard.throttle.server import build as build_throttle
+from costguard.v1 import throttle_pb2, throttle_pb2_grpc
+from tests.processes import poll_until
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ADMIN = "browser-admin-token"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def demo(db: asyncpg.Pool, stack: DevStack) -> None:
+    conn = await asyncpg.connect(stack.postgres.dsn)  # no JSON codecs: the seed writes text
+    try:
+        assert await seed_demo(conn)
+    finally:
+        await conn.close()
+    utc = ZoneInfo("UTC")
+    today = datetime.now(UTC).date()
+    rollups = Rollups(db, tz=utc, pricing=Pricing(SeedPrices.from_env({}), AwsPrices.from_env({})))
+    await rollups.run("test", [today - timedelta(days=d) for d in range(DAYS, -1, -1)])
+    redis = Redis.from_url(stack.redis.url, decode_responses=True)
+    rebuilder = CounterReconciler(
+        db, LiveCounters(redis), timezone=utc, prices=SeedPrices.from_env({}), interval_s=60
+    )
+    await rebuilder.rebuild_today(wait=True)
+    await redis.aclose()
+
+
+@pytest.fixture
+async def throttle(demo: None, service_env: dict[str, str]) -> AsyncIterator[ThrottleApp]:
+    app = await build_throttle(
+        ThrottleConfig.from_env({**service_env, "THROTTLE_BUDGET_RELOAD_SECONDS": "3600"})
+    )
+    await app.server.start()
+    yield app
+    await app.server.stop()
+
+
+@pytest.fixture
+async def site(throttle: ThrottleApp, service_env: dict[str, str]) -> AsyncIterator[str]:
+    env = {
+        **service_env,
+        "COSTGUARD_ADMIN_TOKENS": f"ops:admin:{hash_token(ADMIN)}",
+        "THROTTLE_ADDR": f"127.0.0.1:{throttle.server.port}",
+        "GATEWAY_WEB_DIST": str(ROOT / "web" / "dist"),
+    }
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(GatewayConfig.from_env(env)), host="127.0.0.1", port=port, log_config=None
+        )
+    )
+    task = asyncio.create_task(server.serve())
+
+    async def started() -> bool:
+        return bool(server.started)
+
+    await poll_until(started, interval_s=0.02)  # uvicorn offers no start event to await
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+async def _signed_in(browser: Browser, site: str, width: int, height: int) -> Page:
+    # Reduced motion: charts draw at once (no entrance animation to catch half-way).
+    page = await browser.new_page(viewport={"width": width, "height": height}, reduced_motion="reduce")
+    await page.goto(f"{site}/admin/cost/")
+    await page.fill("[data-testid=signin-token]", ADMIN)
+    await page.click("[data-testid=signin-submit]")
+    await page.wait_for_selector("[data-testid=top-users-row]")
+    return page
+
+
+CHART_MARKS = {
+    "chart-cost-by-tier": ".recharts-area-area",
+    "chart-jobs-by-domain": ".recharts-bar-rectangle",
+    "chart-tokens": ".recharts-line-curve",
+}
+
+
+@pytest.mark.parametrize(("width", "height"), [(820, 1180), (1180, 820), (390, 844)])
+async def test_dashboard_renders_every_chart_without_horizontal_overflow(
+    browser: Browser, site: str, width: int, height: int
+) -> None:
+    page = await _signed_in(browser, site, width, height)
+    for chart, mark in CHART_MARKS.items():
+        await page.wait_for_selector(f"[data-testid={chart}] {mark}")
+        assert await page.locator(f"[data-testid={chart}] {mark}").count() > 0, chart
+    assert await page.locator("[data-testid=top-users-row]").count() > 0
+    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"dashboard-{width}x{height}.png"), full_page=True)
+    await page.close()
+    assert overflow <= 0
+
+
+async def test_switching_to_30_days_changes_the_series(browser: Browser, site: str) -> None:
+    page = await _signed_in(browser, site, 1180, 820)
+    area = page.locator("[data-testid=chart-cost-by-tier] .recharts-area-area").first
+    before = await area.get_attribute("d")
+    async with page.expect_response(lambda r: "days=30" in r.url and "/summary" in r.url):
+        await page.click("[data-testid=days-30]")
+    await page.wait_for_function(
+        "(before) => { const p = document.querySelector("
+        "'[data-testid=chart-cost-by-tier] .recharts-area-area');"
+        " return p && p.getAttribute('d') !== before; }",
+        arg=before,
+    )
+    assert await area.get_attribute("d") != before
+    await page.close()
+
+
+async def test_lowering_a_cap_in_the_dashboard_makes_the_next_check_defer(
+    browser: Browser, site: str, throttle: ThrottleApp
+) -> None:
+    page = await _signed_in(browser, site, 1180, 820)
+    version = throttle.budgets.version
+    await page.fill("[data-testid=budget-scope]", "free")
+    await page.fill("[data-testid=budget-cpu-ms]", "1")
+    await page.click("[data-testid=budget-save]")
+    async with page.expect_response(
+        lambda r: r.url.endswith("/budgets") and r.request.method == "POST"
+    ) as saved:
+        await page.click("[data-testid=confirm-yes]")
+    assert (await saved.value).status == 200
+    async with asyncio.timeout(10):
+        await throttle.budgets.wait_for_version(version + 1)
+    async with aio.insecure_channel(f"127.0.0.1:{throttle.server.port}") as channel:
+        reply = await throttle_pb2_grpc.ThrottleServiceStub(channel).Check(
+            throttle_pb2.CheckRequest(user_id="user-00", tier="free", est_cpu_ms=100)
+        )
+    await page.close()
+    assert reply.action == throttle_pb2.DEFER
+    assert "free cpu_ms" in reply.reason

@@ -1,0 +1,145 @@
+// Shapes of the gateway's admin API (services/gateway). Money is always a decimal string.
+
+export type Money = string;
+export type Days = 7 | 30;
+
+export interface Me {
+  name: string;
+  role: string;
+}
+
+export interface SeriesPoint {
+  date: string;
+  value: number | Money;
+}
+
+export type SparklineKey = "cost_usd" | "jobs" | "ai_calls" | "cpu_ms" | "tokens_in" | "tokens_out";
+
+export interface SummaryCards {
+  cost_usd: Money;
+  jobs: number;
+  ai_calls: number;
+  cpu_ms: number;
+  tokens_in: number;
+  tokens_out: number;
+  cache_hit_rate: number;
+}
+
+export type CapMetric = "jobs" | "cpu_ms" | "llm_input_tokens" | "llm_output_tokens" | "cost_usd";
+
+export interface CapToday {
+  scope: string;
+  metric: CapMetric;
+  cap: string;
+  used: string;
+  fraction: number;
+  /** When today's pace reaches the cap, if that is still today; otherwise null. */
+  reached_at: string | null;
+}
+
+/** One day's cost per tier: `{date, free: "0.10", pro: "1.00", ...}`. */
+export type CostByTierRow = { date: string } & Record<string, Money>;
+
+export interface JobsByDomainRow {
+  domain: string;
+  jobs: number;
+  avg_queue_wait_ms: number | null;
+  p95_queue_wait_ms: number | null;
+}
+
+export interface TokensRow {
+  date: string;
+  tokens_in: number;
+  tokens_out: number;
+  cache_hit_rate: number;
+}
+
+export interface UnpricedItem {
+  item: string;
+  cost_usd: Money;
+  share: number;
+  events: number;
+}
+
+export interface Summary {
+  days: Days;
+  from: string;
+  to: string;
+  timezone: string;
+  cards: SummaryCards;
+  sparklines: Partial<Record<SparklineKey, SeriesPoint[]>>;
+  today: { caps: CapToday[] };
+  series: {
+    cost_by_tier: CostByTierRow[];
+    jobs_by_domain: JobsByDomainRow[];
+    tokens: TokensRow[];
+  };
+  forecast: { month_to_date_cost_usd: Money; month_projected_cost_usd: Money };
+  unpriced: UnpricedItem[];
+}
+
+export interface TopUser {
+  user_id: string;
+  tier: string;
+  cost_usd: Money;
+  jobs: number;
+  ai_calls: number;
+  tokens_in: number;
+  tokens_out: number;
+}
+
+export interface TopUsers {
+  days: Days;
+  users: TopUser[];
+}
+
+export interface Budget {
+  apply_scope: string;
+  cpu_ms_per_day: number | null;
+  jobs_per_day: number | null;
+  llm_input_tokens_per_day: number | null;
+  llm_output_tokens_per_day: number | null;
+  cost_usd_per_day: Money | null;
+  alert_thresholds: string[];
+  enabled: boolean;
+  updated_by: string;
+  updated_at: string;
+}
+
+export interface BudgetUpsert {
+  apply_scope: string;
+  cpu_ms_per_day: number | null;
+  jobs_per_day: number | null;
+  llm_input_tokens_per_day: number | null;
+  llm_output_tokens_per_day: number | null;
+  cost_usd_per_day: Money | null;
+  alert_thresholds: string[];
+  enabled: boolean;
+}
+
+export interface EpisodeCost {
+  entity_type: string;
+  entity_id: string;
+  podcast_id: string | null;
+  total_cost_usd: Money;
+  cost_by_service: Record<string, Money>;
+  cost_by_category: Record<string, Money>;
+  usage_metrics: Record<string, number | string>;
+  event_count: number;
+  calculated_at: string;
+}
+
+export interface PodcastEpisode {
+  episode_id: string;
+  total_cost_usd: Money;
+  event_count: number;
+}
+
+export interface PodcastEpisodes {
+  podcast_id: string;
+  episode_count?: number;
+  total_cost_usd: Money;
+  average_cost_usd: Money;
+  max_cost_usd: Money;
+  episodes: PodcastEpisode[];
+}

@@ -1,0 +1,75 @@
+import { useSummary } from "@/api/hooks";
+import type { CapMetric, CapToday, Days } from "@/api/types";
+import { QueryView } from "@/components/QueryView";
+import { EmptyState, LoadingRows } from "@/components/states";
+import { Badge } from "@/components/ui/badge";
+import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
+import { Progress } from "@/components/ui/progress";
+import { formatClock, formatCount, formatPercent, formatUsd } from "@/lib/format";
+
+const METRIC_LABELS: Record<CapMetric, string> = {
+  jobs: "Jobs",
+  cpu_ms: "CPU ms",
+  llm_input_tokens: "LLM input tokens",
+  llm_output_tokens: "LLM output tokens",
+  cost_usd: "Cost",
+};
+
+function amount(metric: CapMetric, value: string): string {
+  return metric === "cost_usd" ? formatUsd(value) : formatCount(value);
+}
+
+function Outlook({ cap, timeZone }: { cap: CapToday; timeZone: string }) {
+  if (cap.fraction >= 1) return <Badge variant="destructive">cap reached</Badge>;
+  if (cap.reached_at) {
+    return (
+      <span className="text-xs text-warning" data-testid="cap-forecast">
+        reaches its cap at {formatClock(cap.reached_at, timeZone)} at today's pace
+      </span>
+    );
+  }
+  return <span className="text-xs text-muted-foreground">within its cap at today's pace</span>;
+}
+
+function CapRow({ cap, timeZone }: { cap: CapToday; timeZone: string }) {
+  const label = `${cap.scope} · ${METRIC_LABELS[cap.metric] ?? cap.metric}`;
+  return (
+    <li data-testid="cap-row" className="grid gap-1.5">
+      <div className="flex flex-wrap items-baseline justify-between gap-x-3 gap-y-0.5 text-sm">
+        <span className="min-w-0 font-medium [overflow-wrap:anywhere]">{label}</span>
+        <span className="text-xs text-muted-foreground tabular-nums">
+          {amount(cap.metric, cap.used)} / {amount(cap.metric, cap.cap)} · {formatPercent(cap.fraction)}
+        </span>
+      </div>
+      <Progress fraction={cap.fraction} label={`${label}: ${formatPercent(cap.fraction)} of the cap used`} />
+      <Outlook cap={cap} timeZone={timeZone} />
+    </li>
+  );
+}
+
+export function CapsToday({ days }: { days: Days }) {
+  const query = useSummary(days);
+  return (
+    <Card data-testid="caps-today">
+      <CardHeader>
+        <CardTitle>Today against caps</CardTitle>
+        <CardDescription>{query.data ? `Times in ${query.data.timezone}` : "Global and tier caps"}</CardDescription>
+      </CardHeader>
+      <CardContent>
+        <QueryView query={query} loading={<LoadingRows rows={3} label="Loading caps" />}>
+          {(summary) =>
+            summary.today.caps.length === 0 ? (
+              <EmptyState title="No caps set">Add a global or tier budget below to cap daily use.</EmptyState>
+            ) : (
+              <ul className="grid gap-4">
+                {summary.today.caps.map((cap) => (
+                  <CapRow key={`${cap.scope}/${cap.metric}`} cap={cap} timeZone={summary.timezone} />
+                ))}
+              </ul>
+            )
+          }
+        </QueryView>
+      </CardContent>
+    </Card>
+  );
+}

@@ -1,0 +1,43 @@
+import { useSummary } from "@/api/hooks";
+import type { Days } from "@/api/types";
+import { QueryView } from "@/components/QueryView";
+import { LoadingRows } from "@/components/states";
+import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
+import { formatUsd } from "@/lib/format";
+
+function Figure({ label, value, testId }: { label: string; value: string; testId: string }) {
+  return (
+    <div className="min-w-0">
+      <dt className="text-xs text-muted-foreground">{label}</dt>
+      <dd data-testid={testId} className="text-2xl font-semibold tabular-nums [overflow-wrap:anywhere]">
+        {value}
+      </dd>
+    </div>
+  );
+}
+
+export function ForecastCard({ days }: { days: Days }) {
+  const query = useSummary(days);
+  return (
+    <Card data-testid="forecast-card">
+      <CardHeader>
+        <CardTitle>This month</CardTitle>
+        <CardDescription>Projected at this month's daily average</CardDescription>
+      </CardHeader>
+      <CardContent>
+        <QueryView query={query} loading={<LoadingRows rows={2} label="Loading forecast" />}>
+          {(summary) => (
+            <dl className="grid grid-cols-2 gap-4">
+              <Figure label="Month to date" value={formatUsd(summary.forecast.month_to_date_cost_usd)} testId="forecast-mtd" />
+              <Figure
+                label="Projected for the month"
+                value={formatUsd(summary.forecast.month_projected_cost_usd)}
+                testId="forecast-projected"
+              />
+            </dl>
+          )}
+        </QueryView>
+      </CardContent>
+    </Card>
+  );
+}

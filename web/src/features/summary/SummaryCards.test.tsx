@@ -1,0 +1,81 @@
+import { screen, waitFor, within } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import { signedInRoutes, summaryFixture } from "@/test/fixtures";
+import { mockApi, ok } from "@/test/mockApi";
+import { renderApp } from "@/test/render";
+
+describe("summary cards", () => {
+  it("formats money from decimal strings and the other figures for reading", async () => {
+    mockApi(signedInRoutes());
+    renderApp();
+    expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("$12.35");
+    expect(screen.getByTestId("card-jobs-value")).toHaveTextContent("1,200");
+    expect(screen.getByTestId("card-ai-calls-value")).toHaveTextContent("340");
+    expect(screen.getByTestId("card-cpu-ms-value")).toHaveTextContent("5M");
+    expect(screen.getByTestId("card-cpu-ms")).toHaveTextContent("1.4 h of CPU");
+    expect(screen.getByTestId("card-tokens-in-value")).toHaveTextContent("900K");
+    expect(screen.getByTestId("card-tokens-out-value")).toHaveTextContent("120K");
+    expect(screen.getByTestId("card-cache-hit-rate-value")).toHaveTextContent("23%");
+    expect(screen.getByTestId("forecast-mtd")).toHaveTextContent("$40.00");
+    expect(screen.getByTestId("forecast-projected")).toHaveTextContent("$120.00");
+  });
+
+  it("never rounds money through a float", async () => {
+    // 9007199254740993.01 is not representable as a double (it would print ...992.00).
+    const routes = signedInRoutes();
+    routes["GET /api/admin/cost/summary?days=7"] = ok(
+      summaryFixture({ cards: { ...summaryFixture().cards, cost_usd: "9007199254740993.01" } }),
+    );
+    mockApi(routes);
+    renderApp();
+    expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("$9,007,199,254,740,993.01");
+  });
+
+  it("shows small amounts to four places", async () => {
+    const routes = signedInRoutes();
+    routes["GET /api/admin/cost/summary?days=7"] = ok(
+      summaryFixture({ cards: { ...summaryFixture().cards, cost_usd: "0.004200" } }),
+    );
+    mockApi(routes);
+    renderApp();
+    expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("$0.0042");
+  });
+
+  it("shows today's use against each cap, with the time the pace reaches it", async () => {
+    mockApi(signedInRoutes());
+    renderApp();
+    const caps = await screen.findByTestId("caps-today");
+    const rows = await within(caps).findAllByTestId("cap-row");
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toHaveTextContent("250,000 / 1,000,000");
+    expect(rows[0]).toHaveTextContent("reaches its cap at 18:00 at today's pace");
+    expect(rows[1]).toHaveTextContent("$10.50 / $50.00");
+    expect(within(caps).getAllByRole("progressbar")[0]).toHaveAttribute("aria-valuenow", "25");
+  });
+});
+
+describe("7/30-day switch", () => {
+  it("asks the gateway for 30 days and shows the answer", async () => {
+    const api = mockApi(signedInRoutes());
+    const { user } = renderApp();
+    expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("$12.35");
+    expect(screen.getByTestId("days-7")).toHaveAttribute("aria-checked", "true");
+
+    await user.click(screen.getByTestId("days-30"));
+
+    await waitFor(() => expect(screen.getByTestId("card-cost-value")).toHaveTextContent("$99.50"));
+    expect(screen.getByTestId("days-30")).toHaveAttribute("aria-checked", "true");
+    const searches = api.calls.map((call) => `${call.path}${call.search}`);
+    expect(searches).toContain("/api/admin/cost/summary?days=30");
+    expect(searches).toContain("/api/admin/cost/users?days=30&limit=20");
+    expect(window.location.search).toBe("?days=30");
+  });
+
+  it("starts from ?days=30 in the address", async () => {
+    window.history.replaceState(null, "", "/admin/cost/?days=30");
+    const api = mockApi(signedInRoutes());
+    renderApp();
+    expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("$99.50");
+    expect(api.calls.some((call) => call.search === "?days=7")).toBe(false);
+  });
+});

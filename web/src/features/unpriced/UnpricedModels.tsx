@@ -1,0 +1,48 @@
+import { useSummary } from "@/api/hooks";
+import type { Days, UnpricedItem } from "@/api/types";
+import { QueryView } from "@/components/QueryView";
+import { EmptyState, LoadingRows } from "@/components/states";
+import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
+import { Progress } from "@/components/ui/progress";
+import { formatCount, formatPercent, formatUsd } from "@/lib/format";
+
+function UnpricedRow({ item }: { item: UnpricedItem }) {
+  return (
+    <li data-testid="unpriced-row" className="grid gap-1.5">
+      <div className="flex flex-wrap items-baseline justify-between gap-x-3 gap-y-0.5 text-sm">
+        <code className="min-w-0 font-mono text-xs break-all">{item.item}</code>
+        <span className="text-xs text-muted-foreground tabular-nums">
+          {formatUsd(item.cost_usd)} · {formatPercent(item.share)} of cost · {formatCount(item.events)} events
+        </span>
+      </div>
+      <Progress fraction={item.share} label={`${item.item}: ${formatPercent(item.share)} of cost`} />
+    </li>
+  );
+}
+
+export function UnpricedModels({ days, className }: { days: Days; className?: string }) {
+  const query = useSummary(days);
+  return (
+    <Card data-testid="unpriced-models" className={className}>
+      <CardHeader>
+        <CardTitle>Unpriced models</CardTitle>
+        <CardDescription>Billed at the fallback price until a price is added</CardDescription>
+      </CardHeader>
+      <CardContent>
+        <QueryView query={query} loading={<LoadingRows rows={3} label="Loading unpriced models" />}>
+          {(summary) =>
+            summary.unpriced.length === 0 ? (
+              <EmptyState title="All models priced">Every model and service used has a price.</EmptyState>
+            ) : (
+              <ul className="grid gap-4">
+                {summary.unpriced.map((item) => (
+                  <UnpricedRow key={item.item} item={item} />
+                ))}
+              </ul>
+            )
+          }
+        </QueryView>
+      </CardContent>
+    </Card>
+  );
+}

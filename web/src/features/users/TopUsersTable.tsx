@@ -1,0 +1,74 @@
+import { TOP_USERS_LIMIT, useTopUsers } from "@/api/hooks";
+import type { Days, TopUser } from "@/api/types";
+import { QueryView } from "@/components/QueryView";
+import { EmptyState, LoadingRows } from "@/components/states";
+import { Badge } from "@/components/ui/badge";
+import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
+import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
+import { formatCount, formatUsd } from "@/lib/format";
+
+function UserRow({ user }: { user: TopUser }) {
+  return (
+    <TableRow data-testid="top-users-row">
+      <TableCell className="max-w-40 truncate font-mono text-xs" title={user.user_id}>
+        {user.user_id}
+      </TableCell>
+      <TableCell>
+        <Badge variant="secondary">{user.tier}</Badge>
+      </TableCell>
+      <TableCell className="text-right font-medium tabular-nums">{formatUsd(user.cost_usd)}</TableCell>
+      <TableCell className="text-right tabular-nums">{formatCount(user.jobs)}</TableCell>
+      <TableCell className="text-right tabular-nums">{formatCount(user.ai_calls)}</TableCell>
+      <TableCell className="text-right tabular-nums">{formatCount(user.tokens_in)}</TableCell>
+      <TableCell className="text-right tabular-nums">{formatCount(user.tokens_out)}</TableCell>
+    </TableRow>
+  );
+}
+
+function UsersTable({ users }: { users: readonly TopUser[] }) {
+  return (
+    <Table data-testid="top-users-table">
+      <TableHeader>
+        <TableRow>
+          <TableHead>User</TableHead>
+          <TableHead>Tier</TableHead>
+          <TableHead className="text-right">Cost</TableHead>
+          <TableHead className="text-right">Jobs</TableHead>
+          <TableHead className="text-right">AI calls</TableHead>
+          <TableHead className="text-right">Tokens in</TableHead>
+          <TableHead className="text-right">Tokens out</TableHead>
+        </TableRow>
+      </TableHeader>
+      <TableBody>
+        {users.map((user) => (
+          <UserRow key={user.user_id} user={user} />
+        ))}
+      </TableBody>
+    </Table>
+  );
+}
+
+export function TopUsers({ days, className }: { days: Days; className?: string }) {
+  const query = useTopUsers(days);
+  return (
+    <Card data-testid="top-users" className={className}>
+      <CardHeader>
+        <CardTitle>Top users by cost</CardTitle>
+        <CardDescription>
+          Top {TOP_USERS_LIMIT}, last {days} days
+        </CardDescription>
+      </CardHeader>
+      <CardContent>
+        <QueryView query={query} loading={<LoadingRows rows={5} label="Loading top users" />}>
+          {(data) =>
+            data.users.length === 0 ? (
+              <EmptyState title="No users yet">No user spent anything in the last {data.days} days.</EmptyState>
+            ) : (
+              <UsersTable users={data.users} />
+            )
+          }
+        </QueryView>
+      </CardContent>
+    </Card>
+  );
+}

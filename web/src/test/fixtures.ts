@@ -1,0 +1,119 @@
+import type { Budget, EpisodeCost, PodcastEpisodes, Summary, TopUsers } from "@/api/types";
+import type { Reply } from "./mockApi";
+
+const DATES = ["2026-11-19", "2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25"];
+
+export const ME = { name: "ops", role: "admin" };
+
+export function summaryFixture(overrides: Partial<Summary> = {}): Summary {
+  return {
+    days: 7,
+    from: DATES[0] ?? "",
+    to: DATES[6] ?? "",
+    timezone: "UTC",
+    cards: {
+      cost_usd: "12.34567800",
+      jobs: 1200,
+      ai_calls: 340,
+      cpu_ms: 5_000_000,
+      tokens_in: 900_000,
+      tokens_out: 120_000,
+      cache_hit_rate: 0.23,
+    },
+    sparklines: {
+      cost_usd: DATES.map((date, i) => ({ date, value: `${i + 1}.2` })),
+      jobs: DATES.map((date, i) => ({ date, value: 10 * (i + 1) })),
+      ai_calls: DATES.map((date, i) => ({ date, value: 3 * (i + 1) })),
+      tokens_in: DATES.map((date, i) => ({ date, value: 1000 * (i + 1) })),
+      tokens_out: DATES.map((date, i) => ({ date, value: 200 * (i + 1) })),
+    },
+    today: {
+      caps: [
+        { scope: "global", metric: "cpu_ms", cap: "1000000", used: "250000", fraction: 0.25, reached_at: "2026-11-25T18:00:00+00:00" },
+        { scope: "pro", metric: "cost_usd", cap: "50.000000", used: "10.500000", fraction: 0.21, reached_at: null },
+      ],
+    },
+    series: {
+      cost_by_tier: DATES.map((date) => ({ date, free: "0.10", pro: "1.00", enterprise: "2.00" })),
+      jobs_by_domain: [
+        { domain: "audio", jobs: 800, avg_queue_wait_ms: 120.5, p95_queue_wait_ms: 900 },
+        { domain: "text", jobs: 400, avg_queue_wait_ms: 40, p95_queue_wait_ms: 300 },
+      ],
+      tokens: DATES.map((date, i) => ({ date, tokens_in: 1000 * (i + 1), tokens_out: 200 * (i + 1), cache_hit_rate: 0.2 })),
+    },
+    forecast: { month_to_date_cost_usd: "40.00", month_projected_cost_usd: "120.00" },
+    unpriced: [{ item: "llm:openai/house-model", cost_usd: "0.50", share: 0.02, events: 12 }],
+    ...overrides,
+  };
+}
+
+export function emptySummary(): Summary {
+  const base = summaryFixture();
+  return {
+    ...base,
+    cards: { cost_usd: "0", jobs: 0, ai_calls: 0, cpu_ms: 0, tokens_in: 0, tokens_out: 0, cache_hit_rate: 0 },
+    today: { caps: [] },
+    series: {
+      cost_by_tier: DATES.map((date) => ({ date, free: "0", pro: "0", enterprise: "0" })),
+      jobs_by_domain: [],
+      tokens: DATES.map((date) => ({ date, tokens_in: 0, tokens_out: 0, cache_hit_rate: 0 })),
+    },
+    forecast: { month_to_date_cost_usd: "0", month_projected_cost_usd: "0" },
+    unpriced: [],
+  };
+}
+
+export const USERS: TopUsers = {
+  days: 7,
+  users: [
+    { user_id: "u1", tier: "pro", cost_usd: "1.23", jobs: 10, ai_calls: 3, tokens_in: 1000, tokens_out: 100 },
+    { user_id: "u2", tier: "free", cost_usd: "0.045", jobs: 2, ai_calls: 1, tokens_in: 50, tokens_out: 5 },
+  ],
+};
+
+export const BUDGET: Budget = {
+  apply_scope: "global",
+  cpu_ms_per_day: 1_000_000,
+  jobs_per_day: null,
+  llm_input_tokens_per_day: null,
+  llm_output_tokens_per_day: null,
+  cost_usd_per_day: "50.00",
+  alert_thresholds: ["0.8", "1.0"],
+  enabled: true,
+  updated_by: "ops",
+  updated_at: "2026-11-25T10:00:00+00:00",
+};
+
+export const EPISODE: EpisodeCost = {
+  entity_type: "episode",
+  entity_id: "ep1",
+  podcast_id: "pod1",
+  total_cost_usd: "0.12",
+  cost_by_service: { openai: "0.10", s3: "0.02" },
+  cost_by_category: { ai: "0.10", aws: "0.02" },
+  usage_metrics: { tokens_in: 100, emails: 3, storage_mb: 5.0 },
+  event_count: 7,
+  calculated_at: "2026-11-25T10:00:00+00:00",
+};
+
+export const PODCAST: PodcastEpisodes = {
+  podcast_id: "pod1",
+  total_cost_usd: "1.00",
+  average_cost_usd: "0.25",
+  max_cost_usd: "0.50",
+  episodes: [
+    { episode_id: "ep1", total_cost_usd: "0.50", event_count: 4 },
+    { episode_id: "ep2", total_cost_usd: "0.25", event_count: 2 },
+  ],
+};
+
+/** Routes for a signed-in admin with data everywhere. */
+export function signedInRoutes(): Record<string, Reply> {
+  return {
+    "GET /api/admin/me": { status: 200, body: ME },
+    "GET /api/admin/cost/summary?days=7": { status: 200, body: summaryFixture() },
+    "GET /api/admin/cost/summary?days=30": { status: 200, body: summaryFixture({ days: 30, cards: { ...summaryFixture().cards, cost_usd: "99.5" } }) },
+    "GET /api/admin/cost/users": { status: 200, body: USERS },
+    "GET /api/admin/cost/budgets": { status: 200, body: { budgets: [BUDGET] } },
+  };
+}

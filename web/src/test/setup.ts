@@ -1,0 +1,28 @@
+import "@testing-library/jest-dom/vitest";
+import { cleanup } from "@testing-library/react";
+import { afterEach, beforeEach } from "vitest";
+
+// jsdom has no layout. Recharts' ResponsiveContainer measures its box once on mount and then
+// listens to a ResizeObserver; give its box a phone-card size so the charts really draw.
+class ResizeObserverStub implements ResizeObserver {
+  observe(): void {}
+  unobserve(): void {}
+  disconnect(): void {}
+}
+
+globalThis.ResizeObserver = ResizeObserverStub;
+
+const measure = HTMLElement.prototype.getBoundingClientRect;
+HTMLElement.prototype.getBoundingClientRect = function getBoundingClientRect(this: HTMLElement): DOMRect {
+  if (this.classList.contains("recharts-responsive-container")) return new DOMRect(0, 0, 320, 240);
+  return measure.call(this);
+};
+
+beforeEach(() => {
+  window.history.replaceState(null, "", "/admin/cost/");
+  window.localStorage.clear();
+});
+
+afterEach(() => {
+  cleanup();
+});
