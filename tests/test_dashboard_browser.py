@@ -116,7 +116,9 @@ async def site(throttle: ThrottleApp, service_env: dict[str, str]) -> AsyncItera
 
 async def _signed_in(browser: Browser, site: str, width: int, height: int) -> Page:
     # Reduced motion: charts draw at once (no entrance animation to catch half-way).
-    page = await browser.new_page(viewport={"width": width, "height": height}, reduced_motion="reduce")
+    page = await browser.new_page(
+        viewport={"width": width, "height": height}, reduced_motion="reduce"
+    )
     await page.goto(f"{site}/admin/cost/")
     await page.fill("[data-testid=signin-token]", ADMIN)
     await page.click("[data-testid=signin-submit]")
