@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import ingest, rollup, sdk_hot_path, throttle
+from bench import gateway, ingest, rollup, sdk_hot_path, throttle
 
 
 def main() -> None:
@@ -11,6 +11,7 @@ def main() -> None:
     ingest.main()
     throttle.main()
     rollup.main()
+    gateway.main()
 
 
 if __name__ == "__main__":

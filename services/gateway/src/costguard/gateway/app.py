@@ -92,7 +92,8 @@ def _routes(web_dist: Path | None) -> list[Route | Mount]:
 def create_app(config: GatewayConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        pool = await create_pool(config.database_url)
+        # Reads aggregate many rows (top users over 30 days): group in memory.
+        pool = await create_pool(config.database_url, server_settings={"work_mem": "64MB"})
         redis = create_redis(config.redis_url)
         http = httpx.AsyncClient()
         channels = {

@@ -22,12 +22,18 @@ WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at
 GROUP BY domain ORDER BY jobs DESC LIMIT 50
 """
 
+# Sum first and keep the top N, then look up only their tiers (their latest day's tier).
 TOP_USERS = """
-SELECT user_id, (array_agg(tier ORDER BY date DESC))[1] AS tier, sum(cost_usd) AS cost_usd,
-       sum(jobs)::bigint AS jobs, sum(ai_calls)::bigint AS ai_calls,
-       sum(tokens_in)::bigint AS tokens_in, sum(tokens_out)::bigint AS tokens_out
-FROM cost_user_daily WHERE date BETWEEN $1 AND $2
-GROUP BY user_id ORDER BY sum(cost_usd) DESC, user_id LIMIT $3
+WITH top AS (
+    SELECT user_id, sum(cost_usd) AS cost_usd, sum(jobs)::bigint AS jobs,
+           sum(ai_calls)::bigint AS ai_calls, sum(tokens_in)::bigint AS tokens_in,
+           sum(tokens_out)::bigint AS tokens_out, max(date) AS last_date
+    FROM cost_user_daily WHERE date BETWEEN $1 AND $2
+    GROUP BY user_id ORDER BY sum(cost_usd) DESC, user_id LIMIT $3
+)
+SELECT top.*, d.tier FROM top
+JOIN cost_user_daily d ON d.user_id = top.user_id AND d.date = top.last_date
+ORDER BY top.cost_usd DESC, top.user_id
 """
 
 MONTH_TO_DATE = (
