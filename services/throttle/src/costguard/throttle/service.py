@@ -128,7 +128,7 @@ class Throttle:
         except (RedisError, OSError):
             self._rebuild_due = True
             return self._fault_decision(request.tier, now)
-        tightest = self._tightest(result, scopes, estimate)
+        tightest = self._tightest(result, scopes, caps, estimate)
         action, reason, cheaper, retry = decide(
             tier=request.tier,
             policy=policy,
@@ -162,7 +162,10 @@ class Throttle:
 
     @staticmethod
     def _tightest(
-        result: Reservation, scopes: list[tuple[str, str]], estimate: list[int]
+        result: Reservation,
+        scopes: list[tuple[str, str]],
+        caps: list[list[int]],
+        estimate: list[int],
     ) -> Tightest | None:
         if not result.worst_scope:
             return None
@@ -170,17 +173,12 @@ class Throttle:
         m = result.worst_metric - 1
         metric = METRICS[m][0]
         after = row[m] + row[m + 5] + (0 if result.reserved else estimate[m])
-        cap = (
-            Decimal(after) / Decimal(repr(result.worst_fraction))
-            if result.worst_fraction
-            else Decimal(0)
-        )
         return Tightest(
             scope=scopes[result.worst_scope - 1][0],
             metric=metric,
             fraction=result.worst_fraction,
             used=_in_units(metric, after),
-            cap=_in_units(metric, int(cap.to_integral_value())),
+            cap=_in_units(metric, caps[result.worst_scope - 1][m]),
         )
 
     @staticmethod
