@@ -16,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 WEB_STAMP  := web/node_modules/.installed
 
-.PHONY: help install protos migrate dev test lint format typecheck pytest bench clean web web-check browser
+.PHONY: help install protos migrate dev test lint format typecheck pytest bench clean web web-check browser up down
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -83,6 +83,15 @@ test: install ## Everything CI runs: lint, typecheck, the dashboard's checks, th
 	$(MAKE) --no-print-directory typecheck
 	$(MAKE) --no-print-directory web-check
 	$(MAKE) --no-print-directory pytest
+
+COMPOSE := docker compose -f deploy/compose/docker-compose.yml --env-file deploy/compose/.env
+
+up: ## Build the images and start everything with docker compose (needs Docker; deploy/README.md)
+	@test -f deploy/compose/.env || { echo "copy deploy/compose/.env.example to deploy/compose/.env and replace its example secrets" >&2; exit 1; }
+	$(COMPOSE) up -d --build
+
+down: ## Stop the docker compose stack (its data stays in named volumes)
+	$(COMPOSE) down
 
 bench: install ## Run the benchmarks and print their figures
 	$(PY) -m bench
