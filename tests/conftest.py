@@ -88,6 +88,7 @@ def service_env(stack: DevStack) -> dict[str, str]:
         "REDIS_URL": stack.redis.url,
         "GRPC_LISTEN": "127.0.0.1:0",
         "SHUTDOWN_GRACE_SECONDS": "2",
+        "METRICS_PORT": "0",  # many servers share this process; a test that scrapes sets one
     }
 
 

@@ -160,9 +160,9 @@ async def run(stack: DevStack, root: Path, gateway_port: int) -> None:
         ports = {name: free_port() for name in SERVICES}
         env = service_env(stack, ports, service_token)
         for name in SERVICES:
-            children.start(
-                name, f"costguard.{name}", {**env, "GRPC_LISTEN": f"127.0.0.1:{ports[name]}"}, logs
-            )
+            # Each its own metrics port: on one machine the default 9464 fits only one.
+            own = {"GRPC_LISTEN": f"127.0.0.1:{ports[name]}", "METRICS_PORT": str(free_port())}
+            children.start(name, f"costguard.{name}", {**env, **own}, logs)
         digest = hashlib.sha256(token.encode()).hexdigest()
         gateway_env = {
             **env,

@@ -27,6 +27,7 @@ from costguard.sdk._insight import (
     insight_input_hash,
 )
 from costguard.sdk._jobs import JobRun, job_telemetry
+from costguard.sdk._request_id import current_request_id, request_id
 from costguard.sdk._throttle import BudgetDecision, ThrottleClient, check_budget_and_maybe_defer
 
 __all__ = [
@@ -45,12 +46,14 @@ __all__ = [
     "check_budget_and_maybe_defer",
     "close",
     "configure",
+    "current_request_id",
     "current_user_context",
     "flush",
     "insight_input_hash",
     "job_telemetry",
     "mark_episode_complete",
     "record_llm_event",
+    "request_id",
     "track_cost_event",
     "track_cost_events",
     "user_context",

@@ -24,6 +24,7 @@ from pathlib import Path
 import grpc
 from grpc import aio
 
+from costguard.sdk._request_id import forget_request_id, with_request_id
 from costguard.sdk._spill import SpillFolder, default_spill_dir
 from costguard.v1 import telemetry_pb2, telemetry_pb2_grpc
 
@@ -159,10 +160,10 @@ class TelemetryClient:
         ]
         if len(batches) == 1:
             return await self._stub.Record(
-                batches[0], metadata=self._metadata, timeout=self._timeout_s
+                batches[0], metadata=with_request_id(self._metadata), timeout=self._timeout_s
             )
         return await self._stub.RecordStream(
-            iter(batches), metadata=self._metadata, timeout=self._timeout_s
+            iter(batches), metadata=with_request_id(self._metadata), timeout=self._timeout_s
         )
 
     async def _deliver_buffer(self) -> bool:
@@ -207,7 +208,9 @@ class TelemetryClient:
                 try:
                     for request in SpillFolder.read(claimed):
                         reply = await self._stub.Record(
-                            request, metadata=self._metadata, timeout=self._timeout_s
+                            request,
+                            metadata=with_request_id(self._metadata),
+                            timeout=self._timeout_s,
                         )
                         self._count(reply)
                         self.stats.replayed += len(request.events)
@@ -222,6 +225,9 @@ class TelemetryClient:
             return True
 
     async def _ship_forever(self) -> None:
+        # This task's context was copied from whichever caller emitted first: its request id
+        # would tag every later batch. Batches mix requests; the service names each one.
+        forget_request_id()
         backoff = 0.1
         while not self._closed:
             with contextlib.suppress(TimeoutError):

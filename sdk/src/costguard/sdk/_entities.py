@@ -8,6 +8,7 @@ import os
 import grpc
 from grpc import aio
 
+from costguard.sdk._request_id import with_request_id
 from costguard.v1 import rollup_pb2, rollup_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ async def mark_episode_complete(
         async with aio.insecure_channel(address) as channel:
             reply = await rollup_pb2_grpc.RollupServiceStub(channel).RecalculateEntity(
                 rollup_pb2.RecalculateEntityRequest(entity_type="episode", entity_id=episode_id),
-                metadata=metadata,
+                metadata=with_request_id(metadata),
                 timeout=timeout_s,
             )
     except grpc.RpcError as exc:

@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
 from costguard.sdk._context import UserContext, current_user_context
+from costguard.sdk._request_id import with_request_id
 from costguard.v1 import throttle_pb2, throttle_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -52,16 +53,24 @@ class ThrottleClient:
         self._timeout_s = timeout_s
 
     async def check(self, request: throttle_pb2.CheckRequest) -> throttle_pb2.CheckResponse:
-        return await self._stub.Check(request, metadata=self._metadata, timeout=self._timeout_s)
+        return await self._stub.Check(
+            request, metadata=with_request_id(self._metadata), timeout=self._timeout_s
+        )
 
     async def defer(self, request: throttle_pb2.DeferRequest) -> throttle_pb2.DeferResponse:
-        return await self._stub.Defer(request, metadata=self._metadata, timeout=self._timeout_s)
+        return await self._stub.Defer(
+            request, metadata=with_request_id(self._metadata), timeout=self._timeout_s
+        )
 
     async def lease(self, request: throttle_pb2.LeaseRequest) -> throttle_pb2.LeaseResponse:
-        return await self._stub.Lease(request, metadata=self._metadata, timeout=self._timeout_s)
+        return await self._stub.Lease(
+            request, metadata=with_request_id(self._metadata), timeout=self._timeout_s
+        )
 
     async def ack(self, request: throttle_pb2.AckRequest) -> throttle_pb2.AckResponse:
-        return await self._stub.Ack(request, metadata=self._metadata, timeout=self._timeout_s)
+        return await self._stub.Ack(
+            request, metadata=with_request_id(self._metadata), timeout=self._timeout_s
+        )
 
     async def close(self) -> None:
         await self._channel.close()

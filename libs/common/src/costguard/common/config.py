@@ -173,6 +173,7 @@ class CoreConfig:
     tiers: tuple[str, ...]
     log_level: str
     shutdown_grace_s: float
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls, service: str, env: Env, *, default_port: int) -> CoreConfig:
@@ -187,4 +188,5 @@ class CoreConfig:
             tiers=env.names("COSTGUARD_TIERS", DEFAULT_TIERS),
             log_level=level,
             shutdown_grace_s=env.number("SHUTDOWN_GRACE_SECONDS", 10.0),
+            metrics_port=env.integer("METRICS_PORT", 9464, maximum=65535),
         )

@@ -1,7 +1,8 @@
 """Start-up and graceful shutdown shared by every gRPC service.
 
 Each server registers standard health checking and reflection, requires the service
-token when one is configured, and on SIGTERM or SIGINT drains: it reports NOT_SERVING,
+token when one is configured, tags each call with a request id (``request_ids``), exports
+Prometheus metrics on ``METRICS_PORT``, and on SIGTERM or SIGINT drains: it reports NOT_SERVING,
 stops accepting calls, lets in-flight calls finish within the grace period, then runs
 the shutdown hooks in reverse order of registration (flush buffers, close pools).
 """
@@ -19,6 +20,8 @@ from grpc_reflection.v1alpha import reflection
 
 from costguard.common.auth import ServiceTokenInterceptor
 from costguard.common.config import CoreConfig
+from costguard.common.metrics import MetricsEndpoint
+from costguard.common.request_ids import RequestIdInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,10 @@ class GrpcServer:
     def __init__(self, config: CoreConfig, services: Sequence[tuple[str, Register]]) -> None:
         self._config = config
         self._service_names = [name for name, _ in services]
-        interceptors = (
-            [ServiceTokenInterceptor(config.service_token)] if config.service_token else []
-        )
+        # The request id first, so that a call refused for its token is logged with its id.
+        interceptors: list[aio.ServerInterceptor] = [RequestIdInterceptor()]
+        if config.service_token:
+            interceptors.append(ServiceTokenInterceptor(config.service_token))
         self._server = aio.server(
             interceptors=interceptors,
             options=[
@@ -50,6 +54,8 @@ class GrpcServer:
         self._hooks: list[ShutdownHook] = []
         self._stopped = asyncio.Event()
         self.port = 0
+        host = config.grpc_listen.rpartition(":")[0].strip("[]")
+        self.metrics = MetricsEndpoint(config.metrics_port, host)
 
     def on_shutdown(self, hook: ShutdownHook) -> None:
         """Run ``hook`` at shutdown; hooks run in reverse order of registration."""
@@ -60,6 +66,7 @@ class GrpcServer:
         if self.port == 0:
             raise OSError(f"cannot listen on {self._config.grpc_listen}")
         await self._server.start()
+        self.metrics.start()
         for name in ("", *self._service_names):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -68,6 +75,7 @@ class GrpcServer:
                 "listen": self._config.grpc_listen,
                 "port": self.port,
                 "auth": bool(self._config.service_token),
+                "metrics_port": self.metrics.port,
             },
         )
         return self.port
@@ -78,6 +86,7 @@ class GrpcServer:
         self._stopped.set()
         await self._health.enter_graceful_shutdown()
         await self._server.stop(self._config.shutdown_grace_s)
+        await self.metrics.stop()
         for hook in reversed(self._hooks):
             try:
                 await hook()

@@ -9,7 +9,7 @@ from grpc import aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from costguard.common.auth import token_metadata
+from costguard.common.request_ids import call_metadata
 from costguard.gateway import params, queries
 from costguard.gateway.auth import admin_only
 from costguard.gateway.money import jsonable_row, usd
@@ -80,7 +80,7 @@ async def recalculate_episode(request: Request) -> Response:
     try:
         await stub.RecalculateEntity(
             rollup_pb2.RecalculateEntityRequest(entity_type="episode", entity_id=episode_id),
-            metadata=token_metadata(res.config.core.service_token),
+            metadata=call_metadata(res.config.core.service_token),
             timeout=60,
         )
     except aio.AioRpcError as exc:

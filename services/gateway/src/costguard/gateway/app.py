@@ -13,6 +13,7 @@ import httpx
 from grpc import aio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -23,6 +24,7 @@ from costguard.common.redis import create_redis
 from costguard.gateway import api_budgets, api_cost, api_entities, api_ops, api_session
 from costguard.gateway.config import GatewayConfig
 from costguard.gateway.dispatch import AlertDispatcher
+from costguard.gateway.middleware import RequestContext
 from costguard.gateway.openapi import document
 from costguard.gateway.params import BadInput
 from costguard.gateway.resources import Resources
@@ -129,6 +131,7 @@ def create_app(config: GatewayConfig) -> Starlette:
     return Starlette(
         routes=_routes(web_dist),
         lifespan=lifespan,
+        middleware=[Middleware(RequestContext)],
         exception_handlers={
             BadInput: _bad_input,
             HTTPException: _http_error,

@@ -19,10 +19,17 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
+from prometheus_client import Counter
 
 log = logging.getLogger(__name__)
 
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+ALERTS = Counter(
+    "costguard_gateway_alerts",
+    "Webhook alerts, by kind (crossed, resolved, test) and result (sent, failed)",
+    ["kind", "result"],
+)
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,7 @@ class WebhookSender:
             if attempt < self._attempts:
                 await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
         delivered = error is None
+        ALERTS.labels(kind, "sent" if delivered else "failed").inc()
         await self._pool.execute(
             "INSERT INTO alert_deliveries (alert_id, kind, url_host, status, attempts, error) "
             "VALUES ($1, $2, $3, $4, $5, $6)",

@@ -1,7 +1,9 @@
-"""``python -m costguard.rollup``: the service; ``... rollup --date D | --from D --to D``: one run.
+"""``python -m costguard.rollup``: the service; ``... rollup --date D | --from D --to D``: one run;
+``... retention``: delete raw events past ``RETENTION_DAYS`` once.
 
-The CLI form is what the Kubernetes CronJob runs: it rolls up the given dates (default:
-yesterday, local), prints one line per date, and exits non-zero on failure.
+The CLI forms are what the Kubernetes CronJob runs: ``rollup`` rolls up the given dates
+(default: yesterday, local), prints one line per date, and exits non-zero on failure (2 for
+a bad range or a date past the retention horizon); ``retention`` prints one line per table.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import date, datetime, timedelta
 from costguard.common.db import create_pool
 from costguard.common.entrypoint import load_config_or_exit, run_service
 from costguard.rollup.config import RollupConfig
+from costguard.rollup.retention import PastRetention, prune_raw_events
 from costguard.rollup.runs import BadRange, Rollups, dates_between
 from costguard.rollup.server import serve
 
@@ -45,8 +48,16 @@ async def _rollup_once(config: RollupConfig, args: argparse.Namespace) -> int:
         days = [args.date or datetime.now(config.core.timezone).date() - timedelta(days=1)]
     pool = await create_pool(config.database_url, max_size=2)
     try:
-        rollups = Rollups(pool, tz=config.core.timezone, pricing=config.pricing)
+        rollups = Rollups(
+            pool,
+            tz=config.core.timezone,
+            pricing=config.pricing,
+            retention_days=config.retention_days,
+        )
         results = await rollups.run("cli", days, reprice=args.reprice)
+    except PastRetention as exc:
+        print(f"costguard: {exc}", file=sys.stderr)
+        return 2
     finally:
         await pool.close()
     for r in results:
@@ -58,7 +69,35 @@ async def _rollup_once(config: RollupConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _retention_once(config: RollupConfig, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m costguard.rollup retention")
+    parser.add_argument("--batch-size", type=int, default=5000, help="rows per DELETE")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
+    pool = await create_pool(config.database_url, max_size=2)
+    try:
+        pruned = await prune_raw_events(
+            pool,
+            retention_days=config.retention_days,
+            tz=config.core.timezone,
+            batch_size=args.batch_size,
+        )
+    finally:
+        await pool.close()
+    if pruned is None:
+        print("retention is off (RETENTION_DAYS=0)")
+        return 0
+    print(f"horizon {pruned.horizon}: events of earlier rolled-up dates deleted")
+    for table, deleted in pruned.deleted.items():
+        print(f"{table}  deleted={deleted}  kept={pruned.kept[table]}")
+    return 0
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "retention":
+        config = load_config_or_exit(RollupConfig.from_env)
+        raise SystemExit(asyncio.run(_retention_once(config, sys.argv[2:])))
     if len(sys.argv) > 1 and sys.argv[1] == "rollup":
         args = _parse(sys.argv[2:])
         config = load_config_or_exit(RollupConfig.from_env)

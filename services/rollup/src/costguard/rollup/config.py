@@ -25,6 +25,7 @@ class RollupConfig:
     nightly_at: time
     dirty_interval_s: float
     scheduler: bool
+    retention_days: int = 400
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RollupConfig:
@@ -36,4 +37,5 @@ class RollupConfig:
             nightly_at=_clock_time(env, "ROLLUP_NIGHTLY_AT", "02:30"),
             dirty_interval_s=env.number("ROLLUP_DIRTY_INTERVAL_SECONDS", 60.0, minimum=1.0),
             scheduler=env.flag("ROLLUP_SCHEDULER", True),
+            retention_days=env.integer("RETENTION_DAYS", 400),
         )

@@ -27,12 +27,13 @@ from costguard.common.pricing import (
     aws_rate_rows,
     llm_rate_rows,
 )
-from costguard.rollup import sql
+from costguard.rollup import metrics, sql
 from costguard.rollup.sheets import sheet_for_date
 
 log = logging.getLogger(__name__)
 
-_LOCK = 7_310_000_003
+# Held by a rollup for a whole date, and by each retention batch (``retention``).
+ROLLUP_LOCK = 7_310_000_003
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ async def rollup_costs_for_date(
     started = time.perf_counter()
     bounds = day_bounds(day, tz)
     async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK)
+        await conn.execute("SELECT pg_advisory_lock($1)", ROLLUP_LOCK)
         try:
             async with conn.transaction():
                 # First: an event committed from here on marks the date dirty again.
@@ -99,7 +100,7 @@ async def rollup_costs_for_date(
                 )
                 await conn.execute(sql.UPSERT_MONTH, day, *_month_bounds(day))
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
+            await conn.execute("SELECT pg_advisory_unlock($1)", ROLLUP_LOCK)
     assert totals is not None
     result = DateRollup(
         date=day,
@@ -110,6 +111,7 @@ async def rollup_costs_for_date(
         seconds=time.perf_counter() - started,
         previous_cost_usd=previous,
     )
+    metrics.DATE_SECONDS.observe(result.seconds)
     log.info(
         "rolled up",
         extra={

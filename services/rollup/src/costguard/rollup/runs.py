@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from costguard.rollup import metrics
+from costguard.rollup.retention import PastRetention, horizon, refuse_past_horizon
 from costguard.rollup.rollup import DateRollup, Pricing, rollup_costs_for_date
 
 log = logging.getLogger(__name__)
@@ -49,15 +51,27 @@ def dates_between(first: date, last: date) -> list[date]:
 
 
 class Rollups:
-    def __init__(self, pool: asyncpg.Pool, *, tz: ZoneInfo, pricing: Pricing) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, tz: ZoneInfo, pricing: Pricing, retention_days: int = 0
+    ) -> None:
         self.pool = pool
         self.tz = tz
         self.pricing = pricing
+        self.retention_days = retention_days
 
     async def run(
         self, trigger: str, days: list[date], *, reprice: bool = False
     ) -> list[DateRollup]:
-        """Roll up ``days`` in order as one recorded run; a failure is recorded and re-raised."""
+        """Roll up ``days`` in order as one recorded run; a failure is recorded and re-raised.
+
+        A date before the retention horizon is refused (:class:`PastRetention`), before
+        anything runs: its raw events may be gone (see ``retention``).
+        """
+        try:
+            refuse_past_horizon(days, self.retention_days, self.tz)
+        except PastRetention:
+            metrics.RUNS.labels(trigger, "refused").inc()
+            raise
         run_id = await self.pool.fetchval(
             "INSERT INTO rollup_runs (trigger, from_date, to_date) VALUES ($1, $2, $3) "
             "RETURNING id",
@@ -81,6 +95,7 @@ class Rollups:
                 f"{type(exc).__name__}: {exc}"[:2000],
             )
             log.exception("rollup failed", extra={"trigger": trigger, "run_id": run_id})
+            metrics.RUNS.labels(trigger, "failed").inc()
             raise
         await self.pool.execute(
             "UPDATE rollup_runs SET status = 'succeeded', finished_at = now(), "
@@ -89,6 +104,8 @@ class Rollups:
             sum(r.events for r in results),
             sum((r.cost_usd for r in results), Decimal(0)),
         )
+        metrics.RUNS.labels(trigger, "succeeded").inc()
+        metrics.LAST_SUCCESS.labels(trigger).set_to_current_time()
         return results
 
     async def roll_dirty(self) -> list[DateRollup]:
@@ -97,6 +114,20 @@ class Rollups:
             row["date"]
             for row in await self.pool.fetch("SELECT date FROM rollup_dirty_dates ORDER BY date")
         ]
+        metrics.DIRTY_DATES.set(len(days))
+        oldest = horizon(self.retention_days, self.tz)
+        if oldest is not None and days and days[0] < oldest:
+            # Events that arrived for a date past the horizon: it is not rolled up again
+            # (retention), so its mark is dropped and retention deletes those events.
+            stale = [day for day in days if day < oldest]
+            await self.pool.execute(
+                "DELETE FROM rollup_dirty_dates WHERE date = ANY($1::date[])", stale
+            )
+            log.warning(
+                "late events for dates past the retention horizon are not rolled up",
+                extra={"dates": [day.isoformat() for day in stale], "horizon": oldest.isoformat()},
+            )
+            days = days[len(stale) :]
         return await self.run("dirty", days) if days else []
 
     async def recalculate_entity(self, entity_type: str, entity_id: str) -> asyncpg.Record | None:
@@ -104,7 +135,10 @@ class Rollups:
         if entity_type not in ENTITY_TYPES:
             raise BadRange(f"entity_type must be one of {', '.join(ENTITY_TYPES)}")
         rows = await self.pool.fetch(_ENTITY_DATES[entity_type], entity_id, self.tz.key)
-        days = sorted(row["day"] for row in rows)
+        oldest = horizon(self.retention_days, self.tz)
+        # Dates past the retention horizon keep their aggregates; the entity's total is
+        # refreshed from its daily rows by the dates re-rolled here.
+        days = sorted(row["day"] for row in rows if oldest is None or row["day"] >= oldest)
         if days:
             await self.run("entity", days)
         return await self.pool.fetchrow(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from costguard.common.db import create_pool
 from costguard.common.grpc_server import GrpcServer
 from costguard.rollup.config import RollupConfig
+from costguard.rollup.retention import RetentionLoop
 from costguard.rollup.runs import Rollups
 from costguard.rollup.schedule import Scheduler
 from costguard.rollup.servicer import SERVICE_NAME, RollupServicer
@@ -18,11 +19,18 @@ class RollupApp:
     server: GrpcServer
     rollups: Rollups
     scheduler: Scheduler
+    retention: RetentionLoop
 
 
 async def build(config: RollupConfig) -> RollupApp:
     pool = await create_pool(config.database_url)
-    rollups = Rollups(pool, tz=config.core.timezone, pricing=config.pricing)
+    rollups = Rollups(
+        pool,
+        tz=config.core.timezone,
+        pricing=config.pricing,
+        retention_days=config.retention_days,
+    )
+    retention = RetentionLoop(pool, retention_days=config.retention_days, tz=config.core.timezone)
     scheduler = Scheduler(
         rollups, nightly_at=config.nightly_at, dirty_interval_s=config.dirty_interval_s
     )
@@ -38,13 +46,15 @@ async def build(config: RollupConfig) -> RollupApp:
     )
     server.on_shutdown(pool.close)
     server.on_shutdown(scheduler.stop)
-    return RollupApp(server, rollups, scheduler)
+    server.on_shutdown(retention.stop)
+    return RollupApp(server, rollups, scheduler, retention)
 
 
 async def build_server(config: RollupConfig) -> GrpcServer:
     app = await build(config)
-    if config.scheduler:
+    if config.scheduler:  # a CronJob, when it runs the nightly rollup, runs retention too
         app.scheduler.start()
+        app.retention.start()
     return app.server
 
 

@@ -9,6 +9,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
+from costguard.rollup.retention import PastRetention
 from costguard.rollup.rollup import DateRollup
 from costguard.rollup.runs import BadRange, Rollups, dates_between
 from costguard.v1 import rollup_pb2, rollup_pb2_grpc
@@ -54,11 +55,17 @@ class RollupServicer(rollup_pb2_grpc.RollupServiceServicer):
     def __init__(self, rollups: Rollups) -> None:
         self._rollups = rollups
 
+    async def _run(self, days: list[date], context: Context) -> rollup_pb2.RollupResponse:
+        try:
+            return _encode(await self._rollups.run("rpc", days))
+        except PastRetention as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            raise  # abort raises; this satisfies the type checker
+
     async def RollupDate(
         self, request: rollup_pb2.RollupDateRequest, context: Context
     ) -> rollup_pb2.RollupResponse:
-        day = await _date(request.date, "date", context)
-        return _encode(await self._rollups.run("rpc", [day]))
+        return await self._run([await _date(request.date, "date", context)], context)
 
     async def RollupRange(
         self, request: rollup_pb2.RollupRangeRequest, context: Context
@@ -69,7 +76,7 @@ class RollupServicer(rollup_pb2_grpc.RollupServiceServicer):
             days = dates_between(first, last)
         except BadRange as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"to_date: {exc}")
-        return _encode(await self._rollups.run("rpc", days))
+        return await self._run(days, context)
 
     async def RecalculateEntity(
         self, request: rollup_pb2.RecalculateEntityRequest, context: Context

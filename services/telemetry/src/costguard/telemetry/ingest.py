@@ -14,6 +14,8 @@ them. A crash between the bump and COMMIT over-counts until the next rebuild.
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -26,6 +28,7 @@ from redis.exceptions import RedisError
 from costguard.common.counters import LiveCounters, Usage
 from costguard.common.db import Connection
 from costguard.common.pricing import SeedPrices
+from costguard.telemetry import metrics
 from costguard.telemetry.rows import (
     COST_COLUMNS,
     JOB_COLUMNS,
@@ -230,9 +233,10 @@ class Ingestor:
     async def store(
         self, events: Sequence[telemetry_pb2.TelemetryEvent], *, batch: int = 0
     ) -> IngestResult:
+        started = time.perf_counter()
         rows, rejections = self._build_rows(events, batch)
         valid = sum(len(r) for r in rows.values())
-        accepted = 0
+        accepted: Counter[str] = Counter()
         if valid:
             params = {"timezone": self._tz.key, **vars(self._prices)}
             async with self._pool.acquire() as conn, conn.transaction():
@@ -241,14 +245,34 @@ class Ingestor:
                 for kind, table in _TABLES.items():
                     if rows[kind]:
                         inserted = await _insert(conn, table, rows[kind], params)
-                        accepted += sum(row["events"] for row in inserted)
+                        accepted[kind] += sum(row["events"] for row in inserted)
                         usages += self._usages(kind, inserted)
                         days.update(row["day"] for row in inserted)
                 if days:
                     # The rollup re-rolls these days (issue 5: near-live today, late events).
                     await conn.execute(_MARK_DIRTY, sorted(days))
                 await self._count(usages)
-        return IngestResult(accepted, valid - accepted, tuple(rejections))
+        # Counted once committed: a batch that failed is retried, and counted then.
+        _observe(events, rows, accepted, rejections, time.perf_counter() - started)
+        total = accepted.total()
+        return IngestResult(total, valid - total, tuple(rejections))
+
+
+def _observe(
+    events: Sequence[telemetry_pb2.TelemetryEvent],
+    rows: dict[str, list[Row]],
+    accepted: Counter[str],
+    rejections: list[Rejection],
+    seconds: float,
+) -> None:
+    for kind, stored in rows.items():
+        if stored:
+            metrics.EVENTS.labels(kind, "accepted").inc(accepted[kind])
+            metrics.EVENTS.labels(kind, "duplicate").inc(len(stored) - accepted[kind])
+    rejected = Counter(events[r.index].WhichOneof("kind") or "none" for r in rejections)
+    for kind, count in rejected.items():
+        metrics.EVENTS.labels(kind, "rejected").inc(count)
+    metrics.INGEST_SECONDS.observe(seconds)
 
 
 async def _insert(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
+from redis.exceptions import RedisError
 
+from costguard.throttle import metrics
 from costguard.throttle.policy import BudgetDecision
 from costguard.throttle.queue import DeferralQueue, DeferredJob
 from costguard.throttle.service import CheckInput, Throttle
@@ -17,6 +20,7 @@ from costguard.v1 import throttle_pb2, throttle_pb2_grpc
 
 SERVICE_NAME = throttle_pb2.DESCRIPTOR.services_by_name["ThrottleService"].full_name
 Context = aio.ServicerContext[Any, Any]
+log = logging.getLogger(__name__)
 
 
 class InvalidRequest(Exception):
@@ -98,7 +102,23 @@ class ThrottleServicer(throttle_pb2_grpc.ThrottleServiceServicer):
             checked = check_input(request, self._tiers)
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return encode_decision(await self._throttle.check(checked))
+        started = time.perf_counter()
+        decision = await self._throttle.check(checked)
+        metrics.CHECK_SECONDS.observe(time.perf_counter() - started)
+        metrics.DECISIONS.labels(decision.action.value, checked.tier).inc()
+        return encode_decision(decision)
+
+    async def _observe_queue(self) -> None:
+        """Refresh the queue gauges after a change; a metric never fails the call."""
+        try:
+            depth = await self._queue.depth()
+            leased = await self._queue.leased_count()
+        except (RedisError, OSError):
+            log.warning("deferral queue depth not read", exc_info=True)
+            return
+        for tier, count in depth.items():
+            metrics.QUEUE_DEPTH.labels(tier).set(count)
+        metrics.QUEUE_LEASED.set(leased)
 
     async def Defer(
         self, request: throttle_pb2.DeferRequest, context: Context
@@ -126,6 +146,7 @@ class ThrottleServicer(throttle_pb2_grpc.ThrottleServiceServicer):
                 not_before_ms=not_before_ms,
             )
         )
+        await self._observe_queue()
         return throttle_pb2.DeferResponse(
             job_id=stored.job_id, not_before=_stamp_ms(stored.not_before_ms)
         )
@@ -147,6 +168,7 @@ class ThrottleServicer(throttle_pb2_grpc.ThrottleServiceServicer):
             max_jobs=request.max_jobs,
             visibility_timeout_ms=request.visibility_timeout_ms,
         )
+        await self._observe_queue()
         return throttle_pb2.LeaseResponse(
             jobs=[
                 throttle_pb2.LeasedJob(
@@ -172,6 +194,6 @@ class ThrottleServicer(throttle_pb2_grpc.ThrottleServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "job_id and lease_token: both are required"
             )
-        return throttle_pb2.AckResponse(
-            acked=await self._queue.ack(request.job_id, request.lease_token)
-        )
+        acked = await self._queue.ack(request.job_id, request.lease_token)
+        await self._observe_queue()
+        return throttle_pb2.AckResponse(acked=acked)

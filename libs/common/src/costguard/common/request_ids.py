@@ -1,0 +1,115 @@
+"""A request id carried across gRPC calls, so one request's log lines can be found together.
+
+A caller sends ``x-request-id`` metadata; :class:`RequestIdInterceptor` (registered by every
+``GrpcServer``) adopts it, or makes one when it is missing or unusable, sets the
+``request_id`` ContextVar that :class:`~costguard.common.logging.JsonFormatter` writes into
+every log line, and echoes the id in the call's trailing metadata. Outgoing calls made while
+serving (the gateway's, say) send the current id with :func:`call_metadata` (issue 7).
+
+The ContextVar is set inside the wrapped handler, not in ``intercept_service``, so it holds in
+the handler's own task whatever task grpc.aio runs the interceptor chain in, and in every task
+the handler creates (``asyncio.create_task`` copies the context).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from costguard.common.auth import token_metadata
+from costguard.common.logging import request_id
+
+HEADER = "x-request-id"
+# What a caller may choose: visible ASCII without quotes or backslashes, bounded, so an id
+# can neither forge a log field nor grow without end.
+_ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
+
+Context = aio.ServicerContext[Any, Any]
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def acceptable(value: str | None) -> str | None:
+    """``value`` when it may serve as a request id, else None."""
+    return value if value is not None and _ACCEPTABLE.match(value) else None
+
+
+def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """Metadata for an outgoing call: the service token and the current request id, if any."""
+    rid = request_id.get()
+    return (*token_metadata(token), (HEADER, rid)) if rid else token_metadata(token)
+
+
+def _incoming(details: grpc.HandlerCallDetails) -> str:
+    for key, value in details.invocation_metadata or ():
+        if key == HEADER and isinstance(value, str):
+            return acceptable(value) or new_request_id()
+    return new_request_id()
+
+
+def _adopt(rid: str, context: Context) -> None:
+    request_id.set(rid)
+    context.set_trailing_metadata(((HEADER, rid),))
+
+
+def _unary_response(
+    behavior: Callable[[Any, Context], Awaitable[Any]], rid: str
+) -> Callable[[Any, Context], Awaitable[Any]]:
+    async def handle(request: Any, context: Context) -> Any:
+        _adopt(rid, context)
+        return await behavior(request, context)
+
+    return handle
+
+
+def _streamed_response(
+    behavior: Callable[[Any, Context], AsyncIterator[Any]], rid: str
+) -> Callable[[Any, Context], AsyncIterator[Any]]:
+    async def handle(request: Any, context: Context) -> AsyncIterator[Any]:
+        _adopt(rid, context)
+        async for reply in behavior(request, context):
+            yield reply
+
+    return handle
+
+
+def _with_request_id(handler: grpc.RpcMethodHandler[Any, Any], rid: str) -> Any:
+    kinds = {
+        (False, False): (grpc.unary_unary_rpc_method_handler, handler.unary_unary),
+        (True, False): (grpc.stream_unary_rpc_method_handler, handler.stream_unary),
+        (False, True): (grpc.unary_stream_rpc_method_handler, handler.unary_stream),
+        (True, True): (grpc.stream_stream_rpc_method_handler, handler.stream_stream),
+    }
+    make, behavior = kinds[(handler.request_streaming, handler.response_streaming)]
+    wrap = _streamed_response if handler.response_streaming else _unary_response
+    return make(
+        wrap(behavior, rid),  # type: ignore[arg-type]  # the stubs type behaviors as sync
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class RequestIdInterceptor(aio.ServerInterceptor):
+    """Sets the ``request_id`` ContextVar for each call and echoes it to the caller."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        wrapped: grpc.RpcMethodHandler[Any, Any] = _with_request_id(
+            handler, _incoming(handler_call_details)
+        )
+        return wrapped

@@ -1,0 +1,17 @@
+"""What the telemetry service exports on ``/metrics`` (see ``costguard.common.metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS = Counter(
+    "costguard_telemetry_events",
+    "Events received, by kind (job, llm, cost; none when the event has no kind) and result "
+    "(accepted, duplicate, rejected)",
+    ["kind", "result"],
+)
+INGEST_SECONDS = Histogram(
+    "costguard_telemetry_ingest_seconds",
+    "Time to validate, store and count one batch of events",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
