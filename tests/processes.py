@@ -71,8 +71,13 @@ async def run_to_exit(module: str, env: dict[str, str], timeout_s: float = 30.0)
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(timeout_s):
-        _, stderr = await process.communicate()
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:  # it did not stop on its own: never leave it behind
+            process.kill()
+            await process.wait()
     assert process.returncode is not None
     return process.returncode, stderr.decode()
 

@@ -52,7 +52,9 @@ async def test_grpc_service_serves_health_and_reflection_then_drains_on_sigterm(
     finally:
         await service.kill()
     messages = [entry["msg"] for entry in service.logs]
-    assert messages[-2:] == ["shutting down", "stopped"]
+    # Work already under way (a counter rebuild at start) may still log while draining.
+    assert messages[-1] == "stopped"
+    assert "shutting down" in messages[messages.index("serving") :]
 
 
 async def test_gateway_serves_healthz_then_stops_on_sigterm(service_env: dict[str, str]) -> None:
