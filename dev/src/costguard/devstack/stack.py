@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import os
 import pwd
+import shutil
 import socket
 import stat
 import subprocess
@@ -59,9 +60,19 @@ class LocalPostgres:
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "HOME": str(self.data_dir), "LC_ALL": "C.UTF-8"}
+        argv = [str(self._bin / args[0]), *args[1:]]
         ids = _unprivileged_ids()
+        setpriv = shutil.which("setpriv") if ids else None
+        if ids and setpriv:
+            # Not subprocess's user=/group=: they make it fork() instead of vfork(), and
+            # the forked child of a process whose gRPC threads are busy (a test's) dies
+            # with SIGSEGV before exec now and then, so a `pg_ctl stop` silently did not
+            # happen. setpriv drops the privileges after a plain spawn.
+            uid, gid = ids
+            argv = [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", *argv]
+            ids = None
         return subprocess.run(
-            [str(self._bin / args[0]), *args[1:]],
+            argv,
             check=check,
             capture_output=True,
             text=True,
@@ -144,7 +155,11 @@ class LocalPostgres:
 
     def stop(self) -> None:
         if (self._pgdata / "postmaster.pid").exists():
-            self._run("pg_ctl", "stop", "-D", str(self._pgdata), "-m", "fast", "-w", check=False)
+            done = self._run(
+                "pg_ctl", "stop", "-D", str(self._pgdata), "-m", "fast", "-w", check=False
+            )
+            if done.returncode != 0 and (self._pgdata / "postmaster.pid").exists():
+                raise RuntimeError(f"pg_ctl stop failed ({done.returncode}): {done.stderr.strip()}")
 
 
 @dataclass
