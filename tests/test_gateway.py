@@ -295,6 +295,16 @@ async def test_entity_and_period_queries(gateway: httpx.AsyncClient, db: asyncpg
     assert (daily.status_code, daily.json()["field"]) == (400, "from")
     month = await gateway.get("/api/admin/cost/monthly?year=2026&month=13", headers=AS_ADMIN)
     assert (month.status_code, month.json()["field"]) == (400, "month")
+    for query, name in [
+        ("year=%C2%B2", "year"),
+        ("month=%C2%BE", "month"),
+        ("year=" + "9" * 5000, "year"),
+    ]:
+        odd = await gateway.get(f"/api/admin/cost/monthly?{query}", headers=AS_ADMIN)
+        assert (odd.status_code, odd.json()["field"]) == (400, name)
+    for query, name in [("to=0001-01-01", "to"), ("from=9999-12-31&to=2026-01-01", "from")]:
+        odd = await gateway.get(f"/api/admin/cost/daily?{query}", headers=AS_ADMIN)
+        assert (odd.status_code, odd.json()["field"]) == (400, name)
 
 
 async def test_openapi_and_metrics(gateway: httpx.AsyncClient) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 
 _ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+_FIRST_DAY, _LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 
 
 class BadInput(ValueError):
@@ -30,7 +31,9 @@ def integer(request: Request, name: str, default: int, low: int, high: int) -> i
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # isdigit() alone admits "²" and "¾", which int() then refuses; the length bound
+    # keeps int() clear of its 4,300-digit limit.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18) or not low <= int(raw) <= high:
         raise BadInput(name, f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 
@@ -40,9 +43,13 @@ def iso_date(request: Request, name: str, default: date) -> date:
     if raw is None:
         return default
     try:
-        return date.fromisoformat(raw)
+        value = date.fromisoformat(raw)
     except ValueError:
         raise BadInput(name, f"{name} must be a date YYYY-MM-DD") from None
+    # Bounded like the years: a range computed from 0001-01-01 would overflow.
+    if not _FIRST_DAY <= value <= _LAST_DAY:
+        raise BadInput(name, f"{name} must be from {_FIRST_DAY} to {_LAST_DAY}")
+    return value
 
 
 def entity_id(request: Request, name: str) -> str:
