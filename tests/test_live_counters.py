@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,7 +12,14 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from costguard.common.counters import TTL_SECONDS, LiveCounters, global_key, tier_key, user_key
+from costguard.common.counters import (
+    TTL_SECONDS,
+    LiveCounters,
+    Usage,
+    global_key,
+    tier_key,
+    user_key,
+)
 from costguard.common.days import today
 from costguard.common.pricing import SeedPrices, to_nano_usd
 from costguard.devstack import free_port
@@ -148,3 +156,34 @@ async def test_events_are_stored_when_redis_is_down(db: asyncpg.Pool) -> None:
 def test_nano_dollars_round_down() -> None:
     assert to_nano_usd(Decimal("0.0000000019")) == 1
     assert to_nano_usd(PRICES.job_cost(1, 0, 0)) == 20
+
+
+async def test_a_batch_whose_caller_is_cancelled_mid_store_still_commits_once(
+    telemetry: Telemetry, db: asyncpg.Pool, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client that goes away cancels its RPC. Cancelled between the counter bump and the
+    # commit, the batch would leave the counters ahead of Postgres, and the client's
+    # retry would count it again.
+    counters = LiveCounters(redis_client)
+    bumped = asyncio.Event()
+    release = asyncio.Event()
+
+    async def add_then_wait(usages: list[Usage]) -> None:
+        await counters.add(usages)
+        bumped.set()
+        await release.wait()
+
+    monkeypatch.setattr(telemetry.ingestor._counters, "add", add_then_wait)
+    events = [job(user_id="ann", cpu_ms=100) for _ in range(3)]
+    caller = asyncio.create_task(telemetry.ingestor.store(events))
+    await bumped.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    release.set()
+    await telemetry.ingestor.drain()
+
+    retry = await telemetry.ingestor.store(events)  # the client sends the batch again
+    assert (retry.accepted, retry.duplicate) == (0, 3)
+    assert await db.fetchval("SELECT count(*) FROM telemetry_job_events") == 3
+    assert (await _figures(redis_client, global_key(today(UTC_ZONE))))["jobs"] == 3

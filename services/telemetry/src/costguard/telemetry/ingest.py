@@ -13,6 +13,7 @@ them. A crash between the bump and COMMIT over-counts until the next rebuild.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -169,6 +170,7 @@ class Ingestor:
         self._tz = timezone
         self._prices = prices
         self._on_counters_failed = on_counters_failed
+        self._in_flight: set[asyncio.Task[IngestResult]] = set()
 
     def _build_rows(
         self, events: Sequence[telemetry_pb2.TelemetryEvent], batch: int
@@ -232,6 +234,32 @@ class Ingestor:
 
     async def store(
         self, events: Sequence[telemetry_pb2.TelemetryEvent], *, batch: int = 0
+    ) -> IngestResult:
+        """Validate, store and count one batch.
+
+        A batch once begun is finished even when its caller is cancelled (a client that
+        goes away cancels its RPC): cut between the counter bump and the commit, it would
+        leave the live counters ahead of Postgres, and the client's retry of the same
+        events would count them a second time.
+        """
+        task = asyncio.create_task(self._store(events, batch))
+        self._in_flight.add(task)
+        task.add_done_callback(self._finished)
+        return await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Task[IngestResult]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Also seen by the caller, unless it was cancelled: then only here.
+            log.debug("batch failed", exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait for batches still being stored (their callers may have gone)."""
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _store(
+        self, events: Sequence[telemetry_pb2.TelemetryEvent], batch: int
     ) -> IngestResult:
         started = time.perf_counter()
         rows, rejections = self._build_rows(events, batch)

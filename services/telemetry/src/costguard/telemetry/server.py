@@ -54,6 +54,7 @@ async def build(config: TelemetryConfig) -> Telemetry:
     server.on_shutdown(pool.close)
     server.on_shutdown(redis.aclose)
     server.on_shutdown(reconciler.stop)
+    server.on_shutdown(ingestor.drain)  # first: batches whose callers left still commit
     return Telemetry(server, ingestor, reconciler)
 
 
