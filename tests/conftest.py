@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -14,9 +14,11 @@ from redis.asyncio import Redis
 
 from costguard.common.db import create_pool
 from costguard.common.migrate import migrate_up
-from costguard.devstack import DevStack
+from costguard.devstack import DevStack, LocalPostgres
 from costguard.telemetry.config import TelemetryConfig
-from costguard.telemetry.server import build_server
+from costguard.telemetry.ingest import IngestResult
+from costguard.telemetry.server import build, build_server
+from costguard.v1 import telemetry_pb2
 
 # Tables the tests may write; emptied before each test that asks for a clean database.
 _DATA_TABLES = (
@@ -99,3 +101,39 @@ async def telemetry_addr(db: asyncpg.Pool, service_env: dict[str, str]) -> Async
     port = await server.start()
     yield f"127.0.0.1:{port}"
     await server.stop()
+
+
+@pytest.fixture
+async def slow_telemetry_addr(
+    db: asyncpg.Pool, service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[str]:
+    """A real telemetry server that takes 20 ms longer to store each batch: a loaded
+    database, so that the SDK's buffer fills while its sends are still in flight."""
+    telemetry = await build(TelemetryConfig.from_env(service_env))
+    store = telemetry.ingestor.store
+
+    async def slow_store(
+        events: Sequence[telemetry_pb2.TelemetryEvent], *, batch: int = 0
+    ) -> IngestResult:
+        await asyncio.sleep(0.02)
+        return await store(events, batch=batch)
+
+    monkeypatch.setattr(telemetry.ingestor, "store", slow_store)
+    telemetry.reconciler.start()
+    port = await telemetry.server.start()
+    yield f"127.0.0.1:{port}"
+    await telemetry.server.stop()
+
+
+@pytest.fixture
+async def own_postgres(
+    stack: DevStack, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LocalPostgres]:
+    """A Postgres of its own: the test stops it, which the others must never see."""
+    root = tmp_path_factory.mktemp("outage")
+    root.chmod(0o755)
+    postgres = LocalPostgres(Path(str(root)) / "pg", durable=False)
+    await asyncio.to_thread(postgres.start)
+    await _migrate(postgres.dsn)
+    yield postgres
+    await asyncio.to_thread(postgres.stop)
