@@ -136,6 +136,10 @@ async def test_every_admin_route_needs_credentials_and_the_admin_role(
     )
     assert (anonymous.status_code, viewer.status_code, forged.status_code) == (401, 403, 401)
     assert "error" in anonymous.json()
+    odd = await gateway.request(
+        method, path, headers={b"cookie": "costguard_session=bm9ib2R5.x\u00e9".encode("latin-1")}
+    )
+    assert odd.status_code == 401  # a non-ASCII signature is a bad cookie, not a 500
 
 
 async def test_signing_in_sets_a_strict_httponly_session_cookie(gateway: httpx.AsyncClient) -> None:

@@ -64,7 +64,8 @@ def read_session(secret: bytes, value: str, now: float | None = None) -> Admin |
         payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
     except (binascii.Error, ValueError):
         return None
-    if not hmac.compare_digest(_sign(secret, payload), signature):
+    # As bytes: compare_digest refuses a str holding a non-ASCII character (a cookie can).
+    if not hmac.compare_digest(_sign(secret, payload).encode(), signature.encode(errors="replace")):
         return None
     try:
         name, role, expiry = payload.decode().rsplit(":", 2)
