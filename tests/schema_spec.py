@@ -1,6 +1,6 @@
 """The seed's schema, column by column: the contract that ``test_schema`` holds migrations to.
 
-DESIGN.md "Postgres": the seed's five tables plus seed two's tables. Frozen from the first
+The five cost-control tables plus the podcast cost-tracking tables (README, "Database and migrations"). Frozen from the first
 two migrations after review against the design, and kept by hand from now on: a migration
 that changes a listed column's type, nullability or default, a key or an index fails the
 test. Later migrations may add

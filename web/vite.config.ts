@@ -8,7 +8,7 @@ import { defineConfig } from "vite";
 const gateway = process.env.COSTGUARD_GATEWAY_URL ?? "http://127.0.0.1:8080";
 
 export default defineConfig({
-  // The gateway mounts web/dist with StaticFiles at this path (DESIGN.md, "Gateway and dashboard").
+  // The gateway mounts web/dist with StaticFiles at this path (README, "The admin API and dashboard").
   base: "/admin/cost/",
   plugins: [react(), tailwindcss()],
   resolve: {
