@@ -1,10 +1,10 @@
 """The seed's schema, column by column: the contract that ``test_schema`` holds migrations to.
 
-The five cost-control tables plus the podcast cost-tracking tables (README, "Database and migrations"). Frozen from the first
-two migrations after review against the design, and kept by hand from now on: a migration
-that changes a listed column's type, nullability or default, a key or an index fails the
-test. Later migrations may add
-columns, indexes and constraints (the design allows additions, not removals).
+The five cost-control tables plus the podcast cost-tracking tables (README, "Database and
+migrations"). Frozen from the first two migrations after review against the design, and
+kept by hand from now on: a migration that changes a listed column's type, nullability or
+default, a key or an index fails the test. Later migrations may add columns, indexes and
+constraints (the design allows additions, not removals).
 
 Index definitions are ``pg_indexes.indexdef`` after ``USING``, prefixed by ``UNIQUE``
 for unique indexes; ``keys`` are the primary key and unique constraints.

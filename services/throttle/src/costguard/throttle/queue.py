@@ -3,7 +3,8 @@
 ``defer`` stores a job with its tier and not-before time; ``lease`` hands due jobs to a worker
 in weighted fair order across tiers and FIFO within a tier, hidden from other workers for a
 visibility timeout; ``ack`` removes a job. A worker that dies loses nothing: once its lease
-expires the job goes back to its tier, at its original position (README, "Budgets and the throttle").
+expires the job goes back to its tier, at its original position (README, "Budgets and the
+throttle").
 
 Every key of one queue carries the queue's name as a Redis Cluster hash tag::
 
