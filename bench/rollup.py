@@ -31,10 +31,11 @@ SELECT gen_random_uuid(), 'job', 'user-' || (i % $2), (ARRAY['free','pro','enter
 FROM generate_series(1, $1) AS i;
 """
 _FILL_LLM = """
-INSERT INTO telemetry_llm_events (event_id, user_id, tier, model, input_tokens,
+INSERT INTO telemetry_llm_events (event_id, user_id, tier, llm_model, context_type, input_tokens,
     cached_input_tokens, output_tokens, created_at, episode_id, podcast_id)
 SELECT gen_random_uuid(), 'user-' || (i % $2), (ARRAY['free','pro','enterprise'])[1 + i % 3],
-       (ARRAY['gpt-4o', 'gpt-4o-mini', 'house-model'])[1 + i % 3], 1000 + i % 4000, i % 500,
+       (ARRAY['gpt-4o', 'gpt-4o-mini', 'house-model'])[1 + i % 3], 'insight',
+       1000 + i % 4000, i % 500,
        100 + i % 900, $3::date + (i % 86400) * interval '1 second', 'ep-' || (i % 20000),
        'pod-' || (i % 500)
 FROM generate_series(1, $1) AS i;

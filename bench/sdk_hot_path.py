@@ -53,7 +53,7 @@ async def _per_call(client: TelemetryClient) -> tuple[float, float]:
     """Best microseconds per job_telemetry enter+exit and per record_llm_event."""
     ctx = UserContext("user-1", "pro", domain="audio")
     call = LlmCall(
-        model="gpt-4o-mini", input_tokens=1200, cached_input_tokens=200, output_tokens=300
+        llm_model="gpt-4o-mini", input_tokens=1200, cached_input_tokens=200, output_tokens=300
     )
 
     async def jobs() -> None:

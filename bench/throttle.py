@@ -113,8 +113,8 @@ async def _limits_moving_window(url: str) -> float:
 async def run(stack: DevStack) -> None:
     conn = await asyncpg.connect(stack.postgres.dsn)
     await conn.execute(
-        "INSERT INTO cost_budgets (apply_scope, cpu_ms_per_day, jobs_per_day) "
-        "VALUES ('global', 1e12, 1e9)"
+        "INSERT INTO cost_budgets (apply_scope, daily_cpu_ms_cap, daily_jobs_cap, "
+        "llm_input_tokens_cap, llm_output_tokens_cap) VALUES ('global', 1e12, 1e9, 1e12, 1e12)"
     )
     await conn.close()
     port = free_port()

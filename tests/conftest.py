@@ -39,6 +39,15 @@ _DATA_TABLES = (
 )
 
 
+@pytest.fixture(autouse=True)
+def own_spill_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's SDK clients spill to a folder of its own: an event one test left on disk
+    (or a run before this one, in the shared default folder) is never replayed into another."""
+    folder = tmp_path / "spill"
+    monkeypatch.setenv("COSTGUARD_SPILL_DIR", str(folder))
+    return folder
+
+
 async def _migrate(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:

@@ -36,7 +36,7 @@ def llm(**fields: Any) -> telemetry_pb2.TelemetryEvent:
         "event_id": str(uuid.uuid4()),
         "user_id": "u1",
         "tier": "free",
-        "model": "gpt-4o-mini",
+        "llm_model": "gpt-4o-mini",
         "input_tokens": 1000,
         "output_tokens": 200,
         "usage_reported": True,

@@ -165,19 +165,40 @@ async def test_switching_to_30_days_changes_the_series(browser: Browser, site: s
     await page.close()
 
 
+SEED_CAPS = ("daily_cpu_ms_cap", "daily_jobs_cap", "llm_input_tokens_cap", "llm_output_tokens_cap")
+
+
 async def test_lowering_a_cap_in_the_dashboard_makes_the_next_check_defer(
     browser: Browser, site: str, throttle: ThrottleApp
 ) -> None:
     page = await _signed_in(browser, site, 1180, 820)
+    form = page.locator("[data-testid=budget-form]")
+    for seed_name in SEED_CAPS:  # the editor names the seed's caps
+        assert seed_name in await form.inner_text()
     version = throttle.budgets.version
     await page.fill("[data-testid=budget-scope]", "free")
     await page.fill("[data-testid=budget-cpu-ms]", "1")
+    await page.fill("[data-testid=budget-jobs]", "50")
+    await page.fill("[data-testid=budget-llm-input]", "2000")
+    await page.fill("[data-testid=budget-llm-output]", "")
     await page.click("[data-testid=budget-save]")
     async with page.expect_response(
         lambda r: r.url.endswith("/budgets") and r.request.method == "POST"
     ) as saved:
         await page.click("[data-testid=confirm-yes]")
-    assert (await saved.value).status == 200
+    response = await saved.value
+    assert response.status == 200
+    sent = response.request.post_data_json
+    assert sent is not None
+    stored = (await response.json())["budget"]
+    expected = {
+        "daily_cpu_ms_cap": 1,
+        "daily_jobs_cap": 50,
+        "llm_input_tokens_cap": 2000,
+        "llm_output_tokens_cap": None,  # empty: no cap
+    }
+    assert {name: sent[name] for name in SEED_CAPS} == expected
+    assert {name: stored[name] for name in SEED_CAPS} == expected
     async with asyncio.timeout(10):
         await throttle.budgets.wait_for_version(version + 1)
     async with aio.insecure_channel(f"127.0.0.1:{throttle.server.port}") as channel:

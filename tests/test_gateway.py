@@ -27,6 +27,7 @@ from costguard.gateway.app import create_app
 from costguard.gateway.auth import hash_token
 from costguard.gateway.config import GatewayConfig
 from costguard.throttle.config import ThrottleConfig
+from costguard.throttle.server import ThrottleApp
 from costguard.throttle.server import build as build_throttle
 from costguard.v1 import throttle_pb2, throttle_pb2_grpc
 from tests.processes import poll_until
@@ -187,50 +188,117 @@ async def test_summary_and_users_return_data(gateway: httpx.AsyncClient, db: asy
     ]
 
 
-async def test_a_budget_set_through_the_gateway_reaches_the_throttle(
-    gateway: httpx.AsyncClient, service_env: dict[str, str], db: asyncpg.Pool
-) -> None:
+@pytest.fixture
+async def throttle_port(
+    service_env: dict[str, str], db: asyncpg.Pool
+) -> AsyncIterator[tuple[ThrottleApp, int]]:
+    """A throttle on the test database that reloads budgets only when told (NOTIFY)."""
     throttle = await build_throttle(
         ThrottleConfig.from_env({**service_env, "THROTTLE_BUDGET_RELOAD_SECONDS": "3600"})
     )
     port = await throttle.server.start()
     try:
-        version = throttle.budgets.version
-        reply = await gateway.post(
-            "/api/admin/cost/budgets",
-            headers=AS_ADMIN,
-            json={
-                "apply_scope": "free",
-                "cpu_ms_per_day": 100,
-                "cost_usd_per_day": "2.5",
-                "alert_thresholds": ["0.5", "1"],
-            },
-        )
-        assert reply.status_code == 200, reply.text
-        assert reply.json()["budget"]["updated_by"] == "ops"
-        listed = (await gateway.get("/api/admin/cost/budgets", headers=AS_ADMIN)).json()["budgets"]
-        assert [(b["apply_scope"], b["cpu_ms_per_day"], b["cost_usd_per_day"]) for b in listed] == [
-            ("free", 100, "2.500000")
-        ]
-        async with asyncio.timeout(10):
-            await throttle.budgets.wait_for_version(version + 1)
-        async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            check = await throttle_pb2_grpc.ThrottleServiceStub(channel).Check(
-                throttle_pb2.CheckRequest(user_id="u", tier="free", est_cpu_ms=500)
-            )
-        assert check.action == throttle_pb2.DEFER
+        yield throttle, port
     finally:
         await throttle.server.stop()
+
+
+async def test_a_budget_set_through_the_gateway_reaches_the_throttle(
+    gateway: httpx.AsyncClient, throttle_port: tuple[ThrottleApp, int], db: asyncpg.Pool
+) -> None:
+    throttle, port = throttle_port
+    version = throttle.budgets.version
+    reply = await gateway.post(
+        "/api/admin/cost/budgets",
+        headers=AS_ADMIN,
+        json={
+            "apply_scope": "free",
+            "daily_cpu_ms_cap": 100,
+            "daily_cost_usd_cap": "2.5",
+            "alert_thresholds": ["0.5", "1"],
+        },
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["budget"]["updated_by"] == "ops"
+    listed = (await gateway.get("/api/admin/cost/budgets", headers=AS_ADMIN)).json()["budgets"]
+    assert [(b["apply_scope"], b["daily_cpu_ms_cap"], b["daily_cost_usd_cap"]) for b in listed] == [
+        ("free", 100, "2.500000")
+    ]
+    async with asyncio.timeout(10):
+        await throttle.budgets.wait_for_version(version + 1)
+    async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        check = await throttle_pb2_grpc.ThrottleServiceStub(channel).Check(
+            throttle_pb2.CheckRequest(user_id="u", tier="free", est_cpu_ms=500)
+        )
+    assert check.action == throttle_pb2.DEFER
+
+
+# The cost-control seed's budget body: its four daily caps and its scope, verbatim.
+SEED_BUDGET = {
+    "daily_cpu_ms_cap": 3600000,
+    "daily_jobs_cap": 100,
+    "llm_input_tokens_cap": 500000,
+    "llm_output_tokens_cap": 100000,
+    "apply_scope": "free",
+}
+
+
+async def test_the_seed_budget_body_is_stored_read_back_and_enforced(
+    gateway: httpx.AsyncClient, throttle_port: tuple[ThrottleApp, int], db: asyncpg.Pool
+) -> None:
+    throttle, port = throttle_port
+    version = throttle.budgets.version
+    reply = await gateway.post("/api/admin/cost/budgets", headers=AS_ADMIN, json=SEED_BUDGET)
+    assert reply.status_code == 200, reply.text
+    (listed,) = (await gateway.get("/api/admin/cost/budgets", headers=AS_ADMIN)).json()["budgets"]
+    assert {name: listed[name] for name in SEED_BUDGET} == SEED_BUDGET
+    row = await db.fetchrow("SELECT * FROM cost_budgets WHERE apply_scope = 'free'")
+    assert row is not None
+    assert {name: row[name] for name in SEED_BUDGET} == SEED_BUDGET
+    async with asyncio.timeout(10):
+        await throttle.budgets.wait_for_version(version + 1)
+    async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = throttle_pb2_grpc.ThrottleServiceStub(channel)
+        within = await stub.Check(
+            throttle_pb2.CheckRequest(user_id="u", tier="free", est_cpu_ms=1_000_000)
+        )
+        over = await stub.Check(
+            throttle_pb2.CheckRequest(user_id="u", tier="free", est_cpu_ms=4_000_000)
+        )
+        tokens = await stub.Check(
+            throttle_pb2.CheckRequest(user_id="u", tier="free", est_input_tokens=600_000)
+        )
+    assert within.action == throttle_pb2.ALLOW
+    assert over.action == throttle_pb2.DEFER
+    assert "cpu_ms" in over.reason
+    assert tokens.action == throttle_pb2.DEFER
+    assert "llm_input_tokens" in tokens.reason
+
+
+async def test_a_cap_left_out_or_null_is_no_cap(
+    gateway: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    body = {"apply_scope": "pro", "daily_jobs_cap": None, "llm_output_tokens_cap": 2**63 - 1}
+    reply = await gateway.post("/api/admin/cost/budgets", headers=AS_ADMIN, json=body)
+    assert reply.status_code == 200, reply.text
+    caps = ("daily_cpu_ms_cap", "daily_jobs_cap", "llm_input_tokens_cap", "llm_output_tokens_cap")
+    assert [reply.json()["budget"][name] for name in caps] == [None] * 4
+    row = await db.fetchrow("SELECT * FROM cost_budgets WHERE apply_scope = 'pro'")
+    assert row is not None
+    assert [row[name] for name in caps] == [2**63 - 1] * 4  # NOT NULL, as the seed has it
+    too_big = {"apply_scope": "pro", "daily_cpu_ms_cap": 2**63}
+    refused = await gateway.post("/api/admin/cost/budgets", headers=AS_ADMIN, json=too_big)
+    assert (refused.status_code, refused.json()["field"]) == (400, "daily_cpu_ms_cap")
 
 
 @pytest.mark.parametrize(
     ("body", "field"),
     [
         ({"apply_scope": "platinum"}, "apply_scope"),
-        ({"apply_scope": "global", "cpu_ms_per_day": -1}, "cpu_ms_per_day"),
-        ({"apply_scope": "global", "jobs_per_day": 1.5}, "jobs_per_day"),
-        ({"apply_scope": "global", "cost_usd_per_day": "1.1234567"}, "cost_usd_per_day"),
-        ({"apply_scope": "global", "cost_usd_per_day": "NaN"}, "cost_usd_per_day"),
+        ({"apply_scope": "global", "daily_cpu_ms_cap": -1}, "daily_cpu_ms_cap"),
+        ({"apply_scope": "global", "daily_jobs_cap": 1.5}, "daily_jobs_cap"),
+        ({"apply_scope": "global", "daily_cost_usd_cap": "1.1234567"}, "daily_cost_usd_cap"),
+        ({"apply_scope": "global", "daily_cost_usd_cap": "NaN"}, "daily_cost_usd_cap"),
         ({"apply_scope": "global", "alert_thresholds": ["0"]}, "alert_thresholds"),
         ({"apply_scope": "global", "surprise": 1}, "surprise"),
         ([1, 2], "body"),
@@ -262,7 +330,11 @@ async def test_threshold_alerts_are_sent_once_and_resolved_once(
     dispatcher = gateway_app.state.dispatcher
     await dispatcher.stop()  # this test drives it step by step
     today = datetime.now(UTC).date()
-    await db.execute("INSERT INTO cost_budgets (apply_scope, jobs_per_day) VALUES ('global', 10)")
+    await db.execute(
+        "INSERT INTO cost_budgets (apply_scope, daily_cpu_ms_cap, daily_jobs_cap, "
+        "llm_input_tokens_cap, llm_output_tokens_cap) VALUES ('global', $1, 10, $1, $1)",
+        2**63 - 1,
+    )
     await db.execute(
         "INSERT INTO budget_alerts (day, apply_scope, metric, threshold, used, cap) "
         "VALUES ($1, 'global', 'jobs', 0.8, 9, 10)",

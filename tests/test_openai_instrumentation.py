@@ -101,7 +101,7 @@ async def test_chat_completion_records_reported_model_and_tokens_once(
     assert reply.choices[0].message.content == fake.text
     assert [r.body.get("stream_options") for r in fake.requests] == [None]
     [row] = await events.rows()
-    assert (row["model"], row["operation"], row["provider"]) == (
+    assert (row["llm_model"], row["operation"], row["provider"]) == (
         "gpt-4o-mini-2024-07-18",
         "chat.completions",
         "openai",
@@ -115,7 +115,7 @@ async def test_chat_completion_records_reported_model_and_tokens_once(
         "insights",
         "ep-1",
     )
-    assert 0 <= row["latency_ms"] <= wall_ms
+    assert 0 <= row["duration_ms"] <= wall_ms
     assert row["insight_key"] is None
 
 
@@ -131,7 +131,7 @@ async def test_chat_stream_asks_for_usage_on_the_wire_and_records_it(
     # The usage-only chunk was our idea, so the caller does not see it.
     assert all(c.choices for c in chunks)
     [row] = await events.rows()
-    assert (row["model"], row["operation"], row["success"]) == (
+    assert (row["llm_model"], row["operation"], row["success"]) == (
         "gpt-4o-mini-2024-07-18",
         "chat.completions",
         True,
@@ -201,7 +201,7 @@ async def test_chat_stream_in_async_with_and_closed_early_is_recorded_once(
         # Closed before the usage chunk arrived: the tokens are unknown, and flagged so.
         (True, (0, 0, 0, 0, False)),
     ]
-    assert rows[1]["model"] == "gpt-4o-mini-2024-07-18"
+    assert rows[1]["llm_model"] == "gpt-4o-mini-2024-07-18"
 
 
 async def test_chat_stream_ending_without_usage_is_flagged_not_zero(
@@ -215,7 +215,7 @@ async def test_chat_stream_ending_without_usage_is_flagged_not_zero(
     assert fake.requests[0].body["stream_options"] == {"include_usage": True}
     [row] = await events.rows()
     assert tokens(row) == (0, 0, 0, 0, False)
-    assert (row["success"], row["model"]) == (True, "gpt-4o-mini-2024-07-18")
+    assert (row["success"], row["llm_model"]) == (True, "gpt-4o-mini-2024-07-18")
 
 
 async def test_responses_create_records_reported_model_and_tokens_once(
@@ -228,7 +228,7 @@ async def test_responses_create_records_reported_model_and_tokens_once(
     assert response.output_text == fake.text
     assert fake.requests[0].path == "/v1/responses"
     [row] = await events.rows()
-    assert (row["model"], row["operation"], row["success"]) == (
+    assert (row["llm_model"], row["operation"], row["success"]) == (
         "gpt-4o-mini-2024-07-18",
         "responses",
         True,
@@ -254,10 +254,10 @@ async def test_responses_stream_takes_usage_from_response_completed(
     deltas = [e.delta for e in seen if e.type == "response.output_text.delta"]
     assert "".join(deltas) == fake.text
     [row] = await events.rows()
-    assert (row["model"], row["operation"]) == ("gpt-4o-mini-2024-07-18", "responses")
+    assert (row["llm_model"], row["operation"]) == ("gpt-4o-mini-2024-07-18", "responses")
     assert tokens(row) == (1200, 1024, 300, 0, True)
     streamed_ms = 0.05 * 1000 * (len(seen) - 1)
-    assert created_ms < streamed_ms * 0.9 <= row["latency_ms"] <= wall_ms
+    assert created_ms < streamed_ms * 0.9 <= row["duration_ms"] <= wall_ms
 
 
 @pytest.mark.parametrize(
@@ -297,7 +297,7 @@ async def test_http_errors_are_recorded_as_failures_and_reraised_unchanged(
         ("chat.completions", False, f"http_{status}"),
         ("responses", False, f"http_{status}"),
     ]
-    assert {(r["model"], tokens(r)) for r in rows} == {(REQUESTED, (0, 0, 0, 0, False))}
+    assert {(r["llm_model"], tokens(r)) for r in rows} == {(REQUESTED, (0, 0, 0, 0, False))}
 
 
 async def test_connection_errors_and_timeouts_are_recorded_and_reraised(
@@ -328,7 +328,7 @@ async def test_connection_errors_and_timeouts_are_recorded_and_reraised(
         ("responses", False, "connection_error"),
         ("chat.completions", False, "timeout"),
     ]
-    assert rows[1]["latency_ms"] >= 250  # the client gave up after its 0.3 s timeout
+    assert rows[1]["duration_ms"] >= 250  # the client gave up after its 0.3 s timeout
 
 
 async def test_attribution_follows_the_user_context_where_the_call_started(
@@ -411,7 +411,7 @@ async def test_insight_cache_hit_skips_the_call_and_records_a_cache_hit(
     assert first == second == "Spend is down twelve percent this week."
     assert len(fake.requests) == 1  # the hit made no HTTP request
     rows = await events.rows()
-    assert [(r["cache_hit"], r["insight_key"], r["model"]) for r in rows] == [
+    assert [(r["cache_hit"], r["insight_key"], r["llm_model"]) for r in rows] == [
         (False, key, "gpt-4o-mini-2024-07-18"),
         (True, key, "gpt-4o-mini-2024-07-18"),
     ]
@@ -495,3 +495,33 @@ def test_insight_input_hash_is_canonical_json() -> None:
     )
     with pytest.raises(ValueError, match="Out of range"):
         insight_input_hash({"a": float("nan")})
+
+
+async def test_context_type_from_the_client_the_context_the_insight_or_the_default(
+    bare: AsyncOpenAI, telemetry: TelemetryClient, events: RecordedEvents
+) -> None:
+    summaries = instrument_openai(bare, telemetry=telemetry, context_type="summary")
+    plain = instrument_openai(bare, telemetry=telemetry)
+    with user_context(UserContext("user-8", "free", context_type="chat")):
+        await plain.chat.completions.create(model=REQUESTED, messages=MESSAGES)
+        await summaries.responses.create(model=REQUESTED, input="hi")
+    with user_context(UserContext("user-9", "free")):
+        await plain.chat.completions.create(model=REQUESTED, messages=MESSAGES)
+        store = MemoryInsightStore()
+        for _ in range(2):  # a miss, then a hit: both are the insight's
+            await cached_insight(
+                "week", {"w": 1}, lambda: _answer(plain), store=store, telemetry=telemetry
+            )
+    rows = await events.rows()
+    assert [(r["user_id"], r["context_type"], r["cache_hit"]) for r in rows] == [
+        ("user-8", "chat", False),
+        ("user-8", "summary", False),  # the client's purpose is more specific than the context's
+        ("user-9", "general", False),
+        ("user-9", "insight", False),
+        ("user-9", "insight", True),
+    ]
+
+
+async def _answer(client: InstrumentedOpenAI) -> str:
+    reply = await client.chat.completions.create(model=REQUESTED, messages=MESSAGES)
+    return reply.choices[0].message.content or ""

@@ -519,6 +519,6 @@ async def test_every_command_and_statement_in_the_runbook_runs(
     for statement in _blocks("sql"):
         await db.execute(statement)
     assert (
-        await db.fetchval("SELECT cpu_ms_per_day FROM cost_budgets WHERE apply_scope = 'free'")
+        await db.fetchval("SELECT daily_cpu_ms_cap FROM cost_budgets WHERE apply_scope = 'free'")
         == 100_000_000
     )

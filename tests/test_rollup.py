@@ -26,9 +26,9 @@ async def job(
     db: asyncpg.Pool, user: str, tier: str, cpu_ms: int, at: datetime = NOON, **more: Any
 ) -> None:
     await db.execute(
-        "INSERT INTO telemetry_job_events (event_id, job_name, user_id, tier, cpu_ms, rows_read, "
-        "rows_written, success, started_at, created_at, episode_id, podcast_id) "
-        "VALUES ($1, 'j', $2, $3, $4, $5, $6, true, $7, $7, $8, $9)",
+        "INSERT INTO telemetry_job_events (event_id, job_name, user_id, tier, domain, cpu_ms, "
+        "rows_read, rows_written, success, started_at, created_at, episode_id, podcast_id) "
+        "VALUES ($1, 'j', $2, $3, 'audio', $4, $5, $6, true, $7, $7, $8, $9)",
         uuid.uuid4(), user, tier, cpu_ms, more.get("rows_read", 0), more.get("rows_written", 0), at,
         more.get("episode_id"), more.get("podcast_id"),
     )  # fmt: skip
@@ -40,9 +40,9 @@ async def llm(
     inp, cached, out = tokens
     at = more.get("at", NOON)
     await db.execute(
-        "INSERT INTO telemetry_llm_events (event_id, user_id, tier, model, input_tokens, "
-        "cached_input_tokens, output_tokens, cache_hit, created_at, episode_id, podcast_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO telemetry_llm_events (event_id, user_id, tier, llm_model, context_type, "
+        "input_tokens, cached_input_tokens, output_tokens, cache_hit, created_at, episode_id, "
+        "podcast_id) VALUES ($1, $2, $3, $4, 'insight', $5, $6, $7, $8, $9, $10, $11)",
         uuid.uuid4(), user, tier, model, inp, cached, out, more.get("cache_hit", False), at,
         more.get("episode_id"), more.get("podcast_id"),
     )  # fmt: skip
@@ -248,3 +248,29 @@ async def test_users_sum_to_global_which_is_the_sum_priced_event_by_event(
     assert total == expected.quantize(Decimal("0.00000001"), rounding=ROUND_HALF_UP)
     # Each user row is rounded once too: at most half a unit of the 8th decimal each.
     assert abs(sum(r["cost_usd"] for r in users) - total) <= Decimal("0.000000005") * len(users)
+
+
+async def test_rows_written_as_the_seed_writes_them_roll_up(db: asyncpg.Pool) -> None:
+    """Only the seed's columns, its NULL-able counts left NULL: counted, never failing."""
+    await db.execute(
+        "INSERT INTO telemetry_job_events (job_id, job_type, user_id, tier, domain, started_at, "
+        "cpu_ms, rows_read, rows_written, success) VALUES "
+        "('bull-17', 'transcribe', 'seed-user', 'free', 'audio', $1, NULL, NULL, 2000, NULL)",
+        NOON,
+    )
+    await db.execute(
+        "INSERT INTO telemetry_llm_events (user_id, tier, llm_model, context_type, input_tokens, "
+        "output_tokens, cache_hit, created_at) "
+        "VALUES ('seed-user', 'free', 'gpt-4o-mini', 'insight', 1000, 100, NULL, $1)",
+        NOON,
+    )
+    await rollup(db)
+    row = await db.fetchrow("SELECT * FROM cost_user_daily WHERE user_id = 'seed-user'")
+    assert row is not None
+    assert (row["jobs"], row["ai_calls"], row["cpu_ms"], row["tokens_in"]) == (1, 1, 0, 1000)
+    rows_cost = Decimal(2000) / 1000 * Decimal("0.0005")
+    llm_cost = calc_price(
+        Usage(input_tokens=1000, output_tokens=100),
+        model_ref="gpt-4o-mini", provider_id="openai", genai_request_timestamp=NOON,
+    ).total_price  # fmt: skip
+    assert row["cost_usd"] == (rows_cost + llm_cost).quantize(Decimal("1e-8"))

@@ -101,9 +101,9 @@ async def test_rpcs_roll_up_recalculate_and_report(
 ) -> None:
     noon = datetime(2026, 11, 20, 12, tzinfo=UTC)
     await db.execute(
-        "INSERT INTO telemetry_job_events (event_id, job_name, user_id, tier, cpu_ms, success, "
-        "created_at, episode_id, podcast_id) "
-        "VALUES ($1, 'j', 'u', 'pro', 5000, true, $2, 'ep9', 'p1')",
+        "INSERT INTO telemetry_job_events (event_id, job_name, user_id, tier, domain, cpu_ms, "
+        "success, created_at, episode_id, podcast_id) "
+        "VALUES ($1, 'j', 'u', 'pro', 'audio', 5000, true, $2, 'ep9', 'p1')",
         uuid.uuid4(),
         noon,
     )
@@ -167,8 +167,8 @@ async def test_marking_an_episode_complete_prices_it_and_never_fails_the_caller(
 ) -> None:
     await db.execute(
         "INSERT INTO telemetry_job_events "
-        "(event_id, job_name, user_id, tier, cpu_ms, success, episode_id) "
-        "VALUES ($1, 'j', 'u', 'pro', 1000, true, 'ep-done')",
+        "(event_id, job_name, user_id, tier, domain, cpu_ms, success, episode_id) "
+        "VALUES ($1, 'j', 'u', 'pro', 'audio', 1000, true, 'ep-done')",
         uuid.uuid4(),
     )
     cost = await mark_episode_complete("ep-done", target=f"127.0.0.1:{rollup_app.server.port}")

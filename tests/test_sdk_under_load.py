@@ -33,7 +33,7 @@ async def record_load(
 ) -> None:
     """Record the load (or the ``part`` of it with these indexes): one LLM call in six."""
     ctx = UserContext("load-user", "pro", domain="audio")
-    call = LlmCall(model="gpt-4o-mini", input_tokens=1000, output_tokens=200, user_ctx=ctx)
+    call = LlmCall(llm_model="gpt-4o-mini", input_tokens=1000, output_tokens=200, user_ctx=ctx)
     for i in part:
         if i % 6 == 5:
             record_llm_event(call, client=client)

@@ -13,7 +13,7 @@ import pytest
 from costguard.gateway.app import create_app
 from costguard.gateway.auth import hash_token
 from costguard.gateway.config import GatewayConfig
-from costguard.sdk import TelemetryClient, UserContext, job_telemetry
+from costguard.sdk import LlmCall, TelemetryClient, UserContext, job_telemetry, record_llm_event
 
 ADMIN, VIEWER = "admin-token-1", "viewer-token-1"
 
@@ -26,7 +26,7 @@ async def test_sdk_job_events_land_in_postgres(telemetry_addr: str, db: asyncpg.
     client = TelemetryClient(telemetry_addr)
     queued = datetime.now(UTC) - timedelta(seconds=3)
     ctx = UserContext("user-1", "pro", domain="transcription", queued_at=queued)
-    async with job_telemetry("transcribe", ctx, client=client) as run:
+    async with job_telemetry("transcribe", ctx, job_id="bull-42", client=client) as run:
         run.add_rows(read=120, written=7)
     failure = JobFailedError("boom")
     with pytest.raises(JobFailedError) as raised:
@@ -46,6 +46,24 @@ async def test_sdk_job_events_land_in_postgres(telemetry_addr: str, db: asyncpg.
     assert ok["queue_wait_ms"] >= 3000
     assert ok["queued_at"] is not None
     assert ok["started_at"] >= ok["queued_at"]
+    # The seed's columns: the run's own id, its kind (the job's name, no coarser type given)
+    # and the peak memory in whole MB.
+    assert (ok["job_id"], ok["job_type"], rows[1]["job_id"]) == ("bull-42", "transcribe", None)
+    assert isinstance(ok["mem_mb_peak"], int)
+    assert ok["mem_mb_peak"] > 0
+
+
+async def test_llm_context_type_from_the_event_the_context_or_the_default(
+    telemetry_addr: str, db: asyncpg.Pool
+) -> None:
+    client = TelemetryClient(telemetry_addr)
+    ctx = UserContext("user-2", "free", context_type="chat")
+    record_llm_event(LlmCall("gpt-4o-mini", context_type="summary", user_ctx=ctx), client=client)
+    record_llm_event(LlmCall("gpt-4o-mini", user_ctx=ctx), client=client)
+    record_llm_event(LlmCall("gpt-4o-mini", user_ctx=UserContext("user-2", "free")), client=client)
+    await client.close()
+    rows = await db.fetch("SELECT context_type, duration_ms FROM telemetry_llm_events ORDER BY id")
+    assert [r["context_type"] for r in rows] == ["summary", "chat", "general"]
 
 
 @pytest.fixture

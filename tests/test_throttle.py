@@ -59,25 +59,35 @@ async def _usage(
 ) -> None:
     """Jobs already done today, in Postgres (the counters are rebuilt from here)."""
     await db.execute(
-        "INSERT INTO telemetry_job_events (event_id, job_name, user_id, tier, cpu_ms, success) "
-        "VALUES (gen_random_uuid(), 'earlier', $1, $2, $3, true)",
+        "INSERT INTO telemetry_job_events (event_id, job_name, user_id, tier, domain, cpu_ms, "
+        "success) VALUES (gen_random_uuid(), 'earlier', $1, $2, 'audio', $3, true)",
         user,
         tier,
         cpu_ms,
     )
 
 
+NO_CAP = 2**63 - 1
+NO_CAPS = {
+    "daily_cpu_ms_cap": NO_CAP,
+    "daily_jobs_cap": NO_CAP,
+    "llm_input_tokens_cap": NO_CAP,
+    "llm_output_tokens_cap": NO_CAP,
+}
+
+
 async def _set_budget(db: asyncpg.Pool, app: ThrottleApp, scope: str, **caps: Any) -> None:
     """Upsert a budget and wait for the throttle to see it (LISTEN/NOTIFY, not a timer)."""
     version = app.budgets.version
-    columns = ", ".join(caps)
-    values = ", ".join(f"${i + 2}" for i in range(len(caps)))
+    row = {**NO_CAPS, **caps}  # the seed's caps are NOT NULL: the others are "no cap"
+    columns = ", ".join(row)
+    values = ", ".join(f"${i + 2}" for i in range(len(row)))
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in caps)
     await db.execute(
         f"INSERT INTO cost_budgets (apply_scope, {columns}) VALUES ($1, {values}) "
         f"ON CONFLICT (apply_scope) DO UPDATE SET {updates}, updated_at = now()",
         scope,
-        *caps.values(),
+        *row.values(),
     )
     async with asyncio.timeout(10):
         await app.budgets.wait_for_version(version + 1)
@@ -91,7 +101,7 @@ async def test_free_tier_is_deferred_when_the_cpu_cap_is_reached(
     throttle: Running, db: asyncpg.Pool
 ) -> None:
     await _usage(db, cpu_ms=10_000)
-    await _set_budget(db, throttle.app, "global", cpu_ms_per_day=10_000)
+    await _set_budget(db, throttle.app, "global", daily_cpu_ms_cap=10_000)
     reply = await throttle.stub.Check(_check("free", 100))
     assert reply.action == DEFER
     assert reply.retry_after_ms > 0
@@ -110,17 +120,17 @@ async def test_policy_defers_free_first_then_downgrades_pro_and_protects_enterpr
     throttle: Running, db: asyncpg.Pool
 ) -> None:
     await _usage(db, cpu_ms=85_000)
-    await _set_budget(db, throttle.app, "global", cpu_ms_per_day=100_000)
+    await _set_budget(db, throttle.app, "global", daily_cpu_ms_cap=100_000)
     free = await throttle.stub.Check(_check("free", 1_000))
-    pro = await throttle.stub.Check(_check("pro", 1_000, model="gpt-4o"))
+    pro = await throttle.stub.Check(_check("pro", 1_000, llm_model="gpt-4o"))
     assert (free.action, pro.action) == (DEFER, ALLOW)  # 86%: free waits from 80%
     assert "tier free waits once a cap passes 80%" in free.reason
 
     await _usage(db, cpu_ms=6_000)  # now 91% + reserved
     await throttle.app.throttle._rebuilder.rebuild_today(wait=True)
-    pro = await throttle.stub.Check(_check("pro", 1_000, model="gpt-4o"))
-    unmapped = await throttle.stub.Check(_check("pro", 1_000, model="some-model"))
-    enterprise = await throttle.stub.Check(_check("enterprise", 1_000, model="gpt-4o"))
+    pro = await throttle.stub.Check(_check("pro", 1_000, llm_model="gpt-4o"))
+    unmapped = await throttle.stub.Check(_check("pro", 1_000, llm_model="some-model"))
+    enterprise = await throttle.stub.Check(_check("enterprise", 1_000, llm_model="gpt-4o"))
     assert (pro.action, pro.downgrade_model) == (DOWNGRADE, "gpt-4o-mini")
     assert unmapped.action == ALLOW
     assert "no cheaper model mapped" in unmapped.reason
@@ -134,9 +144,9 @@ async def test_policy_defers_free_first_then_downgrades_pro_and_protects_enterpr
 async def test_lowering_a_cap_while_jobs_run_defers_the_next_check(
     throttle: Running, db: asyncpg.Pool
 ) -> None:
-    await _set_budget(db, throttle.app, "pro", cpu_ms_per_day=1_000_000)
+    await _set_budget(db, throttle.app, "pro", daily_cpu_ms_cap=1_000_000)
     assert (await throttle.stub.Check(_check("pro", 500))).action == ALLOW
-    await _set_budget(db, throttle.app, "pro", cpu_ms_per_day=400)  # an admin lowers it
+    await _set_budget(db, throttle.app, "pro", daily_cpu_ms_cap=400)  # an admin lowers it
     reply = await throttle.stub.Check(_check("pro", 500))
     assert reply.action == DEFER
     assert "pro cpu_ms" in reply.reason
@@ -146,7 +156,7 @@ async def test_over_cap_action_can_be_deny(db: asyncpg.Pool, service_env: dict[s
     async for running in _start(
         {**service_env, "THROTTLE_OVER_CAP": "deny", "THROTTLE_RETRY_AFTER_MS": "5000"}
     ):
-        await _set_budget(db, running.app, "global", jobs_per_day=0)
+        await _set_budget(db, running.app, "global", daily_jobs_cap=0)
         reply = await running.stub.Check(_check("enterprise", 1))
         assert (reply.action, reply.retry_after_ms) == (DENY, 5000)
 
@@ -155,7 +165,7 @@ async def test_200_concurrent_checks_overshoot_by_at_most_one_estimate(
     throttle: Running, db: asyncpg.Pool, redis_client: Redis
 ) -> None:
     await _usage(db, cpu_ms=9_050, tier="enterprise")
-    await _set_budget(db, throttle.app, "global", cpu_ms_per_day=10_000)
+    await _set_budget(db, throttle.app, "global", daily_cpu_ms_cap=10_000)
     replies = await asyncio.gather(
         *(throttle.stub.Check(_check("enterprise", 100, user=f"u{i}")) for i in range(200))
     )
@@ -171,7 +181,7 @@ async def test_200_concurrent_checks_overshoot_by_at_most_one_estimate(
 async def test_a_reservation_is_settled_to_the_actual_usage(
     throttle: Running, db: asyncpg.Pool, redis_client: Redis, telemetry_addr: str
 ) -> None:
-    await _set_budget(db, throttle.app, "global", cpu_ms_per_day=1_000_000)
+    await _set_budget(db, throttle.app, "global", daily_cpu_ms_cap=1_000_000)
     client = ThrottleClient(throttle.address)
     decision = await check_budget_and_maybe_defer(
         tier="pro", user_id="ann", est_cpu_ms=5_000, client=client
@@ -199,7 +209,7 @@ async def test_a_reservation_is_settled_to_the_actual_usage(
 async def test_a_reservation_whose_job_never_reports_expires(
     throttle: Running, db: asyncpg.Pool, redis_client: Redis
 ) -> None:
-    await _set_budget(db, throttle.app, "global", cpu_ms_per_day=10_000)
+    await _set_budget(db, throttle.app, "global", daily_cpu_ms_cap=10_000)
     first = await throttle.stub.Check(_check("enterprise", 8_000))
     blocked = await throttle.stub.Check(_check("enterprise", 8_000))
     assert (first.action, blocked.action) == (ALLOW, DEFER)
@@ -213,7 +223,7 @@ async def test_a_reservation_whose_job_never_reports_expires(
 async def test_counters_are_rebuilt_after_flushdb_before_deciding(
     throttle: Running, db: asyncpg.Pool, redis_client: Redis
 ) -> None:
-    await _set_budget(db, throttle.app, "free", cpu_ms_per_day=1_000)
+    await _set_budget(db, throttle.app, "free", daily_cpu_ms_cap=1_000)
     assert (await throttle.stub.Check(_check("free", 100))).action == ALLOW
     await _usage(db, cpu_ms=950)  # in Postgres only: Redis has not seen it
     await redis_client.flushdb()
@@ -230,7 +240,7 @@ async def test_redis_stopped_fail_open_and_closed_then_rebuilt_when_back(
     await asyncio.to_thread(own.start)
     try:
         async for running in _start({**service_env, "REDIS_URL": own.url}):
-            await _set_budget(db, running.app, "global", cpu_ms_per_day=1_000)
+            await _set_budget(db, running.app, "global", daily_cpu_ms_cap=1_000)
             assert (await running.stub.Check(_check("free", 10))).action == ALLOW
             await asyncio.to_thread(own.stop)
             outcomes = {
@@ -257,7 +267,7 @@ async def test_redis_stopped_fail_open_and_closed_then_rebuilt_when_back(
 
 async def test_one_alert_per_threshold_crossing(throttle: Running, db: asyncpg.Pool) -> None:
     await _usage(db, cpu_ms=850)
-    await _set_budget(db, throttle.app, "global", cpu_ms_per_day=1_000)
+    await _set_budget(db, throttle.app, "global", daily_cpu_ms_cap=1_000)
     await asyncio.gather(
         *(throttle.stub.Check(_check("enterprise", 1, user=f"u{i}")) for i in range(50))
     )
@@ -300,7 +310,7 @@ async def test_bad_checks_are_invalid_argument_naming_the_field(
 async def test_sdk_defers_a_job_onto_the_queue_and_a_worker_leases_it(
     throttle: Running, db: asyncpg.Pool
 ) -> None:
-    await _set_budget(db, throttle.app, "free", jobs_per_day=0)
+    await _set_budget(db, throttle.app, "free", daily_jobs_cap=0)
     client = ThrottleClient(throttle.address)
     decision = await check_budget_and_maybe_defer(
         tier="free", user_id="ann", est_cpu_ms=10, payload=b"\x00job-42", client=client

@@ -3,7 +3,7 @@
 
 export class ApiError extends Error {
   readonly status: number;
-  /** The request field the gateway blamed for a 400, e.g. "cpu_ms_per_day". */
+  /** The request field the gateway blamed for a 400, e.g. "daily_cpu_ms_cap". */
   readonly field: string | undefined;
 
   constructor(status: number, message: string, field?: string) {

@@ -95,11 +95,11 @@ export interface TopUsers {
 
 export interface Budget {
   apply_scope: string;
-  cpu_ms_per_day: number | null;
-  jobs_per_day: number | null;
-  llm_input_tokens_per_day: number | null;
-  llm_output_tokens_per_day: number | null;
-  cost_usd_per_day: Money | null;
+  daily_cpu_ms_cap: number | null;
+  daily_jobs_cap: number | null;
+  llm_input_tokens_cap: number | null;
+  llm_output_tokens_cap: number | null;
+  daily_cost_usd_cap: Money | null;
   alert_thresholds: string[];
   enabled: boolean;
   updated_by: string;
@@ -108,11 +108,11 @@ export interface Budget {
 
 export interface BudgetUpsert {
   apply_scope: string;
-  cpu_ms_per_day: number | null;
-  jobs_per_day: number | null;
-  llm_input_tokens_per_day: number | null;
-  llm_output_tokens_per_day: number | null;
-  cost_usd_per_day: Money | null;
+  daily_cpu_ms_cap: number | null;
+  daily_jobs_cap: number | null;
+  llm_input_tokens_cap: number | null;
+  llm_output_tokens_cap: number | null;
+  daily_cost_usd_cap: Money | null;
   alert_thresholds: string[];
   enabled: boolean;
 }

@@ -7,18 +7,18 @@ const values = (patch: Partial<BudgetFormValues>): BudgetFormValues => ({ ...EMP
 describe("validateBudget", () => {
   it("builds the request body: counts as integers, money as a string, empty as null", () => {
     const result = validateBudget(
-      values({ apply_scope: "user:u-1", jobs_per_day: "007", cost_usd_per_day: "0.123456", alert_thresholds: "0.5 0.9,1" }),
+      values({ apply_scope: "user:u-1", daily_jobs_cap: "007", daily_cost_usd_cap: "0.123456", alert_thresholds: "0.5 0.9,1" }),
       TIERS,
     );
     expect(result).toEqual({
       ok: true,
       body: {
         apply_scope: "user:u-1",
-        cpu_ms_per_day: null,
-        jobs_per_day: 7,
-        llm_input_tokens_per_day: null,
-        llm_output_tokens_per_day: null,
-        cost_usd_per_day: "0.123456",
+        daily_cpu_ms_cap: null,
+        daily_jobs_cap: 7,
+        llm_input_tokens_cap: null,
+        llm_output_tokens_cap: null,
+        daily_cost_usd_cap: "0.123456",
         alert_thresholds: ["0.5", "0.9", "1"],
         enabled: true,
       },
@@ -26,13 +26,13 @@ describe("validateBudget", () => {
   });
 
   it.each<[Partial<BudgetFormValues>, string]>([
-    [{ cpu_ms_per_day: "-1" }, "cpu_ms_per_day"],
-    [{ cpu_ms_per_day: "2.5" }, "cpu_ms_per_day"],
-    [{ jobs_per_day: "1e3" }, "jobs_per_day"],
-    [{ llm_output_tokens_per_day: "10000000000000000" }, "llm_output_tokens_per_day"],
-    [{ cost_usd_per_day: "1.0000001" }, "cost_usd_per_day"],
-    [{ cost_usd_per_day: "1000000000000.5" }, "cost_usd_per_day"],
-    [{ cost_usd_per_day: "12,50" }, "cost_usd_per_day"],
+    [{ daily_cpu_ms_cap: "-1" }, "daily_cpu_ms_cap"],
+    [{ daily_cpu_ms_cap: "2.5" }, "daily_cpu_ms_cap"],
+    [{ daily_jobs_cap: "1e3" }, "daily_jobs_cap"],
+    [{ llm_output_tokens_cap: "10000000000000000" }, "llm_output_tokens_cap"],
+    [{ daily_cost_usd_cap: "1.0000001" }, "daily_cost_usd_cap"],
+    [{ daily_cost_usd_cap: "1000000000000.5" }, "daily_cost_usd_cap"],
+    [{ daily_cost_usd_cap: "12,50" }, "daily_cost_usd_cap"],
     [{ alert_thresholds: "" }, "alert_thresholds"],
     [{ alert_thresholds: "11" }, "alert_thresholds"],
     [{ alert_thresholds: "0.1 0.2 0.3 0.4 0.5 0.6" }, "alert_thresholds"],
@@ -47,7 +47,7 @@ describe("validateBudget", () => {
 
   it("accepts the limits themselves", () => {
     const result = validateBudget(
-      values({ cpu_ms_per_day: "1000000000000000", cost_usd_per_day: "1000000000000", alert_thresholds: "10" }),
+      values({ daily_cpu_ms_cap: "1000000000000000", daily_cost_usd_cap: "1000000000000", alert_thresholds: "10" }),
       TIERS,
     );
     expect(result.ok).toBe(true);

@@ -4,22 +4,22 @@
 import type { Budget, BudgetUpsert } from "@/api/types";
 
 export const COUNT_FIELDS = [
-  "cpu_ms_per_day",
-  "jobs_per_day",
-  "llm_input_tokens_per_day",
-  "llm_output_tokens_per_day",
+  "daily_cpu_ms_cap",
+  "daily_jobs_cap",
+  "llm_input_tokens_cap",
+  "llm_output_tokens_cap",
 ] as const;
 
 export type CountField = (typeof COUNT_FIELDS)[number];
-export type BudgetField = "apply_scope" | CountField | "cost_usd_per_day" | "alert_thresholds" | "enabled";
+export type BudgetField = "apply_scope" | CountField | "daily_cost_usd_cap" | "alert_thresholds" | "enabled";
 
 export interface BudgetFormValues {
   apply_scope: string;
-  cpu_ms_per_day: string;
-  jobs_per_day: string;
-  llm_input_tokens_per_day: string;
-  llm_output_tokens_per_day: string;
-  cost_usd_per_day: string;
+  daily_cpu_ms_cap: string;
+  daily_jobs_cap: string;
+  llm_input_tokens_cap: string;
+  llm_output_tokens_cap: string;
+  daily_cost_usd_cap: string;
   /** Comma-separated fractions of the cap, e.g. "0.8, 1.0". */
   alert_thresholds: string;
   enabled: boolean;
@@ -32,7 +32,7 @@ export type BudgetValidation = { ok: true; body: BudgetUpsert } | { ok: false; e
 export const BUDGET_FIELDS: readonly BudgetField[] = [
   "apply_scope",
   ...COUNT_FIELDS,
-  "cost_usd_per_day",
+  "daily_cost_usd_cap",
   "alert_thresholds",
   "enabled",
 ];
@@ -43,11 +43,11 @@ const TIER_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 
 export const EMPTY_BUDGET: BudgetFormValues = {
   apply_scope: "global",
-  cpu_ms_per_day: "",
-  jobs_per_day: "",
-  llm_input_tokens_per_day: "",
-  llm_output_tokens_per_day: "",
-  cost_usd_per_day: "",
+  daily_cpu_ms_cap: "",
+  daily_jobs_cap: "",
+  llm_input_tokens_cap: "",
+  llm_output_tokens_cap: "",
+  daily_cost_usd_cap: "",
   alert_thresholds: "0.8, 1.0",
   enabled: true,
 };
@@ -60,11 +60,11 @@ export function valuesFromBudget(budget: Budget): BudgetFormValues {
   const text = (value: number | string | null) => (value === null ? "" : String(value));
   return {
     apply_scope: budget.apply_scope,
-    cpu_ms_per_day: text(budget.cpu_ms_per_day),
-    jobs_per_day: text(budget.jobs_per_day),
-    llm_input_tokens_per_day: text(budget.llm_input_tokens_per_day),
-    llm_output_tokens_per_day: text(budget.llm_output_tokens_per_day),
-    cost_usd_per_day: text(budget.cost_usd_per_day),
+    daily_cpu_ms_cap: text(budget.daily_cpu_ms_cap),
+    daily_jobs_cap: text(budget.daily_jobs_cap),
+    llm_input_tokens_cap: text(budget.llm_input_tokens_cap),
+    llm_output_tokens_cap: text(budget.llm_output_tokens_cap),
+    daily_cost_usd_cap: text(budget.daily_cost_usd_cap),
     alert_thresholds: budget.alert_thresholds.join(", "),
     enabled: budget.enabled,
   };
@@ -137,8 +137,8 @@ export function validateBudget(values: BudgetFormValues, tiers: readonly string[
     if ("error" in parsed) errors[field] = parsed.error;
     else counts[field] = parsed.value;
   }
-  const cost = parseCost(values.cost_usd_per_day);
-  if ("error" in cost) errors.cost_usd_per_day = cost.error;
+  const cost = parseCost(values.daily_cost_usd_cap);
+  if ("error" in cost) errors.daily_cost_usd_cap = cost.error;
   const thresholds = parseThresholds(values.alert_thresholds);
   if ("error" in thresholds) errors.alert_thresholds = thresholds.error;
   if ("error" in scope || "error" in cost || "error" in thresholds || Object.keys(errors).length > 0) {
@@ -148,11 +148,11 @@ export function validateBudget(values: BudgetFormValues, tiers: readonly string[
     ok: true,
     body: {
       apply_scope: scope.value,
-      cpu_ms_per_day: counts.cpu_ms_per_day ?? null,
-      jobs_per_day: counts.jobs_per_day ?? null,
-      llm_input_tokens_per_day: counts.llm_input_tokens_per_day ?? null,
-      llm_output_tokens_per_day: counts.llm_output_tokens_per_day ?? null,
-      cost_usd_per_day: cost.value,
+      daily_cpu_ms_cap: counts.daily_cpu_ms_cap ?? null,
+      daily_jobs_cap: counts.daily_jobs_cap ?? null,
+      llm_input_tokens_cap: counts.llm_input_tokens_cap ?? null,
+      llm_output_tokens_cap: counts.llm_output_tokens_cap ?? null,
+      daily_cost_usd_cap: cost.value,
       alert_thresholds: thresholds.value,
       enabled: values.enabled,
     },

@@ -73,11 +73,11 @@ export const USERS: TopUsers = {
 
 export const BUDGET: Budget = {
   apply_scope: "global",
-  cpu_ms_per_day: 1_000_000,
-  jobs_per_day: null,
-  llm_input_tokens_per_day: null,
-  llm_output_tokens_per_day: null,
-  cost_usd_per_day: "50.00",
+  daily_cpu_ms_cap: 1_000_000,
+  daily_jobs_cap: null,
+  llm_input_tokens_cap: null,
+  llm_output_tokens_cap: null,
+  daily_cost_usd_cap: "50.00",
   alert_thresholds: ["0.8", "1.0"],
   enabled: true,
   updated_by: "ops",

@@ -21,6 +21,7 @@ USERS = [
 ]
 DOMAINS = ("transcription", "summaries", "search", "publishing")
 MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1-mini", "house-model")
+CONTEXT_TYPES = ("insight", "summary", "chat")
 DAYS = 30
 
 
@@ -80,6 +81,8 @@ def _llm_calls(rng: random.Random, day: datetime) -> list[tuple[Any, ...]]:
                     f"ep-{episode}",
                     f"pod-{episode % 12}",
                     day + timedelta(seconds=rng.randint(0, 86_000)),
+                    rng.choice(CONTEXT_TYPES),
+                    True,
                 )
             )
     return rows
@@ -175,16 +178,18 @@ async def seed_demo(conn: asyncpg.Connection, *, now: datetime | None = None) ->
                 "user_id",
                 "tier",
                 "domain",
-                "model",
+                "llm_model",
                 "input_tokens",
                 "cached_input_tokens",
                 "output_tokens",
                 "reasoning_tokens",
-                "latency_ms",
+                "duration_ms",
                 "cache_hit",
                 "episode_id",
                 "podcast_id",
                 "created_at",
+                "context_type",
+                "success",
             ),
         )
         await conn.copy_records_to_table(
@@ -205,10 +210,10 @@ async def seed_demo(conn: asyncpg.Connection, *, now: datetime | None = None) ->
             ),
         )
         await conn.execute(
-            "INSERT INTO cost_budgets (apply_scope, cpu_ms_per_day, jobs_per_day, "
-            "llm_input_tokens_per_day, cost_usd_per_day, updated_by) VALUES "
-            "('global', 40000000, 5000, 3000000, 25, 'demo'), "
-            "('free', 3000000, 600, 500000, NULL, 'demo') "
+            "INSERT INTO cost_budgets (apply_scope, daily_cpu_ms_cap, daily_jobs_cap, "
+            "llm_input_tokens_cap, llm_output_tokens_cap, daily_cost_usd_cap, updated_by) "
+            "VALUES ('global', 40000000, 5000, 3000000, 9223372036854775807, 25, 'demo'), "
+            "('free', 3000000, 600, 500000, 9223372036854775807, NULL, 'demo') "
             "ON CONFLICT (apply_scope) DO NOTHING"
         )
     return True

@@ -28,6 +28,7 @@ class UserContext:
     podcast_id: str = ""
     entities: dict[str, str] = field(default_factory=dict)
     reservation_id: str = ""  # from a throttle check: the job's telemetry settles it
+    context_type: str = ""  # what LLM calls made for it are for: "insight", "chat", ...
 
 
 _current: ContextVar[UserContext | None] = ContextVar("costguard_user_context", default=None)

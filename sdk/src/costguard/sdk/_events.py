@@ -25,6 +25,8 @@ from costguard.v1 import telemetry_pb2
 
 log = logging.getLogger(__name__)
 
+DEFAULT_CONTEXT_TYPE = "general"  # what an LLM call is for when nobody says
+
 
 def stamp(moment: datetime) -> Timestamp:
     result = Timestamp()
@@ -55,14 +57,16 @@ def stamp_ns(epoch_ns: int) -> Timestamp:
 class LlmCall:
     """One LLM call. Token counts follow the OpenTelemetry GenAI conventions:
     ``input_tokens`` include ``cached_input_tokens``; ``output_tokens`` include
-    ``reasoning_tokens``. ``usage_reported=False`` means the counts are unknown."""
+    ``reasoning_tokens``. ``usage_reported=False`` means the counts are unknown.
+    ``context_type`` says what the call was for (``insight``, ``summary``, ``chat``, ...);
+    empty takes the user context's, else :data:`DEFAULT_CONTEXT_TYPE`."""
 
-    model: str
+    llm_model: str
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
-    latency_ms: int = 0
+    duration_ms: int = 0
     success: bool = True
     error_code: str = ""
     cache_hit: bool = False
@@ -71,6 +75,7 @@ class LlmCall:
     operation: str = "chat.completions"
     insight_key: str = ""
     job_name: str = ""
+    context_type: str = ""
     user_ctx: UserContext | None = None
     created_at: datetime | None = None
 
@@ -104,14 +109,15 @@ def llm_event_message(call: LlmCall) -> telemetry_pb2.TelemetryEvent:
         domain=ctx.domain,
         job_name=call.job_name,
         provider=call.provider,
-        model=call.model,
+        llm_model=call.llm_model,
         operation=call.operation,
         input_tokens=call.input_tokens,
         cached_input_tokens=call.cached_input_tokens,
         output_tokens=call.output_tokens,
         reasoning_tokens=call.reasoning_tokens,
         usage_reported=call.usage_reported,
-        latency_ms=call.latency_ms,
+        duration_ms=call.duration_ms,
+        context_type=call.context_type or ctx.context_type or DEFAULT_CONTEXT_TYPE,
         cache_hit=call.cache_hit,
         insight_key=call.insight_key,
         success=call.success,

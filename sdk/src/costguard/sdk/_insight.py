@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from costguard.sdk._client import TelemetryClient
-from costguard.sdk._context import UserContext
+from costguard.sdk._context import UserContext, current_user_context
 from costguard.sdk._events import LlmCall, record_llm_event
 
 log = logging.getLogger(__name__)
@@ -159,11 +159,12 @@ async def cached_insight(
     stored = await _load(store, key)
     if stored is not None and stored.input_hash == input_hash:
         hit = LlmCall(
-            model=stored.model or UNKNOWN_MODEL,
+            llm_model=stored.model or UNKNOWN_MODEL,
             operation=stored.operation,
-            latency_ms=int((time.perf_counter() - started) * 1000),
+            duration_ms=int((time.perf_counter() - started) * 1000),
             cache_hit=True,
             insight_key=key,
+            context_type=_context_type(user_ctx),
             user_ctx=user_ctx,
         )
         record_llm_event(hit, client=telemetry)
@@ -192,3 +193,10 @@ async def _save(store: InsightStore, key: str, insight: StoredInsight) -> None:
         await store.save(key, insight)
     except Exception:  # the answer is still good; the next run pays for it again
         log.exception("insight cache write failed", extra={"key": key})
+
+
+def _context_type(user_ctx: UserContext | None) -> str:
+    """What a call answered from the cache was for: the context's purpose, else ``insight``
+    (what the instrumented call on a miss records too)."""
+    ctx = user_ctx or current_user_context()
+    return (ctx.context_type if ctx else "") or "insight"

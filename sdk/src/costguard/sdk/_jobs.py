@@ -37,9 +37,10 @@ class JobRun:
         self.rows_written += written
 
 
-def _peak_mem_mb() -> float:
-    # ru_maxrss is in KiB on Linux: the process's peak so far, a ceiling for the job.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _mem_mb_peak() -> int:
+    # ru_maxrss is in KiB on Linux: the process's peak so far, a ceiling for the job,
+    # rounded up to whole MB (a job that used any memory used at least 1 MB).
+    return -(-resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 
 
 class _Measurement:
@@ -51,15 +52,19 @@ class _Measurement:
         "_context_token",
         "_cpu0",
         "_ctx",
+        "_job_id",
         "_job_name",
         "_run",
         "_started_ns",
         "_wall0",
     )
 
-    def __init__(self, client: TelemetryClient, job_name: str, ctx: UserContext) -> None:
+    def __init__(
+        self, client: TelemetryClient, job_name: str, ctx: UserContext, job_id: str
+    ) -> None:
         self._client = client
         self._job_name = job_name
+        self._job_id = job_id
         self._ctx = ctx
         self._run = JobRun()
         self._started_ns = 0
@@ -99,11 +104,14 @@ class _Measurement:
         event = wrapper.job
         event.event_id = new_event_id()
         event.job_name = self._job_name
+        if self._job_id:
+            event.job_id = self._job_id
         event.user_id = ctx.user_id
         event.tier = ctx.tier
         event.domain = ctx.domain
-        if ctx.job_type:
-            event.job_type = ctx.job_type
+        # The seed's one name column: the job's kind, which is its name unless the context
+        # gives a coarser one.
+        event.job_type = ctx.job_type or self._job_name
         event.started_at.seconds, event.started_at.nanos = divmod(self._started_ns, 1_000_000_000)
         event.finished_at.seconds, event.finished_at.nanos = divmod(time.time_ns(), 1_000_000_000)
         if ctx.queued_at is not None:
@@ -112,7 +120,7 @@ class _Measurement:
             event.queue_wait_ms = max(0, (self._started_ns - queued_ns) // 1_000_000)
         event.duration_ms = duration_ms
         event.cpu_ms = cpu_ms
-        event.peak_mem_mb = _peak_mem_mb()
+        event.mem_mb_peak = _mem_mb_peak()
         event.rows_read = run.rows_read
         event.rows_written = run.rows_written
         event.attempt = ctx.attempt
@@ -131,24 +139,32 @@ class _Measurement:
 class job_telemetry:  # the seed names it like a function; it is used like one
     """Record one job run as an async context manager or a decorator.
 
-    ``async with job_telemetry("transcribe", ctx) as run: run.add_rows(read=10)`` writes
-    one row when the block ends, with ``success=false`` and the exception's class name as
-    ``error_code`` if it raised; the job's own exception is re-raised untouched. Inside
-    the block ``ctx`` is the current user context, so LLM calls and AWS operations made
-    there are attributed to the same user and entities.
+    ``async with job_telemetry("transcribe", ctx, job_id=job.id) as run:
+    run.add_rows(read=10)`` writes one row when the block ends, with ``success=false`` and
+    the exception's class name as ``error_code`` if it raised; the job's own exception is
+    re-raised untouched. ``job_id`` is the run's own id (its queue job id, say); the row's
+    ``job_type`` is ``ctx.job_type``, else ``job_name``. Inside the block ``ctx`` is the
+    current user context, so LLM calls and AWS operations made there are attributed to the
+    same user and entities.
     """
 
     def __init__(
-        self, job_name: str, user_ctx: UserContext, *, client: TelemetryClient | None = None
+        self,
+        job_name: str,
+        user_ctx: UserContext,
+        *,
+        job_id: str = "",
+        client: TelemetryClient | None = None,
     ) -> None:
         self._job_name = job_name
         self._ctx = user_ctx
+        self._job_id = job_id
         self._client = client
         self._active: _Measurement | None = None
 
     def _measure(self) -> _Measurement:
         client = self._client if self._client is not None else default_client()
-        return _Measurement(client, self._job_name, self._ctx)
+        return _Measurement(client, self._job_name, self._ctx, self._job_id)
 
     async def __aenter__(self) -> JobRun:
         self._active = self._measure()

@@ -124,8 +124,10 @@ class CallRecorder:
         requested_model: object,
         telemetry: TelemetryClient | None,
         user_ctx: UserContext | None,
+        context_type: str = "",
     ) -> None:
         self._operation = operation
+        self._context_type = context_type
         self._requested_model = requested_model if isinstance(requested_model, str) else ""
         self._telemetry = telemetry
         self._user_ctx = user_ctx or current_user_context()
@@ -154,24 +156,31 @@ class CallRecorder:
     def _emit(self, model: str, usage: Usage | None, failure: str) -> None:
         counts = usage or Usage(0, 0, 0, 0)
         call = LlmCall(
-            model=model,
+            llm_model=model,
             operation=self._operation,
             input_tokens=counts.input_tokens,
             # Clamped so that a provider's odd report cannot get the event rejected.
             cached_input_tokens=min(counts.cached_input_tokens, counts.input_tokens),
             output_tokens=counts.output_tokens,
             reasoning_tokens=min(counts.reasoning_tokens, counts.output_tokens),
-            latency_ms=int((time.perf_counter() - self._started) * 1000),
+            duration_ms=int((time.perf_counter() - self._started) * 1000),
             success=not failure,
             error_code=failure,
             usage_reported=usage is not None,
             insight_key=self._insight.key if self._insight else "",
+            context_type=self._context_type or self._user_ctx_type() or self._insight_type(),
             user_ctx=self._user_ctx,
             created_at=self._created_at,
         )
         record_llm_event(call, client=self._telemetry)
         if self._insight is not None and not failure:
             self._insight.note_call(model, self._operation)
+
+    def _user_ctx_type(self) -> str:
+        return self._user_ctx.context_type if self._user_ctx else ""
+
+    def _insight_type(self) -> str:
+        return "insight" if self._insight else ""
 
 
 T = TypeVar("T")

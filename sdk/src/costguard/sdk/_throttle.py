@@ -96,7 +96,7 @@ async def check_budget_and_maybe_defer(
     est_cpu_ms: int = 0,
     est_input_tokens: int = 0,
     est_output_tokens: int = 0,
-    model: str = "",
+    llm_model: str = "",
     job_type: str = "",
     user_id: str | None = None,
     payload: bytes | None = None,
@@ -122,7 +122,7 @@ async def check_budget_and_maybe_defer(
         est_cpu_ms=est_cpu_ms,
         est_input_tokens=est_input_tokens,
         est_output_tokens=est_output_tokens,
-        model=model,
+        llm_model=llm_model,
     )
     try:
         reply = await throttle.check(request)

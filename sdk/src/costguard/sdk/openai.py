@@ -51,9 +51,12 @@ __all__ = ["InstrumentedOpenAI", "InstrumentedStream", "error_code", "instrument
 
 
 class _Instrumented:
-    def __init__(self, telemetry: TelemetryClient | None, user_ctx: UserContext | None) -> None:
+    def __init__(
+        self, telemetry: TelemetryClient | None, user_ctx: UserContext | None, context_type: str
+    ) -> None:
         self._telemetry = telemetry
         self._user_ctx = user_ctx
+        self._context_type = context_type
 
     def _recorder(self, operation: str, params: Mapping[str, Any]) -> CallRecorder:
         return CallRecorder(
@@ -61,6 +64,7 @@ class _Instrumented:
             requested_model=params.get("model"),
             telemetry=self._telemetry,
             user_ctx=self._user_ctx,
+            context_type=self._context_type,
         )
 
 
@@ -72,8 +76,9 @@ class InstrumentedChatCompletions(_Instrumented):
         inner: AsyncCompletions,
         telemetry: TelemetryClient | None,
         user_ctx: UserContext | None,
+        context_type: str,
     ) -> None:
-        super().__init__(telemetry, user_ctx)
+        super().__init__(telemetry, user_ctx, context_type)
         self._inner = inner
 
     def __getattr__(self, name: str) -> Any:
@@ -119,8 +124,9 @@ class InstrumentedResponses(_Instrumented):
         inner: AsyncResponses,
         telemetry: TelemetryClient | None,
         user_ctx: UserContext | None,
+        context_type: str,
     ) -> None:
-        super().__init__(telemetry, user_ctx)
+        super().__init__(telemetry, user_ctx, context_type)
         self._inner = inner
 
     def __getattr__(self, name: str) -> Any:
@@ -173,11 +179,14 @@ class InstrumentedOpenAI:
         *,
         telemetry: TelemetryClient | None = None,
         user_ctx: UserContext | None = None,
+        context_type: str = "",
     ) -> None:
         self.unwrapped = client
-        completions = InstrumentedChatCompletions(client.chat.completions, telemetry, user_ctx)
+        completions = InstrumentedChatCompletions(
+            client.chat.completions, telemetry, user_ctx, context_type
+        )
         self.chat = InstrumentedChat(client.chat, completions)
-        self.responses = InstrumentedResponses(client.responses, telemetry, user_ctx)
+        self.responses = InstrumentedResponses(client.responses, telemetry, user_ctx, context_type)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.unwrapped, name)
@@ -188,15 +197,20 @@ def instrument_openai(
     *,
     telemetry: TelemetryClient | None = None,
     user_ctx: UserContext | None = None,
+    context_type: str = "",
 ) -> InstrumentedOpenAI:
     """Wrap ``client`` so that each chat completion and response records one LLM event.
 
     ``telemetry`` defaults to the SDK's configured client. Attribution comes from
     ``user_ctx`` when given, else from the ``UserContext`` current when each call starts;
-    calls made inside ``cached_insight`` carry its insight key. The wrapped client is not
+    calls made inside ``cached_insight`` carry its insight key. ``context_type`` says what
+    the calls are for (``summary``, ``chat``, ...); empty takes the user context's, then
+    ``insight`` inside ``cached_insight``, else ``general``. The wrapped client is not
     modified and can still be used bare.
     """
-    return InstrumentedOpenAI(client, telemetry=telemetry, user_ctx=user_ctx)
+    return InstrumentedOpenAI(
+        client, telemetry=telemetry, user_ctx=user_ctx, context_type=context_type
+    )
 
 
 def _ask_for_stream_usage(params: dict[str, Any]) -> bool:

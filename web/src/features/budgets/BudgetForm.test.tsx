@@ -61,11 +61,11 @@ describe("budget form", () => {
     await waitFor(() => expect(api.callsTo("POST", "/api/admin/cost/budgets")).toHaveLength(1));
     expect(api.callsTo("POST", "/api/admin/cost/budgets")[0]?.body).toEqual({
       apply_scope: "pro",
-      cpu_ms_per_day: 1000000,
-      jobs_per_day: null,
-      llm_input_tokens_per_day: null,
-      llm_output_tokens_per_day: null,
-      cost_usd_per_day: "12.50",
+      daily_cpu_ms_cap: 1000000,
+      daily_jobs_cap: null,
+      llm_input_tokens_cap: null,
+      llm_output_tokens_cap: null,
+      daily_cost_usd_cap: "12.50",
       alert_thresholds: ["0.8", "1.0"],
       enabled: true,
     });
@@ -88,7 +88,7 @@ describe("budget form", () => {
   it("shows a 400 from the gateway beside the field it names", async () => {
     mockApi({
       ...signedInRoutes(),
-      "POST /api/admin/cost/budgets": fail(400, "cpu_ms_per_day must be a whole number from 0 to 10^15, or null", "cpu_ms_per_day"),
+      "POST /api/admin/cost/budgets": fail(400, "daily_cpu_ms_cap must be a whole number from 0 to 10^15, or null", "daily_cpu_ms_cap"),
     });
     const { user } = renderApp();
     await openForm();
@@ -96,7 +96,7 @@ describe("budget form", () => {
     await user.click(screen.getByTestId("budget-save"));
     await user.click(within(await screen.findByTestId("confirm-dialog")).getByTestId("confirm-yes"));
 
-    expect(await screen.findByTestId("budget-cpu-ms-error")).toHaveTextContent("cpu_ms_per_day must be a whole number");
+    expect(await screen.findByTestId("budget-cpu-ms-error")).toHaveTextContent("daily_cpu_ms_cap must be a whole number");
     expect(screen.getByTestId("budget-cpu-ms")).toHaveAttribute("aria-invalid", "true");
     expect(screen.queryByTestId("budget-form-error")).not.toBeInTheDocument();
   });

@@ -28,11 +28,11 @@ interface FieldSpec {
 }
 
 const FIELDS: readonly FieldSpec[] = [
-  { field: "cpu_ms_per_day", label: "CPU ms per day", testId: "budget-cpu-ms", inputMode: "numeric", placeholder: "no cap" },
-  { field: "jobs_per_day", label: "Jobs per day", testId: "budget-jobs", inputMode: "numeric", placeholder: "no cap" },
-  { field: "llm_input_tokens_per_day", label: "LLM input tokens per day", testId: "budget-llm-input", inputMode: "numeric", placeholder: "no cap" },
-  { field: "llm_output_tokens_per_day", label: "LLM output tokens per day", testId: "budget-llm-output", inputMode: "numeric", placeholder: "no cap" },
-  { field: "cost_usd_per_day", label: "Cost per day (USD)", testId: "budget-cost-usd", inputMode: "decimal", placeholder: "no cap", hint: "Up to 6 decimal places." },
+  { field: "daily_cpu_ms_cap", label: "Daily CPU ms cap", testId: "budget-cpu-ms", inputMode: "numeric", placeholder: "no cap", hint: "daily_cpu_ms_cap; empty: no cap." },
+  { field: "daily_jobs_cap", label: "Daily jobs cap", testId: "budget-jobs", inputMode: "numeric", placeholder: "no cap", hint: "daily_jobs_cap; empty: no cap." },
+  { field: "llm_input_tokens_cap", label: "LLM input tokens cap (per day)", testId: "budget-llm-input", inputMode: "numeric", placeholder: "no cap", hint: "llm_input_tokens_cap; empty: no cap." },
+  { field: "llm_output_tokens_cap", label: "LLM output tokens cap (per day)", testId: "budget-llm-output", inputMode: "numeric", placeholder: "no cap", hint: "llm_output_tokens_cap; empty: no cap." },
+  { field: "daily_cost_usd_cap", label: "Daily cost cap (USD)", testId: "budget-cost-usd", inputMode: "decimal", placeholder: "no cap", hint: "daily_cost_usd_cap; up to 6 decimal places." },
   { field: "alert_thresholds", label: "Alert thresholds", testId: "budget-thresholds", inputMode: "decimal", hint: "Fractions of the cap, e.g. 0.8, 1.0." },
 ];
 

@@ -3,18 +3,18 @@ import { formatCount, formatPercent, formatUsd } from "@/lib/format";
 
 type Caps = Pick<
   Budget,
-  "cpu_ms_per_day" | "jobs_per_day" | "llm_input_tokens_per_day" | "llm_output_tokens_per_day" | "cost_usd_per_day"
+  "daily_cpu_ms_cap" | "daily_jobs_cap" | "llm_input_tokens_cap" | "llm_output_tokens_cap" | "daily_cost_usd_cap"
 >;
 
 /** Each cap of a budget as a label and a display value ("no cap" when unset). */
 export function describeCaps(caps: Caps): { label: string; value: string }[] {
   const count = (value: number | null) => (value === null ? "no cap" : formatCount(value));
   return [
-    { label: "CPU ms / day", value: count(caps.cpu_ms_per_day) },
-    { label: "Jobs / day", value: count(caps.jobs_per_day) },
-    { label: "LLM input tokens / day", value: count(caps.llm_input_tokens_per_day) },
-    { label: "LLM output tokens / day", value: count(caps.llm_output_tokens_per_day) },
-    { label: "Cost / day", value: caps.cost_usd_per_day === null ? "no cap" : formatUsd(caps.cost_usd_per_day) },
+    { label: "Daily CPU ms cap", value: count(caps.daily_cpu_ms_cap) },
+    { label: "Daily jobs cap", value: count(caps.daily_jobs_cap) },
+    { label: "LLM input tokens cap", value: count(caps.llm_input_tokens_cap) },
+    { label: "LLM output tokens cap", value: count(caps.llm_output_tokens_cap) },
+    { label: "Daily cost cap", value: caps.daily_cost_usd_cap === null ? "no cap" : formatUsd(caps.daily_cost_usd_cap) },
   ];
 }
 

@@ -32,13 +32,16 @@ _LOCK_KEY = 7_310_000_002
 # The same figures, through the same cost functions, as ingest.
 _TOTALS = """
 WITH usage AS (
-    SELECT tier, user_id, 1 AS jobs, cpu_ms, 0 AS tokens_in, 0 AS tokens_out, 0 AS ai_calls,
-           costguard_job_cost_nusd(cpu_ms, rows_read + rows_written, $3, $4) AS cost_nusd
+    SELECT tier, user_id, 1 AS jobs, coalesce(cpu_ms, 0) AS cpu_ms, 0 AS tokens_in,
+           0 AS tokens_out, 0 AS ai_calls,
+           costguard_job_cost_nusd(coalesce(cpu_ms, 0),
+                                   coalesce(rows_read, 0) + coalesce(rows_written, 0), $3, $4)
+               AS cost_nusd
     FROM telemetry_job_events
     WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
     UNION ALL
     SELECT tier, user_id, 0, 0, input_tokens, output_tokens, 1,
-           costguard_llm_cost_nusd(input_tokens, output_tokens, cache_hit, $5, $6)
+           costguard_llm_cost_nusd(input_tokens, output_tokens, coalesce(cache_hit, false), $5, $6)
     FROM telemetry_llm_events
     WHERE created_at >= $1 AND created_at < $2
 )

@@ -17,8 +17,11 @@ from costguard.gateway.params import BadInput
 from costguard.gateway.resources import resources
 
 _USER_SCOPE = re.compile(r"^user:[A-Za-z0-9_.@-]{1,64}$")
-_CAPS = ("cpu_ms_per_day", "jobs_per_day", "llm_input_tokens_per_day", "llm_output_tokens_per_day")
-_FIELDS = {"apply_scope", "cost_usd_per_day", "alert_thresholds", "enabled", *_CAPS}
+# The seed's four caps, in UPSERT_BUDGET's order. Null or absent means no cap (stored as
+# NO_CAP, the largest bigint, because the seed's columns are NOT NULL); so does NO_CAP itself.
+_CAPS = ("daily_cpu_ms_cap", "daily_jobs_cap", "llm_input_tokens_cap", "llm_output_tokens_cap")
+_FIELDS = {"apply_scope", "daily_cost_usd_cap", "alert_thresholds", "enabled", *_CAPS}
+NO_CAP = 2**63 - 1
 
 
 async def json_object(request: Request) -> dict[str, Any]:
@@ -77,8 +80,8 @@ async def upsert_budget(request: Request) -> Response:
     row = await res.pool.fetchrow(
         queries.UPSERT_BUDGET,
         _scope(body, res.config.core.tiers),
-        *(params.count_or_none(body, cap) for cap in _CAPS),
-        params.decimal_or_none(body, "cost_usd_per_day", 6),
+        *(params.count_or_none(body, cap, maximum=NO_CAP) for cap in _CAPS),
+        params.decimal_or_none(body, "daily_cost_usd_cap", 6),
         _thresholds(body),
         enabled,
         admin.name,

@@ -19,11 +19,11 @@ from costguard.gateway.money import ratio, usd
 from costguard.gateway.resources import Resources, resources
 
 _CAP_METRICS = (
-    ("jobs_per_day", "jobs", "jobs"),
-    ("cpu_ms_per_day", "cpu_ms", "cpu_ms"),
-    ("llm_input_tokens_per_day", "llm_input_tokens", "tokens_in"),
-    ("llm_output_tokens_per_day", "llm_output_tokens", "tokens_out"),
-    ("cost_usd_per_day", "cost_usd", "cost_nusd"),
+    ("daily_jobs_cap", "jobs", "jobs"),
+    ("daily_cpu_ms_cap", "cpu_ms", "cpu_ms"),
+    ("llm_input_tokens_cap", "llm_input_tokens", "tokens_in"),
+    ("llm_output_tokens_cap", "llm_output_tokens", "tokens_out"),
+    ("daily_cost_usd_cap", "cost_usd", "cost_nusd"),
 )
 
 

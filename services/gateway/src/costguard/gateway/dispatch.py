@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from costguard.common.counters import LiveCounters, global_key, tier_key, user_key
 from costguard.common.pricing import NANO
+from costguard.gateway import queries
 from costguard.gateway.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,11 @@ WHERE a.kind = 'crossed' AND a.day >= $1::date - 2 AND NOT EXISTS (
     AND r.apply_scope = a.apply_scope AND r.metric = a.metric AND r.threshold = a.threshold)
 """
 _CAP_COLUMN = {
-    "jobs": ("jobs_per_day", "jobs"),
-    "cpu_ms": ("cpu_ms_per_day", "cpu_ms"),
-    "llm_input_tokens": ("llm_input_tokens_per_day", "tokens_in"),
-    "llm_output_tokens": ("llm_output_tokens_per_day", "tokens_out"),
-    "cost_usd": ("cost_usd_per_day", "cost_nusd"),
+    "jobs": ("daily_jobs_cap", "jobs"),
+    "cpu_ms": ("daily_cpu_ms_cap", "cpu_ms"),
+    "llm_input_tokens": ("llm_input_tokens_cap", "tokens_in"),
+    "llm_output_tokens": ("llm_output_tokens_cap", "tokens_out"),
+    "cost_usd": ("daily_cost_usd_cap", "cost_nusd"),
 }
 
 
@@ -100,9 +101,7 @@ class AlertDispatcher:
         """Record a resolution for crossings that no longer hold; how many."""
         resolved = 0
         for row in await self._pool.fetch(_OPEN_CROSSINGS, today):
-            budget = await self._pool.fetchrow(
-                "SELECT * FROM cost_budgets WHERE apply_scope = $1 AND enabled", row["apply_scope"]
-            )
+            budget = await self._pool.fetchrow(queries.BUDGET_OF_SCOPE, row["apply_scope"])
             cap = budget[_CAP_COLUMN[row["metric"]][0]] if budget else None
             used = row["used"]
             if row["day"] == today:

@@ -37,17 +37,27 @@ def _path(name: str) -> dict[str, Any]:
 _DAYS = _query("days", {"type": "string", "enum": ["7", "30"]})
 _ADMIN: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
 
+_CAP = {
+    "type": ["integer", "null"],
+    "minimum": 0,
+    "maximum": 2**63 - 1,
+    "description": "per day; null (or 9223372036854775807) means no cap",
+}
+
 BUDGET = {
     "type": "object",
     "required": ["apply_scope"],
     "additionalProperties": False,
     "properties": {
         "apply_scope": {"type": "string", "description": "global, a tier, or user:<id>"},
-        "cpu_ms_per_day": {"type": ["integer", "null"], "minimum": 0},
-        "jobs_per_day": {"type": ["integer", "null"], "minimum": 0},
-        "llm_input_tokens_per_day": {"type": ["integer", "null"], "minimum": 0},
-        "llm_output_tokens_per_day": {"type": ["integer", "null"], "minimum": 0},
-        "cost_usd_per_day": {"type": ["string", "null"]},
+        "daily_cpu_ms_cap": _CAP,
+        "daily_jobs_cap": _CAP,
+        "llm_input_tokens_cap": _CAP,
+        "llm_output_tokens_cap": _CAP,
+        "daily_cost_usd_cap": {
+            "type": ["string", "null"],
+            "description": "USD per day, a decimal string; null: no cost cap",
+        },
         "alert_thresholds": {"type": "array", "items": {"type": "string"}},
         "enabled": {"type": "boolean"},
     },

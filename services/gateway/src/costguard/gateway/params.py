@@ -77,10 +77,10 @@ def decimal_or_none(body: dict[str, Any], name: str, places: int) -> Decimal | N
     return number
 
 
-def count_or_none(body: dict[str, Any], name: str) -> int | None:
+def count_or_none(body: dict[str, Any], name: str, *, maximum: int = 10**15) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**15:
-        raise BadInput(name, f"{name} must be a whole number from 0 to 10^15, or null")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise BadInput(name, f"{name} must be a whole number from 0 to {maximum}, or null")
     return value

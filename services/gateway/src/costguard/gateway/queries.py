@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+# The seed's daily columns are NULL-able (a row its own code wrote may leave them empty):
+# every read here treats NULL as 0 or {}.
 SERIES = """
-SELECT date, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, cost_usd, tier_breakdown_json,
-       unpriced_json
+SELECT date, coalesce(jobs, 0) AS jobs, coalesce(ai_calls, 0) AS ai_calls,
+       coalesce(cpu_ms, 0) AS cpu_ms, coalesce(tokens_in, 0) AS tokens_in,
+       coalesce(tokens_out, 0) AS tokens_out, coalesce(cost_usd, 0) AS cost_usd,
+       coalesce(tier_breakdown_json, '{}') AS tier_breakdown_json, unpriced_json
 FROM cost_global_daily WHERE date BETWEEN $1 AND $2 ORDER BY date
 """
 
@@ -25,11 +29,12 @@ GROUP BY domain ORDER BY jobs DESC LIMIT 50
 # Sum first and keep the top N, then look up only their tiers (their latest day's tier).
 TOP_USERS = """
 WITH top AS (
-    SELECT user_id, sum(cost_usd) AS cost_usd, sum(jobs)::bigint AS jobs,
-           sum(ai_calls)::bigint AS ai_calls, sum(tokens_in)::bigint AS tokens_in,
-           sum(tokens_out)::bigint AS tokens_out, max(date) AS last_date
+    SELECT user_id, coalesce(sum(cost_usd), 0) AS cost_usd,
+           coalesce(sum(jobs), 0)::bigint AS jobs, coalesce(sum(ai_calls), 0)::bigint AS ai_calls,
+           coalesce(sum(tokens_in), 0)::bigint AS tokens_in,
+           coalesce(sum(tokens_out), 0)::bigint AS tokens_out, max(date) AS last_date
     FROM cost_user_daily WHERE date BETWEEN $1 AND $2
-    GROUP BY user_id ORDER BY sum(cost_usd) DESC, user_id LIMIT $3
+    GROUP BY user_id ORDER BY coalesce(sum(cost_usd), 0) DESC, user_id LIMIT $3
 )
 SELECT top.*, d.tier FROM top
 JOIN cost_user_daily d ON d.user_id = top.user_id AND d.date = top.last_date
@@ -40,26 +45,36 @@ MONTH_TO_DATE = (
     "SELECT coalesce(sum(cost_usd), 0) FROM cost_global_daily WHERE date BETWEEN $1 AND $2"
 )
 
+# The seed's four caps store "no cap" as the largest bigint; the view cost_budget_caps and
+# costguard_cap() read it as NULL.
 BUDGETS = """
-SELECT apply_scope, cpu_ms_per_day, jobs_per_day, llm_input_tokens_per_day,
-       llm_output_tokens_per_day, cost_usd_per_day, alert_thresholds, enabled, updated_by,
+SELECT apply_scope, daily_cpu_ms_cap, daily_jobs_cap, llm_input_tokens_cap,
+       llm_output_tokens_cap, daily_cost_usd_cap, alert_thresholds, enabled, updated_by,
        updated_at
-FROM cost_budgets ORDER BY apply_scope
+FROM cost_budget_caps ORDER BY apply_scope
 """
 
+# $2..$5: the four caps, NULL for no cap.
 UPSERT_BUDGET = """
-INSERT INTO cost_budgets (apply_scope, cpu_ms_per_day, jobs_per_day, llm_input_tokens_per_day,
-    llm_output_tokens_per_day, cost_usd_per_day, alert_thresholds, enabled, updated_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO cost_budgets (apply_scope, daily_cpu_ms_cap, daily_jobs_cap, llm_input_tokens_cap,
+    llm_output_tokens_cap, daily_cost_usd_cap, alert_thresholds, enabled, updated_by)
+VALUES ($1, coalesce($2, 9223372036854775807), coalesce($3, 9223372036854775807),
+        coalesce($4, 9223372036854775807), coalesce($5, 9223372036854775807), $6, $7, $8, $9)
 ON CONFLICT (apply_scope) DO UPDATE SET
-    cpu_ms_per_day = EXCLUDED.cpu_ms_per_day, jobs_per_day = EXCLUDED.jobs_per_day,
-    llm_input_tokens_per_day = EXCLUDED.llm_input_tokens_per_day,
-    llm_output_tokens_per_day = EXCLUDED.llm_output_tokens_per_day,
-    cost_usd_per_day = EXCLUDED.cost_usd_per_day, alert_thresholds = EXCLUDED.alert_thresholds,
+    daily_cpu_ms_cap = EXCLUDED.daily_cpu_ms_cap, daily_jobs_cap = EXCLUDED.daily_jobs_cap,
+    llm_input_tokens_cap = EXCLUDED.llm_input_tokens_cap,
+    llm_output_tokens_cap = EXCLUDED.llm_output_tokens_cap,
+    daily_cost_usd_cap = EXCLUDED.daily_cost_usd_cap,
+    alert_thresholds = EXCLUDED.alert_thresholds,
     enabled = EXCLUDED.enabled, updated_by = EXCLUDED.updated_by, updated_at = now()
-RETURNING apply_scope, cpu_ms_per_day, jobs_per_day, llm_input_tokens_per_day,
-    llm_output_tokens_per_day, cost_usd_per_day, alert_thresholds, enabled, updated_by, updated_at
+RETURNING apply_scope, costguard_cap(daily_cpu_ms_cap) AS daily_cpu_ms_cap,
+    costguard_cap(daily_jobs_cap) AS daily_jobs_cap,
+    costguard_cap(llm_input_tokens_cap) AS llm_input_tokens_cap,
+    costguard_cap(llm_output_tokens_cap) AS llm_output_tokens_cap,
+    daily_cost_usd_cap, alert_thresholds, enabled, updated_by, updated_at
 """
+
+BUDGET_OF_SCOPE = "SELECT * FROM cost_budget_caps WHERE apply_scope = $1 AND enabled"
 
 ENTITY = "SELECT * FROM entity_costs WHERE entity_type = $1 AND entity_id = $2"
 

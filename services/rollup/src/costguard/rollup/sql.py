@@ -38,10 +38,11 @@ CREATE TEMP TABLE rollup_groups ON COMMIT DROP AS
 WITH ev AS (
     SELECT user_id, tier, coalesce(started_at, created_at) AS at, episode_id, podcast_id,
            'compute'::text AS service, 'compute'::text AS category,
-           1 AS jobs, 0 AS ai_calls, cpu_ms, 0::bigint AS tokens_in, 0::bigint AS tokens_out,
-           0::numeric AS emails, 0::numeric AS storage_mb,
-           cpu_ms * $3::numeric
-               + (rows_read + rows_written)::numeric / 1000 * $4::numeric AS cost,
+           1 AS jobs, 0 AS ai_calls, coalesce(cpu_ms, 0) AS cpu_ms, 0::bigint AS tokens_in,
+           0::bigint AS tokens_out, 0::numeric AS emails, 0::numeric AS storage_mb,
+           coalesce(cpu_ms, 0) * $3::numeric
+               + (coalesce(rows_read, 0) + coalesce(rows_written, 0))::numeric / 1000
+                 * $4::numeric AS cost,
            NULL::text AS unpriced
     FROM telemetry_job_events
     WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
@@ -50,10 +51,10 @@ WITH ev AS (
            0, 1, 0, e.input_tokens, e.output_tokens, 0, 0,
            LLM_COST,
            CASE WHEN e.cache_hit OR r.priced THEN NULL
-                ELSE 'llm:' || e.provider || '/' || e.model END
+                ELSE 'llm:' || e.provider || '/' || e.llm_model END
     FROM telemetry_llm_events e
     LEFT JOIN rollup_llm_rates r
-        ON r.model = e.model AND r.provider = e.provider
+        ON r.model = e.llm_model AND r.provider = e.provider
         AND e.input_tokens
             BETWEEN r.min_input_tokens AND coalesce(r.max_input_tokens, e.input_tokens)
     WHERE e.created_at >= $1 AND e.created_at < $2
@@ -273,7 +274,8 @@ ON CONFLICT (year, month) DO UPDATE SET
 """
 
 LLM_MODELS_OF_DAY = """
-SELECT DISTINCT model, provider FROM telemetry_llm_events WHERE created_at >= $1 AND created_at < $2
+SELECT DISTINCT llm_model AS model, provider FROM telemetry_llm_events
+WHERE created_at >= $1 AND created_at < $2
 """
 
 TOUCHED_ENTITIES = """

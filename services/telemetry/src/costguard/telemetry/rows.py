@@ -18,15 +18,15 @@ __all__ = ["COST_COLUMNS", "JOB_COLUMNS", "LLM_COLUMNS", "Rejected", "Row", "Row
 
 JOB_COLUMNS = (
     "event_id", "job_name", "user_id", "tier", "domain", "job_type", "queued_at",
-    "started_at", "finished_at", "duration_ms", "queue_wait_ms", "cpu_ms", "peak_mem_mb",
+    "started_at", "finished_at", "duration_ms", "queue_wait_ms", "cpu_ms", "mem_mb_peak",
     "rows_read", "rows_written", "attempt", "success", "error_code", "episode_id",
-    "podcast_id", "created_at", "reservation_id",
+    "podcast_id", "created_at", "reservation_id", "job_id",
 )  # fmt: skip
 LLM_COLUMNS = (
-    "event_id", "user_id", "tier", "domain", "job_name", "provider", "model", "operation",
-    "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens",
-    "usage_reported", "latency_ms", "cache_hit", "insight_key", "success", "error_code",
-    "episode_id", "podcast_id", "created_at", "reservation_id",
+    "event_id", "user_id", "tier", "domain", "job_name", "provider", "llm_model",
+    "operation", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens",
+    "usage_reported", "duration_ms", "cache_hit", "insight_key", "success", "error_code",
+    "episode_id", "podcast_id", "created_at", "reservation_id", "context_type",
 )  # fmt: skip
 COST_COLUMNS = (
     "event_id", "event_type", "service", "quantity", "unit", "metadata", "user_id", "tier",
@@ -34,6 +34,9 @@ COST_COLUMNS = (
 )  # fmt: skip
 
 Row = tuple[Any, ...]
+
+# What an LLM call was for when the event does not say (the SDK writes the same default).
+DEFAULT_CONTEXT_TYPE = "general"
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class RowBuilder:
             checks.count("duration_ms", event.duration_ms),
             checks.count("queue_wait_ms", event.queue_wait_ms),
             checks.count("cpu_ms", event.cpu_ms),
-            checks.finite("peak_mem_mb", event.peak_mem_mb) or None,
+            checks.count("mem_mb_peak", event.mem_mb_peak),
             checks.count("rows_read", event.rows_read),
             checks.count("rows_written", event.rows_written),
             checks.count("attempt", event.attempt) or 1,
@@ -69,6 +72,7 @@ class RowBuilder:
             checks.text("podcast_id", event.podcast_id),
             checks.moment(event, "created_at", self.received_at) or self.received_at,
             checks.text("reservation_id", event.reservation_id),
+            checks.text("job_id", event.job_id),
         )
 
     def llm(self, event: telemetry_pb2.LlmEvent) -> Row:
@@ -87,14 +91,14 @@ class RowBuilder:
             checks.text("domain", event.domain) or "default",
             checks.text("job_name", event.job_name),
             checks.text("provider", event.provider) or "openai",
-            checks.text("model", event.model, required=True),
+            checks.text("llm_model", event.llm_model, required=True),
             checks.text("operation", event.operation) or "chat.completions",
             input_tokens,
             cached,
             output_tokens,
             reasoning,
             event.usage_reported,
-            checks.count("latency_ms", event.latency_ms),
+            checks.count("duration_ms", event.duration_ms),
             event.cache_hit,
             checks.text("insight_key", event.insight_key),
             event.success,
@@ -103,6 +107,7 @@ class RowBuilder:
             checks.text("podcast_id", event.podcast_id),
             checks.moment(event, "created_at", self.received_at) or self.received_at,
             checks.text("reservation_id", event.reservation_id),
+            checks.text("context_type", event.context_type) or DEFAULT_CONTEXT_TYPE,
         )
 
     def cost(self, event: telemetry_pb2.CostEvent) -> Row:

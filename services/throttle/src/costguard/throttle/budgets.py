@@ -41,18 +41,21 @@ class Budget:
 
 
 def _budget(row: asyncpg.Record) -> Budget:
-    cost = row["cost_usd_per_day"]
+    cost = row["daily_cost_usd_cap"]
     return Budget(
         scope=row["apply_scope"],
         caps=(
-            row["jobs_per_day"],
-            row["cpu_ms_per_day"],
-            row["llm_input_tokens_per_day"],
-            row["llm_output_tokens_per_day"],
+            row["daily_jobs_cap"],
+            row["daily_cpu_ms_cap"],
+            row["llm_input_tokens_cap"],
+            row["llm_output_tokens_cap"],
             to_nano_usd(cost) if cost is not None else None,
         ),
         thresholds=tuple(row["alert_thresholds"]),
     )
+
+
+LISTEN_WAIT_S = 5.0  # how long start() waits for the listener to be listening
 
 
 class BudgetBook:
@@ -65,6 +68,7 @@ class BudgetBook:
         self._task: asyncio.Task[None] | None = None
         self._due = asyncio.Event()
         self._stopping = False
+        self._listening = asyncio.Event()
         self.version = 0
 
     def get(self, scope: str) -> Budget | None:
@@ -72,9 +76,10 @@ class BudgetBook:
 
     async def reload(self) -> None:
         rows = await self._pool.fetch(
-            "SELECT apply_scope, cpu_ms_per_day, jobs_per_day, llm_input_tokens_per_day, "
-            "llm_output_tokens_per_day, cost_usd_per_day, alert_thresholds "
-            "FROM cost_budgets WHERE enabled"
+            # The view reads "no cap" (stored as the largest bigint) as NULL.
+            "SELECT apply_scope, daily_cpu_ms_cap, daily_jobs_cap, llm_input_tokens_cap, "
+            "llm_output_tokens_cap, daily_cost_usd_cap, alert_thresholds "
+            "FROM cost_budget_caps WHERE enabled"
         )
         budgets = {row["apply_scope"]: _budget(row) for row in rows}
         async with self._changed:
@@ -97,6 +102,7 @@ class BudgetBook:
                 conn = await asyncpg.connect(self._dsn)
                 await conn.add_listener(CHANNEL, self._notified)
                 await self.reload()  # anything changed while we were not listening
+                self._listening.set()
                 while not conn.is_closed() and not self._stopping:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self._reload_s):
@@ -114,6 +120,13 @@ class BudgetBook:
     async def start(self) -> None:
         await self.reload()
         self._task = asyncio.get_running_loop().create_task(self._listen_forever())
+        # Return once changes are heard, so that a budget written after start() is seen by
+        # a NOTIFY-driven reload and never only by the listener's first one (which could
+        # have read the table before the write). If LISTEN is slow to connect, go on: the
+        # listener keeps trying and reloads when it gets there.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LISTEN_WAIT_S):
+                await self._listening.wait()
 
     async def stop(self) -> None:
         # A flag as well as cancel(): asyncpg can swallow a cancellation mid-query.

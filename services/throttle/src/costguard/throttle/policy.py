@@ -67,7 +67,7 @@ def decide(
     policy: TierPolicy,
     reserved: bool,
     tightest: Tightest | None,
-    model: str,
+    llm_model: str,
     downgrade_map: Mapping[str, str],
     over_cap_action: str,
     retry_after_ms: int,
@@ -95,18 +95,18 @@ def decide(
             retry_after_ms,
         )
     if policy.downgrade_at is not None and tightest.fraction >= policy.downgrade_at:
-        cheaper = downgrade_map.get(model, "")
+        cheaper = downgrade_map.get(llm_model, "")
         if cheaper:
             return (
                 Action.DOWNGRADE,
-                f"downgraded {model} -> {cheaper}: "
+                f"downgraded {llm_model} -> {cheaper}: "
                 f"tier {tier} downgrades from {policy.downgrade_at:.0%}: {where}",
                 cheaper,
                 0,
             )
         return (
             Action.ALLOW,
-            f"allowed (no cheaper model mapped for {model or 'this job'}): {where}",
+            f"allowed (no cheaper model mapped for {llm_model or 'this job'}): {where}",
             "",
             0,
         )

@@ -35,7 +35,7 @@ class CheckInput:
     est_cpu_ms: int = 0
     est_input_tokens: int = 0
     est_output_tokens: int = 0
-    model: str = ""
+    llm_model: str = ""
     reservation_id: str = ""
     est_cost_usd: Decimal | None = None
 
@@ -134,7 +134,7 @@ class Throttle:
             policy=policy,
             reserved=result.reserved,
             tightest=tightest,
-            model=request.model,
+            llm_model=request.llm_model,
             downgrade_map=self._config.downgrade_map,
             over_cap_action=self._config.over_cap_action,
             retry_after_ms=self._retry_after_ms(now),

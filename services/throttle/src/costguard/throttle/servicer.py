@@ -63,7 +63,7 @@ def check_input(request: throttle_pb2.CheckRequest, tiers: tuple[str, ...]) -> C
         est_cpu_ms=request.est_cpu_ms,
         est_input_tokens=request.est_input_tokens,
         est_output_tokens=request.est_output_tokens,
-        model=request.model,
+        llm_model=request.llm_model,
         reservation_id=request.reservation_id[:64],
         est_cost_usd=cost,
     )

@@ -1,6 +1,6 @@
 """Per-model LLM rates and the cost of one call.
 
-Token counts follow the OpenTelemetry GenAI conventions (DESIGN "Pricing"): ``input_tokens``
+Token counts follow the OpenTelemetry GenAI conventions (docs/architecture.md): ``input_tokens``
 include the cached ones, which are billed once, at the cache-read rate; reasoning tokens are
 part of ``output_tokens`` and billed at the output rate. So a call costs
 
@@ -111,7 +111,7 @@ def llm_call_cost(
 
     ``input_tokens`` include ``cached_input_tokens``; ``output_tokens`` include reasoning.
     ``cache_hit`` marks costguard's own insight cache answering instead of the model: no
-    call was made, so it costs nothing (DESIGN "Rollup": cache hits cost nothing).
+    call was made, so it costs nothing.
     """
     if min(input_tokens, cached_input_tokens, output_tokens) < 0:
         raise ValueError("token counts must be >= 0")
