@@ -8,12 +8,14 @@ import hmac
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
+import jsonschema
 import pytest
 import uvicorn
 from grpc import aio
@@ -22,14 +24,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from costguard.common.pricing import AwsPrices, SeedPrices
 from costguard.devstack import free_port
 from costguard.gateway.app import create_app
 from costguard.gateway.auth import hash_token
 from costguard.gateway.config import GatewayConfig
+from costguard.gateway.openapi import document
+from costguard.rollup.rollup import Pricing, rollup_costs_for_date
+from costguard.telemetry.ingest import Ingestor
 from costguard.throttle.config import ThrottleConfig
 from costguard.throttle.server import ThrottleApp
 from costguard.throttle.server import build as build_throttle
 from costguard.v1 import throttle_pb2, throttle_pb2_grpc
+from tests.events import cost, job, llm, ts
 from tests.processes import poll_until
 
 ADMIN, VIEWER, SECRET = "admin-token-1", "viewer-token-1", "webhook-secret"
@@ -393,3 +400,215 @@ async def test_openapi_and_metrics(gateway: httpx.AsyncClient) -> None:
     metrics = await gateway.get("/metrics")
     assert metrics.status_code == 200
     assert "python_info" in metrics.text
+
+
+# The podcast app's queries over real data: events stored by the telemetry service's
+# ingestor, rolled up by the real rollup, read back through the routes. Prices by hand, from
+# the seed constants (2e-8 $/CPU ms), gpt-4o-mini (0.15 and 0.60 $ per million input and
+# output tokens) and SES (0.10 $ per 1,000 emails).
+MARCH_10 = datetime(2025, 3, 10, 12, tzinfo=UTC)
+MARCH_11 = datetime(2025, 3, 11, 12, tzinfo=UTC)
+MAY_2 = datetime(2025, 5, 2, 12, tzinfo=UTC)
+EP1 = {"compute": Decimal("0.00004"), "ai": Decimal("0.00021"), "aws": Decimal("0.0002")}
+EP2 = {"compute": Decimal("0.00001"), "ai": Decimal(0), "aws": Decimal("0.001")}
+EP3 = {"compute": Decimal(0), "ai": Decimal("0.0003"), "aws": Decimal(0)}
+MAY_JOB = Decimal("0.00002")
+
+
+async def _store_and_roll_up(db: asyncpg.Pool) -> None:
+    ingestor = Ingestor(
+        db, None, tiers=("free", "pro"), timezone=ZoneInfo("UTC"), prices=SeedPrices.from_env({})
+    )
+
+    def on(moment: datetime, episode: str | None) -> dict[str, Any]:
+        return {"created_at": ts(moment), "episode_id": episode or "", "podcast_id": "pod-a"}
+
+    result = await ingestor.store(
+        [
+            # ep1: 2,000 CPU ms; 1,000 tokens in and 100 out; two emails.
+            job(cpu_ms=2000, started_at=ts(MARCH_10), **on(MARCH_10, "ep1")),
+            llm(model="gpt-4o-mini", input_tokens=1000, output_tokens=100, **on(MARCH_10, "ep1")),
+            cost(event_type="ses.send_email", service="ses", quantity=2, unit="email",
+                 **on(MARCH_10, "ep1")),
+            # ep2: 500 CPU ms, ten emails and an S3 operation nobody prices.
+            job(cpu_ms=500, started_at=ts(MARCH_10), **on(MARCH_10, "ep2")),
+            cost(event_type="ses.send_email", service="ses", quantity=10, unit="email",
+                 **on(MARCH_10, "ep2")),
+            cost(event_type="s3.mystery", service="s3", quantity=1, unit="request",
+                 **on(MARCH_10, "ep2")),
+            # ep3, the next day: 2,000 tokens in, none out.
+            llm(model="gpt-4o-mini", input_tokens=2000, output_tokens=0, **on(MARCH_11, "ep3")),
+            # Another month, no podcast.
+            job(cpu_ms=1000, created_at=ts(MAY_2), started_at=ts(MAY_2)),
+        ]
+    )  # fmt: skip
+    assert (result.accepted, result.rejections) == (8, ())
+    pricing = Pricing(SeedPrices.from_env({}), AwsPrices.from_env({}))
+    for day in (MARCH_10.date(), MARCH_11.date(), MAY_2.date()):
+        await rollup_costs_for_date(db, day, tz=ZoneInfo("UTC"), pricing=pricing)
+
+
+def _conforms(body: Any, schema: str) -> None:
+    """``body`` is what the OpenAPI document promises (schemathesis sees empty tables)."""
+    root = {"$ref": f"#/components/schemas/{schema}", "components": document()["components"]}
+    jsonschema.Draft202012Validator(
+        root, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(body)
+
+
+def _usd(value: Decimal) -> str:
+    """As the gateway writes money: 8 places from the numeric(18, 8) columns, zero as "0"."""
+    return f"{value.quantize(Decimal('0.00000001')):f}" if value else "0"
+
+
+async def test_a_podcasts_episodes_with_the_ai_and_aws_split(
+    gateway: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    await _store_and_roll_up(db)
+    reply = await gateway.get("/api/admin/cost/podcasts/pod-a/episodes", headers=AS_ADMIN)
+    assert reply.status_code == 200, reply.text
+    podcast = reply.json()
+    _conforms(podcast, "PodcastEpisodes")
+    by_episode = {"ep1": EP1, "ep2": EP2, "ep3": EP3}
+    expected_episodes = [
+        {
+            "episode_id": name,
+            "total_cost_usd": _usd(sum(split.values(), Decimal(0))),
+            "ai_cost_usd": _usd(split["ai"]),
+            "aws_cost_usd": _usd(split["aws"]),
+            "compute_cost_usd": _usd(split["compute"]),
+            "unpriced_cost_usd": _usd(Decimal(0)),
+            "has_unpriced_events": name == "ep2",
+            "event_count": events,
+        }
+        for name, events in (("ep2", 3), ("ep1", 3), ("ep3", 1))  # by cost, descending
+        for split in [by_episode[name]]
+    ]
+    assert [
+        {k: v for k, v in e.items() if k != "calculated_at"} for e in podcast["episodes"]
+    ] == expected_episodes
+    totals = {e: sum(by_episode[e].values(), Decimal(0)) for e in by_episode}
+    total = sum(totals.values(), Decimal(0))
+    assert total == Decimal("0.00176")
+    assert {k: v for k, v in podcast.items() if k != "episodes"} == {
+        "podcast_id": "pod-a",
+        "episode_count": 3,
+        "event_count": 7,
+        "total_cost_usd": _usd(total),
+        "average_cost_usd": "0.00058667",  # 0.00176 / 3, rounded once
+        "max_cost_usd": _usd(totals["ep2"]),
+        "ai_cost_usd": _usd(EP1["ai"] + EP2["ai"] + EP3["ai"]),
+        "aws_cost_usd": _usd(EP1["aws"] + EP2["aws"] + EP3["aws"]),
+        "compute_cost_usd": _usd(EP1["compute"] + EP2["compute"] + EP3["compute"]),
+        "unpriced_cost_usd": "0",
+        "episodes_with_unpriced_events": 1,
+    }
+    split = sum(Decimal(podcast[f"{c}_cost_usd"]) for c in ("ai", "aws", "compute", "unpriced"))
+    assert split == Decimal(podcast["total_cost_usd"])
+    first = await gateway.get("/api/admin/cost/podcasts/pod-a/episodes?limit=1", headers=AS_ADMIN)
+    assert [e["episode_id"] for e in first.json()["episodes"]] == ["ep2"]
+    assert first.json()["total_cost_usd"] == _usd(total)  # totals cover every episode
+
+    missing = await gateway.get("/api/admin/cost/podcasts/pod-z/episodes", headers=AS_ADMIN)
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "error": "no episode costs for podcast 'pod-z' yet",
+        "field": "podcast_id",
+    }
+
+
+async def test_the_daily_summary_totals_its_range(
+    gateway: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    await _store_and_roll_up(db)
+    reply = await gateway.get(
+        "/api/admin/cost/daily?from=2025-03-01&to=2025-03-31", headers=AS_ADMIN
+    )
+    assert reply.status_code == 200, reply.text
+    daily = reply.json()
+    _conforms(daily, "Daily")
+    tenth = sum((*EP1.values(), *EP2.values()), Decimal(0))
+    eleventh = sum(EP3.values(), Decimal(0))
+    assert [(d["date"], d["jobs"], d["cost_usd"]) for d in daily["days"]] == [
+        ("2025-03-10", 2, _usd(tenth)),
+        ("2025-03-11", 0, _usd(eleventh)),
+    ]
+    assert daily["totals"] == {
+        "days": 2,
+        "jobs": 2,
+        "ai_calls": 2,
+        "cpu_ms": 2500,
+        "tokens_in": 3000,
+        "tokens_out": 100,
+        "cost_usd": _usd(tenth + eleventh),
+    }
+    empty = await gateway.get(
+        "/api/admin/cost/daily?from=2025-04-01&to=2025-04-30", headers=AS_ADMIN
+    )
+    assert empty.json()["totals"] == {
+        "days": 0, "jobs": 0, "ai_calls": 0, "cpu_ms": 0, "tokens_in": 0, "tokens_out": 0,
+        "cost_usd": "0",
+    }  # fmt: skip
+    default = (await gateway.get("/api/admin/cost/daily", headers=AS_ADMIN)).json()
+    today = datetime.now(UTC).date()
+    assert (default["from"], default["to"]) == (
+        (today - timedelta(days=29)).isoformat(),
+        today.isoformat(),
+    )
+    assert default["totals"]["days"] == 0
+
+
+async def test_a_year_of_monthly_summaries_and_one_month(
+    gateway: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    await _store_and_roll_up(db)
+    march = sum((*EP1.values(), *EP2.values(), *EP3.values()), Decimal(0))
+    reply = await gateway.get("/api/admin/cost/monthly?year=2025", headers=AS_ADMIN)
+    assert reply.status_code == 200, reply.text
+    year = reply.json()
+    _conforms(year, "Year")
+    assert year["year"] == 2025
+    assert [(m["month"], m["cost_usd"], m["days_rolled"]) for m in year["months"]] == [
+        (3, _usd(march), 2),
+        (5, _usd(MAY_JOB), 1),
+    ]
+    assert year["totals"] == {
+        "months": 2,
+        "jobs": 3,
+        "ai_calls": 2,
+        "cpu_ms": 3500,
+        "tokens_in": 3000,
+        "tokens_out": 100,
+        "cost_usd": _usd(march + MAY_JOB),
+        "days_rolled": 3,
+        "cost_by_service": {
+            "compute": _usd(EP1["compute"] + EP2["compute"] + MAY_JOB),
+            "openai": _usd(EP1["ai"] + EP3["ai"]),
+            "s3": _usd(Decimal(0)),
+            "ses": _usd(EP1["aws"] + EP2["aws"]),
+        },
+        "podcast_breakdown": {"pod-a": _usd(march)},
+    }
+
+    one = await gateway.get("/api/admin/cost/monthly?year=2025&month=3", headers=AS_ADMIN)
+    assert one.status_code == 200
+    assert one.json() == year["months"][0]
+    _conforms(one.json(), "Month")
+    assert (await gateway.get("/api/admin/cost/monthly?year=2025&month=4", headers=AS_ADMIN)
+            ).status_code == 404  # fmt: skip
+    nothing = await gateway.get("/api/admin/cost/monthly?year=2024", headers=AS_ADMIN)
+    assert nothing.status_code == 200
+    assert nothing.json() == {
+        "year": 2024,
+        "months": [],
+        "totals": {
+            "months": 0, "jobs": 0, "ai_calls": 0, "cpu_ms": 0, "tokens_in": 0, "tokens_out": 0,
+            "cost_usd": "0", "days_rolled": 0, "cost_by_service": {},
+            "podcast_breakdown": {},
+        },
+    }  # fmt: skip
+    alone = await gateway.get("/api/admin/cost/monthly?month=3", headers=AS_ADMIN)
+    assert alone.status_code == 400
+    assert alone.json() == {"error": "year is required with month", "field": "year"}
+    current = await gateway.get("/api/admin/cost/monthly", headers=AS_ADMIN)
+    assert (current.status_code, current.json()["field"]) == (404, "month")  # not rolled up

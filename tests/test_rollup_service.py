@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -22,7 +26,18 @@ from costguard.rollup.rollup import Pricing
 from costguard.rollup.runs import Rollups
 from costguard.rollup.schedule import Scheduler, last_nightly, missed, next_nightly
 from costguard.rollup.server import RollupApp, build
-from costguard.sdk import mark_episode_complete
+from costguard.sdk import (
+    LlmCall,
+    TelemetryClient,
+    UserContext,
+    close,
+    configure,
+    job_telemetry,
+    mark_episode_complete,
+    record_llm_event,
+    schedule_episode_cost,
+    track_cost_event,
+)
 from costguard.telemetry.config import TelemetryConfig
 from costguard.telemetry.server import build as build_telemetry
 from costguard.v1 import rollup_pb2, rollup_pb2_grpc
@@ -230,3 +245,140 @@ async def test_a_reprice_of_a_past_range_reports_the_change(
     ).splitlines()
     assert "cost_usd=0.00000000  was=0.00000000  change=+0.00000000" in lines[0]
     assert "cost_usd=0.24000000  was=0.20000000  change=+0.04000000" in lines[1]
+
+
+@pytest.fixture
+async def app_client(
+    telemetry_addr: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[TelemetryClient]:
+    """The application's own default client, as ``configure()`` makes it."""
+    monkeypatch.setenv("COSTGUARD_SPILL_DIR", str(tmp_path / "spill"))
+    monkeypatch.delenv("COSTGUARD_SERVICE_TOKEN", raising=False)
+    monkeypatch.delenv("COSTGUARD_DURABLE", raising=False)
+    yield configure(telemetry_addr)
+    await close()
+
+
+async def test_an_episode_completed_right_after_its_job_costs_every_event(
+    rollup_app: RollupApp, app_client: TelemetryClient, db: asyncpg.Pool
+) -> None:
+    ctx = UserContext("host-1", "pro", episode_id="ep-now", podcast_id="pod-now")
+    async with job_telemetry("publish", ctx) as run:
+        run.add_rows(read=1200, written=800)
+        record_llm_event(LlmCall(model="gpt-4o-mini", input_tokens=1000, output_tokens=100))
+        track_cost_event("ses.send_email", "ses", 2, "email")
+    # Nothing has left the process yet (the shipper cannot have run: no await since the
+    # first event), so only mark_episode_complete's own flush can deliver the three.
+    assert (app_client.buffered, app_client.stats.sent) == (3, 0)
+    cost = await mark_episode_complete("ep-now", target=f"127.0.0.1:{rollup_app.server.port}")
+
+    assert cost is not None
+    cpu_ms = await db.fetchval("SELECT cpu_ms FROM telemetry_job_events")
+    job_cost = cpu_ms * Decimal("0.00000002") + Decimal(2000) / 1000 * Decimal("0.0005")
+    llm_cost = 1000 * Decimal("0.15") / 10**6 + 100 * Decimal("0.60") / 10**6  # gpt-4o-mini
+    ses_cost = 2 * Decimal("0.10") / 1000
+    assert cost.event_count == 3
+    assert Decimal(cost.total_cost_usd) == job_cost + llm_cost + ses_cost
+    assert {k: Decimal(v) for k, v in cost.cost_by_category.items()} == {
+        "compute": job_cost,
+        "ai": llm_cost,
+        "aws": ses_cost,
+    }
+    assert (cost.entity_id, cost.podcast_id) == ("ep-now", "pod-now")
+
+
+async def test_an_episode_cost_is_calculated_even_when_the_flush_times_out(
+    rollup_app: RollupApp, db: asyncpg.Pool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await db.execute(
+        "INSERT INTO telemetry_job_events "
+        "(event_id, job_name, user_id, tier, cpu_ms, success, episode_id) "
+        "VALUES ($1, 'j', 'u', 'pro', 1000, true, 'ep-late')",
+        uuid.uuid4(),
+    )
+    nowhere = TelemetryClient(f"127.0.0.1:{free_port()}", spill_dir=tmp_path)
+    track_cost_event("ses.send_email", "ses", 1, "email", episode_id="ep-late", client=nowhere)
+    try:
+        with caplog.at_level(logging.INFO, logger="costguard.sdk._entities"):
+            cost = await mark_episode_complete(
+                "ep-late",
+                target=f"127.0.0.1:{rollup_app.server.port}",
+                client=nowhere,
+                flush_timeout_s=0.3,
+            )
+        assert cost is not None
+        assert (cost.total_cost_usd, cost.event_count) == ("0.00002000", 1)  # the stored job
+        warning, info = [r for r in caplog.records if r.name == "costguard.sdk._entities"]
+        assert warning.levelno == logging.WARNING
+        assert warning.getMessage().startswith("telemetry not all delivered")
+        assert (info.levelno, info.getMessage()) == (logging.INFO, "episode cost calculated")
+        assert (info.__dict__["episode_id"], info.__dict__["total_cost_usd"]) == (
+            "ep-late",
+            "0.00002000",
+        )
+        assert info.__dict__["event_count"] == 1
+    finally:
+        await nowhere.close(timeout_s=0.1)
+
+
+async def test_an_unreachable_rollup_gives_none_and_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="costguard.sdk._entities"):
+        cost = await mark_episode_complete("ep-x", target=f"127.0.0.1:{free_port()}", timeout_s=1)
+    assert cost is None
+    (record,) = [r for r in caplog.records if r.name == "costguard.sdk._entities"]
+    assert (record.levelno, record.getMessage()) == (logging.WARNING, "episode cost not calculated")
+    assert (record.__dict__["episode_id"], record.__dict__["code"]) == ("ep-x", "UNAVAILABLE")
+
+
+class _Awaited(logging.Handler):
+    """Sets an event when a record with this message is logged (in the loop's thread)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+        self.seen = asyncio.Event()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == self.message:
+            self.records.append(record)
+            self.seen.set()
+
+
+async def test_a_scheduled_episode_cost_runs_in_the_background_and_never_raises(
+    rollup_app: RollupApp, db: asyncpg.Pool
+) -> None:
+    await db.execute(
+        "INSERT INTO telemetry_job_events "
+        "(event_id, job_name, user_id, tier, cpu_ms, success, episode_id) "
+        "VALUES ($1, 'j', 'u', 'pro', 3000, true, 'ep-hook')",
+        uuid.uuid4(),
+    )
+    rollup = f"127.0.0.1:{rollup_app.server.port}"
+    task = schedule_episode_cost("ep-hook", target=rollup)
+    assert not task.done()  # the caller answers at once
+    cost = await task
+    assert cost is not None
+    assert (cost.total_cost_usd, cost.event_count) == ("0.00006000", 1)
+
+    failed = schedule_episode_cost("ep-hook", target=f"127.0.0.1:{free_port()}", timeout_s=1)
+    assert await failed is None
+    assert failed.exception() is None
+
+    # Nobody holds this one: the SDK must keep it alive until it has logged its answer.
+    logger = logging.getLogger("costguard.sdk._entities")
+    done = _Awaited("episode cost calculated")
+    logger.addHandler(done)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        schedule_episode_cost("ep-hook", target=rollup)
+        gc.collect()
+        async with asyncio.timeout(30):
+            await done.seen.wait()
+    finally:
+        logger.removeHandler(done)
+        logger.setLevel(previous)
+    assert done.records[0].__dict__["episode_id"] == "ep-hook"

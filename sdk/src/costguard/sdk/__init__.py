@@ -10,7 +10,7 @@ async with job_telemetry("transcribe", UserContext("u1", "pro")) as run:
 from costguard.sdk._client import TelemetryClient
 from costguard.sdk._context import UserContext, current_user_context, user_context
 from costguard.sdk._default import close, configure, flush
-from costguard.sdk._entities import mark_episode_complete
+from costguard.sdk._entities import mark_episode_complete, schedule_episode_cost
 from costguard.sdk._events import (
     CostEvent,
     LlmCall,
@@ -54,6 +54,7 @@ __all__ = [
     "mark_episode_complete",
     "record_llm_event",
     "request_id",
+    "schedule_episode_cost",
     "track_cost_event",
     "track_cost_events",
     "user_context",

@@ -53,6 +53,19 @@ describe("episode and podcast costs", () => {
     expect(await within(view).findByText("No costs for episode nope yet")).toBeInTheDocument();
   });
 
+  it("says so when a podcast has no episode costs (404)", async () => {
+    mockApi({
+      ...signedInRoutes(),
+      "GET /api/admin/cost/podcasts/none/episodes": fail(404, "no episode costs for podcast 'none' yet", "podcast_id"),
+    });
+    const { user } = renderApp();
+    const view = await screen.findByTestId("entity-view");
+    await user.click(within(view).getByTestId("entity-kind-podcast"));
+    await user.type(within(view).getByTestId("entity-id"), "none");
+    await user.click(within(view).getByTestId("entity-lookup"));
+    expect(await within(view).findByText("No episode costs for podcast none")).toBeInTheDocument();
+  });
+
   it("rejects an id the gateway would refuse, without a request", async () => {
     const api = mockApi(signedInRoutes());
     const { user } = renderApp();

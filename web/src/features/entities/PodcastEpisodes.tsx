@@ -1,3 +1,4 @@
+import { ApiError } from "@/api/client";
 import { usePodcastEpisodes } from "@/api/hooks";
 import type { PodcastEpisodes as PodcastEpisodesData } from "@/api/types";
 import { QueryView } from "@/components/QueryView";
@@ -54,6 +55,10 @@ function Episodes({ data, onOpenEpisode }: { data: PodcastEpisodesData; onOpenEp
 
 export function PodcastEpisodes({ podcastId, onOpenEpisode }: { podcastId: string; onOpenEpisode: (id: string) => void }) {
   const query = usePodcastEpisodes(podcastId);
+  // The gateway answers 404 for a podcast without episode costs, as it does for an episode.
+  if (query.error instanceof ApiError && query.error.status === 404 && query.data === undefined) {
+    return <EmptyState title={`No episode costs for podcast ${podcastId}`}>{query.error.message}</EmptyState>;
+  }
   return (
     <QueryView query={query} loading={<LoadingRows rows={4} label="Loading podcast" />}>
       {(data) => <Episodes data={data} onOpenEpisode={onOpenEpisode} />}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 import grpc
+from asyncpg import Record
 from grpc import aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,20 +35,54 @@ async def episode(request: Request) -> Response:
 async def podcast_episodes(request: Request) -> Response:
     podcast_id = params.entity_id(request, "podcast_id")
     limit = params.integer(request, "limit", 500, 1, 5000)
-    pool = resources(request).pool
-    stats = await pool.fetchrow(queries.PODCAST_STATS, podcast_id)
-    rows = await pool.fetch(queries.PODCAST_EPISODES, podcast_id, limit)
-    assert stats is not None
+    # One snapshot, so that the totals are those of the episodes listed beside them.
+    async with (
+        resources(request).pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        stats = await conn.fetchrow(queries.PODCAST_STATS, podcast_id)
+        assert stats is not None
+        if stats["episodes"] == 0:
+            raise BadInput(
+                "podcast_id", f"no episode costs for podcast {podcast_id!r} yet", status=404
+            )
+        rows = await conn.fetch(queries.PODCAST_EPISODES, podcast_id, limit)
     return JSONResponse(
         {
             "podcast_id": podcast_id,
             "episode_count": stats["episodes"],
+            "event_count": stats["events"],
             "total_cost_usd": usd(stats["total"]),
             "average_cost_usd": usd(round(stats["average"], 8)),
             "max_cost_usd": usd(stats["max"]),
+            "ai_cost_usd": usd(stats["ai"]),
+            "aws_cost_usd": usd(stats["aws"]),
+            "compute_cost_usd": usd(stats["compute"]),
+            "unpriced_cost_usd": usd(stats["unpriced"]),
+            "episodes_with_unpriced_events": stats["unpriced_episodes"],
             "episodes": [jsonable_row(r) for r in rows],
         }
     )
+
+
+_COUNTS = ("jobs", "ai_calls", "cpu_ms", "tokens_in", "tokens_out")
+
+
+def _totals(rows: Sequence[Record], counted: str) -> dict[str, Any]:
+    """The rows' counts and cost summed exactly (the cost as a decimal string)."""
+    totals: dict[str, Any] = {counted: len(rows)}
+    totals.update({name: sum(int(r[name]) for r in rows) for name in _COUNTS})
+    totals["cost_usd"] = usd(sum((r["cost_usd"] for r in rows), Decimal(0)))
+    return totals
+
+
+def _summed_maps(maps: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Maps of decimal strings (cost by service, by podcast), summed key by key exactly."""
+    sums: dict[str, Decimal] = {}
+    for entries in maps:
+        for key, value in entries.items():
+            sums[key] = sums.get(key, Decimal(0)) + Decimal(str(value))
+    return {key: usd(value) for key, value in sorted(sums.items())}
 
 
 @admin_only
@@ -57,16 +95,36 @@ async def daily(request: Request) -> Response:
         raise BadInput("from", "from must be on or before to, at most 366 days earlier")
     rows = await res.pool.fetch(queries.DAILY, first, last)
     return JSONResponse(
-        {"from": first.isoformat(), "to": last.isoformat(), "days": [jsonable_row(r) for r in rows]}
+        {
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "days": [jsonable_row(r) for r in rows],
+            "totals": _totals(rows, "days"),
+        }
     )
 
 
 @admin_only
 async def monthly(request: Request) -> Response:
-    today = datetime.now(resources(request).config.core.timezone).date()
+    """One month (``year`` and ``month``, default the current one), or a whole ``year``."""
+    res = resources(request)
+    today = datetime.now(res.config.core.timezone).date()
     year = params.integer(request, "year", today.year, 2000, 2100)
     month = params.integer(request, "month", today.month, 1, 12)
-    row = await resources(request).pool.fetchrow(queries.MONTHLY, year, month)
+    has_year = "year" in request.query_params
+    has_month = "month" in request.query_params
+    if has_month and not has_year:
+        raise BadInput("year", "year is required with month")
+    if has_year and not has_month:
+        months = await res.pool.fetch(queries.MONTHS_OF_YEAR, year)
+        totals = _totals(months, "months")
+        totals["days_rolled"] = sum(int(m["days_rolled"]) for m in months)
+        totals["cost_by_service"] = _summed_maps(m["cost_by_service"] for m in months)
+        totals["podcast_breakdown"] = _summed_maps(m["podcast_breakdown"] for m in months)
+        return JSONResponse(
+            {"year": year, "months": [jsonable_row(m) for m in months], "totals": totals}
+        )
+    row = await res.pool.fetchrow(queries.MONTHLY, year, month)
     if row is None:
         raise BadInput("month", f"nothing rolled up for {year}-{month:02d}", status=404)
     return JSONResponse(jsonable_row(row))

@@ -11,6 +11,9 @@ _ERROR = {
     "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
 }
 _OBJECT = {"type": "object"}
+_REF_MONEY = {"$ref": "#/components/schemas/Money"}
+_COUNT = {"type": "integer", "minimum": 0}
+_MONEY_MAP = {"type": "object", "additionalProperties": _REF_MONEY}
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -62,6 +65,97 @@ BUDGET = {
         "enabled": {"type": "boolean"},
     },
 }
+
+
+_USAGE_COUNTS = ("jobs", "ai_calls", "cpu_ms", "tokens_in", "tokens_out")
+
+
+def _record(properties: dict[str, Any]) -> dict[str, Any]:
+    """An object with every one of ``properties`` required (more may come later)."""
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def _totals(counted: str, **more: dict[str, Any]) -> dict[str, Any]:
+    counts = {name: _COUNT for name in _USAGE_COUNTS}
+    return _record({counted: _COUNT, **counts, "cost_usd": _REF_MONEY, **more})
+
+
+_CATEGORY_COSTS = {
+    "ai_cost_usd": _REF_MONEY,
+    "aws_cost_usd": _REF_MONEY,
+    "compute_cost_usd": _REF_MONEY,
+    "unpriced_cost_usd": _REF_MONEY,
+}
+
+PODCAST_EPISODE = _record(
+    {
+        "episode_id": {"type": "string"},
+        "total_cost_usd": _REF_MONEY,
+        **_CATEGORY_COSTS,
+        "has_unpriced_events": {"type": "boolean"},
+        "event_count": _COUNT,
+        "calculated_at": {"type": "string", "format": "date-time"},
+    }
+)
+
+PODCAST_EPISODES = _record(
+    {
+        "podcast_id": {"type": "string"},
+        "episode_count": {"type": "integer", "minimum": 1},
+        "event_count": _COUNT,
+        "total_cost_usd": _REF_MONEY,
+        "average_cost_usd": _REF_MONEY,
+        "max_cost_usd": _REF_MONEY,
+        **_CATEGORY_COSTS,
+        "episodes_with_unpriced_events": _COUNT,
+        "episodes": {"type": "array", "items": {"$ref": "#/components/schemas/PodcastEpisode"}},
+    }
+)
+
+DAY = _record(
+    {
+        "date": {"type": "string", "format": "date"},
+        **{name: _COUNT for name in _USAGE_COUNTS},
+        "cost_usd": _REF_MONEY,
+        "cost_by_service_json": _MONEY_MAP,
+        "tier_breakdown_json": _OBJECT,
+    }
+)
+
+DAILY = _record(
+    {
+        "from": {"type": "string", "format": "date"},
+        "to": {"type": "string", "format": "date"},
+        "days": {"type": "array", "items": {"$ref": "#/components/schemas/Day"}},
+        "totals": _totals("days"),
+    }
+)
+
+MONTH = _record(
+    {
+        "year": {"type": "integer"},
+        "month": {"type": "integer", "minimum": 1, "maximum": 12},
+        **{name: _COUNT for name in _USAGE_COUNTS},
+        "cost_usd": _REF_MONEY,
+        "cost_by_service": _MONEY_MAP,
+        "podcast_breakdown": _MONEY_MAP,
+        "days_rolled": _COUNT,
+        "updated_at": {"type": "string", "format": "date-time"},
+    }
+)
+
+YEAR = _record(
+    {
+        "year": {"type": "integer"},
+        "months": {"type": "array", "items": {"$ref": "#/components/schemas/Month"}},
+        "totals": _totals(
+            "months",
+            days_rolled=_COUNT,
+            cost_by_service=_MONEY_MAP,
+            podcast_breakdown=_MONEY_MAP,
+        ),
+    }
+)
 
 
 def _get(
@@ -150,28 +244,44 @@ def document() -> dict[str, Any]:
             }
         },
         "/api/admin/cost/podcasts/{podcast_id}/episodes": _get(
-            "A podcast's episodes by cost",
+            "A podcast's episodes by cost, with totals and the AI / AWS / compute split "
+            "(404 when it has no episode costs)",
             [
                 _path("podcast_id"),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
             ],
-            _OBJECT,
+            {"$ref": "#/components/schemas/PodcastEpisodes"},
+            404,
         ),
         "/api/admin/cost/daily": _get(
-            "Daily summary for a date range (default the last 30 days)",
+            "Daily summary and its totals for a date range (default the last 30 days)",
             [
                 _query("from", {"type": "string", "format": "date"}),
                 _query("to", {"type": "string", "format": "date"}),
             ],
-            _OBJECT,
+            {"$ref": "#/components/schemas/Daily"},
         ),
         "/api/admin/cost/monthly": _get(
-            "Monthly summary",
+            "One month (year and month; default the current month; 404 when not rolled up), "
+            "or every rolled-up month of a year with its totals (year alone)",
             [
                 _query("year", {"type": "integer", "minimum": 2000, "maximum": 2100}),
-                _query("month", {"type": "integer", "minimum": 1, "maximum": 12}),
+                _query(
+                    "month",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 12,
+                        "description": "needs year; without it the answer is a 400",
+                    },
+                ),
             ],
-            _OBJECT,
+            {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/Month"},
+                    {"$ref": "#/components/schemas/Year"},
+                ]
+            },
             404,
         ),
     }
@@ -180,7 +290,16 @@ def document() -> dict[str, Any]:
         "info": {"title": "costguard gateway", "version": "1"},
         "paths": paths,
         "components": {
-            "schemas": {"Error": _ERROR, "Money": _MONEY},
+            "schemas": {
+                "Error": _ERROR,
+                "Money": _MONEY,
+                "PodcastEpisode": PODCAST_EPISODE,
+                "PodcastEpisodes": PODCAST_EPISODES,
+                "Day": DAY,
+                "Daily": DAILY,
+                "Month": MONTH,
+                "Year": YEAR,
+            },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "costguard_session"},
