@@ -427,7 +427,8 @@ async def _store_and_roll_up(db: asyncpg.Pool) -> None:
         [
             # ep1: 2,000 CPU ms; 1,000 tokens in and 100 out; two emails.
             job(cpu_ms=2000, started_at=ts(MARCH_10), **on(MARCH_10, "ep1")),
-            llm(model="gpt-4o-mini", input_tokens=1000, output_tokens=100, **on(MARCH_10, "ep1")),
+            llm(llm_model="gpt-4o-mini", input_tokens=1000, output_tokens=100,
+                **on(MARCH_10, "ep1")),
             cost(event_type="ses.send_email", service="ses", quantity=2, unit="email",
                  **on(MARCH_10, "ep1")),
             # ep2: 500 CPU ms, ten emails and an S3 operation nobody prices.
@@ -437,7 +438,8 @@ async def _store_and_roll_up(db: asyncpg.Pool) -> None:
             cost(event_type="s3.mystery", service="s3", quantity=1, unit="request",
                  **on(MARCH_10, "ep2")),
             # ep3, the next day: 2,000 tokens in, none out.
-            llm(model="gpt-4o-mini", input_tokens=2000, output_tokens=0, **on(MARCH_11, "ep3")),
+            llm(llm_model="gpt-4o-mini", input_tokens=2000, output_tokens=0,
+                **on(MARCH_11, "ep3")),
             # Another month, no podcast.
             job(cpu_ms=1000, created_at=ts(MAY_2), started_at=ts(MAY_2)),
         ]

@@ -265,7 +265,7 @@ async def test_an_episode_completed_right_after_its_job_costs_every_event(
     ctx = UserContext("host-1", "pro", episode_id="ep-now", podcast_id="pod-now")
     async with job_telemetry("publish", ctx) as run:
         run.add_rows(read=1200, written=800)
-        record_llm_event(LlmCall(model="gpt-4o-mini", input_tokens=1000, output_tokens=100))
+        record_llm_event(LlmCall(llm_model="gpt-4o-mini", input_tokens=1000, output_tokens=100))
         track_cost_event("ses.send_email", "ses", 2, "email")
     # Nothing has left the process yet (the shipper cannot have run: no await since the
     # first event), so only mark_episode_complete's own flush can deliver the three.
@@ -292,8 +292,8 @@ async def test_an_episode_cost_is_calculated_even_when_the_flush_times_out(
 ) -> None:
     await db.execute(
         "INSERT INTO telemetry_job_events "
-        "(event_id, job_name, user_id, tier, cpu_ms, success, episode_id) "
-        "VALUES ($1, 'j', 'u', 'pro', 1000, true, 'ep-late')",
+        "(event_id, job_name, user_id, tier, domain, cpu_ms, success, episode_id) "
+        "VALUES ($1, 'j', 'u', 'pro', 'audio', 1000, true, 'ep-late')",
         uuid.uuid4(),
     )
     nowhere = TelemetryClient(f"127.0.0.1:{free_port()}", spill_dir=tmp_path)
@@ -352,8 +352,8 @@ async def test_a_scheduled_episode_cost_runs_in_the_background_and_never_raises(
 ) -> None:
     await db.execute(
         "INSERT INTO telemetry_job_events "
-        "(event_id, job_name, user_id, tier, cpu_ms, success, episode_id) "
-        "VALUES ($1, 'j', 'u', 'pro', 3000, true, 'ep-hook')",
+        "(event_id, job_name, user_id, tier, domain, cpu_ms, success, episode_id) "
+        "VALUES ($1, 'j', 'u', 'pro', 'audio', 3000, true, 'ep-hook')",
         uuid.uuid4(),
     )
     rollup = f"127.0.0.1:{rollup_app.server.port}"

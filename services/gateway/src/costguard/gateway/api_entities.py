@@ -71,8 +71,9 @@ _COUNTS = ("jobs", "ai_calls", "cpu_ms", "tokens_in", "tokens_out")
 def _totals(rows: Sequence[Record], counted: str) -> dict[str, Any]:
     """The rows' counts and cost summed exactly (the cost as a decimal string)."""
     totals: dict[str, Any] = {counted: len(rows)}
-    totals.update({name: sum(int(r[name]) for r in rows) for name in _COUNTS})
-    totals["cost_usd"] = usd(sum((r["cost_usd"] for r in rows), Decimal(0)))
+    # The seed's daily columns are NULL-able: a row its own code wrote may leave them empty.
+    totals.update({name: sum(int(r[name] or 0) for r in rows) for name in _COUNTS})
+    totals["cost_usd"] = usd(sum((r["cost_usd"] or Decimal(0) for r in rows), Decimal(0)))
     return totals
 
 
