@@ -208,7 +208,7 @@ async def test_a_reprice_of_a_past_range_reports_the_change(
 ) -> None:
     await db.execute(
         "INSERT INTO cost_events (event_id, event_type, service, quantity, unit, created_at) "
-        "VALUES ($1, 'ses.send_email', 'ses', 2000, 'email', '2026-11-21 10:00+00')",
+        "VALUES ($1, 'ses_email', 'ses', 2000, 'emails', '2026-11-21 10:00+00')",
         uuid.uuid4(),
     )
     env = {**os.environ, "DATABASE_URL": stack.postgres.dsn}
