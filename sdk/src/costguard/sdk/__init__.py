@@ -16,6 +16,7 @@ from costguard.sdk._events import (
     LlmCall,
     record_llm_event,
     track_cost_event,
+    track_cost_event_batch,
     track_cost_events,
 )
 from costguard.sdk._insight import (
@@ -55,6 +56,7 @@ __all__ = [
     "record_llm_event",
     "request_id",
     "track_cost_event",
+    "track_cost_event_batch",
     "track_cost_events",
     "user_context",
 ]
