@@ -165,7 +165,14 @@ async def test_summary_and_users_return_data(gateway: httpx.AsyncClient, db: asy
         "VALUES ($1, 3, 1, 2.5, $2, $3)",
         today,
         {"pro": {"cost_usd": "2.00000000"}, "free": {"cost_usd": "0.50000000"}},
-        {"llm:openai/house": {"cost_usd": "0.25", "events": 4}},
+        {
+            "llm:openai/house": {"cost_usd": "0.25", "events": 4},  # rolled up before reasons
+            "gemini_txt:ai_api_call": {
+                "cost_usd": "0.00000000",
+                "events": 2,
+                "reason": "unknown service 'gemini_txt' for event type 'ai_api_call'",
+            },
+        },
     )
     await db.execute(
         "INSERT INTO cost_user_daily (user_id, date, tier, jobs, ai_calls, cost_usd) "
@@ -176,7 +183,14 @@ async def test_summary_and_users_return_data(gateway: httpx.AsyncClient, db: asy
     assert summary["cards"]["cost_usd"] == "2.50000000"
     assert summary["series"]["cost_by_tier"][-1]["pro"] == "2.00000000"
     assert summary["unpriced"] == [
-        {"item": "llm:openai/house", "cost_usd": "0.25", "share": 0.1, "events": 4}
+        {"item": "llm:openai/house", "cost_usd": "0.25", "share": 0.1, "events": 4, "reason": ""},
+        {
+            "item": "gemini_txt:ai_api_call",
+            "cost_usd": "0",
+            "share": 0.0,
+            "events": 2,
+            "reason": "unknown service 'gemini_txt' for event type 'ai_api_call'",
+        },
     ]
     assert Decimal(summary["forecast"]["month_to_date_cost_usd"]) == Decimal("2.5")
     users = (await gateway.get("/api/admin/cost/users?days=7&limit=1", headers=AS_ADMIN)).json()[
