@@ -50,10 +50,10 @@ def llm(**fields: Any) -> telemetry_pb2.TelemetryEvent:
 def cost(**fields: Any) -> telemetry_pb2.TelemetryEvent:
     values: dict[str, Any] = {
         "event_id": str(uuid.uuid4()),
-        "event_type": "s3.put_object",
-        "service": "s3",
+        "event_type": "s3_operation",
+        "service": "s3_put",
         "quantity": 1.0,
-        "unit": "request",
+        "unit": "requests",
         "created_at": ts(datetime.now(UTC)),
     }
     values.update(fields)

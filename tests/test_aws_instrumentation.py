@@ -13,8 +13,10 @@ import io
 import logging
 import zipfile
 from collections.abc import AsyncIterator, Iterator
-from decimal import Decimal
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -33,6 +35,8 @@ from types_aiobotocore_sesv2.type_defs import MessageTypeDef as MessageV2TypeDef
 from types_aiobotocore_sqs import SQSClient
 from types_aiobotocore_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
+from costguard.common.pricing import AwsPrices, SeedPrices
+from costguard.rollup.rollup import Pricing, rollup_costs_for_date
 from costguard.sdk import TelemetryClient, UserContext, user_context
 from costguard.sdk.aws import instrument_aws
 from costguard.v1 import telemetry_pb2
@@ -190,30 +194,32 @@ async def test_s3_put_get_delete_record_sizes_on_an_instrumented_session(
 
     rows = await recorded(telemetry, db)
     assert summary(rows) == [
-        ("s3.put_object", "s3", Decimal(1), "request"),
-        ("s3.put_object", "s3", Decimal(1), "request"),
-        ("s3.get_object", "s3", Decimal(1), "request"),
-        ("s3.delete_object", "s3", Decimal(1), "request"),
+        ("s3_operation", "s3_put", Decimal(1), "requests"),
+        ("s3_operation", "s3_put", Decimal(1), "requests"),
+        ("s3_operation", "s3_get", Decimal(1), "requests"),
+        ("s3_operation", "s3_delete", Decimal(1), "requests"),
     ]
     put_text, put_audio, get_audio, delete_text = (row["metadata"] for row in rows)
     assert put_text == {
+        "operation": "PutObject",
         "bucket": "media",
-        "key": "notes.txt",
+        "s3_key": "notes.txt",
         "size_bytes": 3000,  # bytes on the wire, not characters
-        "size_mb": 3000 / 1_048_576,
+        "file_size_mb": 3000 / 1_048_576,
         "content_type": "text/plain",
         "storage_class": "STANDARD",
         "size_known": True,
     }
-    assert (put_audio["size_bytes"], put_audio["size_mb"]) == (audio, 1.5)
+    assert (put_audio["size_bytes"], put_audio["file_size_mb"]) == (audio, 1.5)
     assert get_audio == {
+        "operation": "GetObject",
         "bucket": "media",
-        "key": "audio.bin",
+        "s3_key": "audio.bin",
         "size_bytes": audio,
-        "size_mb": 1.5,
+        "file_size_mb": 1.5,
         "content_type": "binary/octet-stream",
     }
-    assert delete_text == {"bucket": "media", "key": "notes.txt"}
+    assert delete_text == {"operation": "DeleteObject", "bucket": "media", "s3_key": "notes.txt"}
 
 
 async def test_s3_bulk_delete_counts_only_the_keys_deleted(
@@ -242,9 +248,10 @@ async def test_s3_bulk_delete_counts_only_the_keys_deleted(
         )
 
     rows = await recorded(telemetry, db)
-    assert summary(rows) == [("s3.delete_objects", "s3", Decimal(1), "request")] * 2
+    assert summary(rows) == [("s3_operation", "s3_delete", Decimal(1), "requests")] * 2
     assert [row["metadata"] for row in rows] == [
         {
+            "operation": "DeleteObjects",
             "bucket": "vault",
             "deleted_count": 2,
             "error_count": 1,
@@ -252,6 +259,7 @@ async def test_s3_bulk_delete_counts_only_the_keys_deleted(
             "keys_truncated": False,
         },
         {
+            "operation": "DeleteObjects",
             "bucket": "vault",
             "deleted_count": 1,
             "error_count": 1,
@@ -286,7 +294,7 @@ async def test_failed_calls_record_nothing(
     await s3.put_object(Bucket="media", Key="ok.txt", Body=b"ok")
 
     rows = await recorded(telemetry, db)
-    assert [row["event_type"] for row in rows] == ["s3.put_object"]
+    assert summary(rows) == [("s3_operation", "s3_put", Decimal(1), "requests")]
 
 
 async def test_ses_v1_sends_count_every_recipient(
@@ -329,24 +337,36 @@ async def test_ses_v1_sends_count_every_recipient(
 
     rows = await recorded(telemetry, db)
     assert summary(rows) == [
-        ("ses.send_email", "ses", Decimal(4), "email"),
-        ("ses.send_raw_email", "ses", Decimal(3), "email"),
-        ("ses.send_templated_email", "ses", Decimal(2), "email"),
-        ("ses.send_bulk_templated_email", "ses", Decimal(3), "email"),
+        ("ses_email", "ses", Decimal(4), "emails"),
+        ("ses_email", "ses", Decimal(3), "emails"),
+        ("ses_email", "ses", Decimal(2), "emails"),
+        ("ses_email", "ses", Decimal(3), "emails"),
+    ]
+    assert [row["metadata"]["operation"] for row in rows] == [
+        "SendEmail",
+        "SendRawEmail",
+        "SendTemplatedEmail",
+        "SendBulkTemplatedEmail",
     ]
     assert rows[0]["metadata"] == {
+        "operation": "SendEmail",
         "api": "ses",
-        "recipients": 4,
         "message_id": sent["MessageId"],
         "template": "",
+        "batch_size": 4,
+        "success_count": 4,
+        "failed_count": 0,
     }
     assert rows[2]["metadata"]["template"] == "welcome"
     assert rows[3]["metadata"] == {
+        "operation": "SendBulkTemplatedEmail",
         "api": "ses",
-        "recipients": 3,
         "destinations": 2,
         "destinations_failed": 0,
         "template": "welcome",
+        "batch_size": 3,
+        "success_count": 3,
+        "failed_count": 0,
     }
 
 
@@ -365,10 +385,11 @@ async def test_sesv2_send_email_counts_recipients(
 
     rows = await recorded(telemetry, db)
     assert summary(rows) == [
-        ("ses.send_email", "ses", Decimal(3), "email"),
-        ("ses.send_email", "ses", Decimal(2), "email"),
+        ("ses_email", "ses", Decimal(3), "emails"),
+        ("ses_email", "ses", Decimal(2), "emails"),
     ]
     assert [row["metadata"]["api"] for row in rows] == ["sesv2", "sesv2"]
+    assert [row["metadata"]["success_count"] for row in rows] == [3, 2]
 
 
 async def test_ses_bulk_sends_count_only_destinations_that_succeeded(
@@ -423,23 +444,29 @@ async def test_ses_bulk_sends_count_only_destinations_that_succeeded(
 
     rows = await recorded(telemetry, db)
     assert summary(rows) == [  # the all-failed call recorded nothing
-        ("ses.send_bulk_templated_email", "ses", Decimal(3), "email"),
-        ("ses.send_bulk_email", "ses", Decimal(3), "email"),
+        ("ses_email", "ses", Decimal(3), "emails"),
+        ("ses_email", "ses", Decimal(3), "emails"),
     ]
     assert [row["metadata"] for row in rows] == [
         {
+            "operation": "SendBulkTemplatedEmail",
             "api": "ses",
-            "recipients": 3,
             "destinations": 3,
             "destinations_failed": 1,
             "template": "welcome",
+            "batch_size": 5,  # a, b | c, d (rejected) | e
+            "success_count": 3,
+            "failed_count": 2,
         },
         {
+            "operation": "SendBulkEmail",
             "api": "sesv2",
-            "recipients": 3,
             "destinations": 3,
             "destinations_failed": 1,
             "template": "welcome",
+            "batch_size": 5,  # a, b (rejected) | c, d | e
+            "success_count": 3,
+            "failed_count": 2,
         },
     ]
 
@@ -465,12 +492,21 @@ async def test_sqs_counts_messages_and_only_successful_batch_entries(
 
     rows = await recorded(telemetry, db)
     assert summary(rows) == [
-        ("sqs.send_message", "sqs", Decimal(1), "message"),
-        ("sqs.send_message_batch", "sqs", Decimal(2), "message"),
+        ("sqs_message", "sqs", Decimal(1), "messages"),
+        ("sqs_message", "sqs", Decimal(2), "messages"),
     ]
-    assert rows[0]["metadata"]["body_bytes"] == 6
-    assert rows[1]["metadata"] == {
+    assert rows[0]["metadata"] == {
+        "operation": "SendMessage",
         "queue_url": queue,
+        "message_count": 1,
+        "body_bytes": 6,
+        "message_id": rows[0]["metadata"]["message_id"],
+    }
+    assert rows[0]["metadata"]["message_id"]
+    assert rows[1]["metadata"] == {
+        "operation": "SendMessageBatch",
+        "queue_url": queue,
+        "message_count": 2,
         "body_bytes": 8,
         "failed": 1,
         "failure_codes": ["InvalidParameterValue"],
@@ -506,10 +542,6 @@ def calls_seen(client: LambdaClient, operation: str) -> list[str]:
     return seen
 
 
-def gb_seconds(billed_ms: float, memory_mb: int) -> Decimal:
-    return (Decimal(int(billed_ms)) / 1000 * memory_mb / 1024).quantize(Decimal("0.000001"))
-
-
 async def test_lambda_invoke_measures_duration_and_looks_memory_up_once(
     lambda_client: LambdaClient, lambda_role: str, telemetry: TelemetryClient, db: asyncpg.Pool
 ) -> None:
@@ -525,14 +557,9 @@ async def test_lambda_invoke_measures_duration_and_looks_memory_up_once(
     assert lookups == ["GetFunctionConfiguration"]  # once, then cached; itself not recorded
 
     rows = await recorded(telemetry, db)
-    assert [row["event_type"] for row in rows] == [
-        "lambda.invoke",
-        "lambda.request",
-        "lambda.invoke",
-        "lambda.request",
-        "lambda.request",  # the Event invocation; the DryRun records nothing
-    ]
-    for invoke in by_type(rows, "lambda.invoke"):
+    # two invocations, then the Event one; the DryRun records nothing
+    assert summary(rows) == [("lambda_invocation", "lambda", Decimal(1), "requests")] * 3
+    for invoke in rows[:2]:
         metadata = invoke["metadata"]
         assert metadata["memory_mb"] == 512
         assert (metadata["memory_source"], metadata["duration_source"]) == (
@@ -542,17 +569,17 @@ async def test_lambda_invoke_measures_duration_and_looks_memory_up_once(
         billed = metadata["billed_duration_ms"]
         assert billed >= 1
         assert billed == int(billed)
-        assert (invoke["unit"], invoke["quantity"]) == ("gb_second", gb_seconds(billed, 512))
-    requests = by_type(rows, "lambda.request")
-    assert summary(requests) == [("lambda.request", "lambda", Decimal(1), "request")] * 3
-    assert requests[0]["metadata"] == rows[0]["metadata"]
-    assert requests[2]["metadata"] == {
-        "function": "transcode",
+        assert metadata["duration_seconds"] == billed / 1000
+    assert rows[2]["metadata"] == {
+        "operation": "Invoke",
+        "function_name": "transcode",
         "qualifier": "",
         "invocation_type": "Event",
         "status_code": 202,
         "executed_version": "",
         "function_error": "",
+        "duration_seconds": 0,  # it runs later, out of the caller's sight
+        "duration_source": "not_seen",
     }
 
 
@@ -567,7 +594,7 @@ async def test_lambda_memory_comes_from_create_and_update_replies(
     await lambda_client.invoke(FunctionName="thumbnail")
     assert lookups == []
 
-    invokes = by_type(await recorded(telemetry, db), "lambda.invoke")
+    invokes = by_type(await recorded(telemetry, db), "lambda_invocation")
     assert [row["metadata"]["memory_mb"] for row in invokes] == [1024, 2048]
     assert {row["metadata"]["memory_source"] for row in invokes} == {"configuration"}
 
@@ -596,18 +623,17 @@ async def test_lambda_tail_log_gives_billed_duration_and_memory(
     assert lookups == []
 
     rows = await recorded(telemetry, db)
-    assert summary(rows) == [
-        ("lambda.invoke", "lambda", Decimal("0.30875"), "gb_second"),  # 1.235 s x 0.25 GB
-        ("lambda.request", "lambda", Decimal(1), "request"),
-    ]
+    assert summary(rows) == [("lambda_invocation", "lambda", Decimal(1), "requests")]
     assert rows[0]["metadata"] == {
-        "function": "resize",
+        "operation": "Invoke",
+        "function_name": "resize",
         "qualifier": "",
         "invocation_type": "RequestResponse",
         "status_code": 200,
         "executed_version": "$LATEST",
         "function_error": "Unhandled",
         "billed_duration_ms": 1235,
+        "duration_seconds": 1.235,  # x 0.25 GB: 0.30875 GB-seconds
         "memory_mb": 256,
         "duration_source": "log",
         "memory_source": "log",
@@ -649,8 +675,61 @@ async def test_instrumenting_twice_records_each_call_once(
         await sqs.send_message(QueueUrl=queue, MessageBody="x")
 
     assert summary(await recorded(telemetry, db)) == [
-        ("sqs.send_message", "sqs", Decimal(1), "message")
+        ("sqs_message", "sqs", Decimal(1), "messages")
     ]
+
+
+async def test_what_the_instrumentation_records_the_rollup_prices(
+    *,
+    s3: S3Client,
+    ses: SESClient,
+    sqs: SQSClient,
+    lambda_client: LambdaClient,
+    telemetry: TelemetryClient,
+    db: asyncpg.Pool,
+) -> None:
+    for client in (s3, ses, sqs, lambda_client):
+        instrument_aws(client, telemetry=telemetry)
+    await s3.create_bucket(Bucket="media")
+    await s3.put_object(Bucket="media", Key="ep.mp3", Body=b"\x00" * 1_048_576)  # 1 MiB
+    await (await s3.get_object(Bucket="media", Key="ep.mp3"))["Body"].read()
+    await s3.delete_object(Bucket="media", Key="ep.mp3")
+    message: MessageTypeDef = {"Subject": {"Data": "hi"}, "Body": {"Text": {"Data": "hello"}}}
+    await ses.send_email(
+        Source=SENDER, Destination={"ToAddresses": ["a@x.io", "b@x.io"]}, Message=message
+    )
+    queue = (await sqs.create_queue(QueueName="jobs"))["QueueUrl"]
+    await sqs.send_message_batch(
+        QueueUrl=queue, Entries=[{"Id": str(i), "MessageBody": "x" * 100} for i in range(3)]
+    )
+    report = "REPORT RequestId: r\tBilled Duration: 1235 ms\tMemory Size: 256 MB\t\n"
+    with AioStubber(lambda_client) as stub:
+        stub.add_response(
+            "invoke", {"StatusCode": 200, "LogResult": base64.b64encode(report.encode()).decode()}
+        )
+        await lambda_client.invoke(FunctionName="resize", LogType="Tail")
+    assert len(await recorded(telemetry, db)) == 6
+
+    today = datetime.now(UTC).date()
+    prices = Pricing(SeedPrices.from_env({}), AwsPrices.from_env({}))
+    await rollup_costs_for_date(db, today, tz=ZoneInfo("UTC"), pricing=prices)
+    day = await db.fetchrow("SELECT * FROM cost_global_daily WHERE date = $1", today)
+    assert day is not None
+    assert day["unpriced_json"] == {}
+    # By hand, at the us-east-1 list prices: a PUT and 1 MiB stored for a month, a GET, a
+    # free DELETE, 2 emails, 3 messages in one batch request, one 1.235 s invocation at 256 MB.
+    expected = (
+        Decimal("0.005") / 1000
+        + Decimal(1) / 1024 * Decimal("0.023")
+        + Decimal("0.0004") / 1000
+        + 2 * Decimal("0.10") / 1000
+        + Decimal("0.40") / 10**6
+        + Decimal("0.20") / 10**6
+        + Decimal("1.235") * Decimal("0.25") * Decimal("0.0000166667")
+    )
+    assert day["cost_usd"] == expected.quantize(Decimal("0.00000001"), ROUND_HALF_UP)
+    assert set(day["cost_by_service_json"]) == {"s3_put", "s3_get", "s3_delete", "ses", "sqs",
+                                                "lambda"}  # fmt: skip
 
 
 class UnreachableTelemetry(TelemetryClient):

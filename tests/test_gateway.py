@@ -173,7 +173,14 @@ async def test_summary_and_users_return_data(gateway: httpx.AsyncClient, db: asy
         "VALUES ($1, 3, 1, 2.5, $2, $3)",
         today,
         {"pro": {"cost_usd": "2.00000000"}, "free": {"cost_usd": "0.50000000"}},
-        {"llm:openai/house": {"cost_usd": "0.25", "events": 4}},
+        {
+            "llm:openai/house": {"cost_usd": "0.25", "events": 4},  # rolled up before reasons
+            "gemini_txt:ai_api_call": {
+                "cost_usd": "0.00000000",
+                "events": 2,
+                "reason": "unknown service 'gemini_txt' for event type 'ai_api_call'",
+            },
+        },
     )
     await db.execute(
         "INSERT INTO cost_user_daily (user_id, date, tier, jobs, ai_calls, cost_usd) "
@@ -184,7 +191,14 @@ async def test_summary_and_users_return_data(gateway: httpx.AsyncClient, db: asy
     assert summary["cards"]["cost_usd"] == "2.50000000"
     assert summary["series"]["cost_by_tier"][-1]["pro"] == "2.00000000"
     assert summary["unpriced"] == [
-        {"item": "llm:openai/house", "cost_usd": "0.25", "share": 0.1, "events": 4}
+        {"item": "llm:openai/house", "cost_usd": "0.25", "share": 0.1, "events": 4, "reason": ""},
+        {
+            "item": "gemini_txt:ai_api_call",
+            "cost_usd": "0",
+            "share": 0.0,
+            "events": 2,
+            "reason": "unknown service 'gemini_txt' for event type 'ai_api_call'",
+        },
     ]
     assert Decimal(summary["forecast"]["month_to_date_cost_usd"]) == Decimal("2.5")
     users = (await gateway.get("/api/admin/cost/users?days=7&limit=1", headers=AS_ADMIN)).json()[
@@ -429,13 +443,13 @@ async def _store_and_roll_up(db: asyncpg.Pool) -> None:
             job(cpu_ms=2000, started_at=ts(MARCH_10), **on(MARCH_10, "ep1")),
             llm(llm_model="gpt-4o-mini", input_tokens=1000, output_tokens=100,
                 **on(MARCH_10, "ep1")),
-            cost(event_type="ses.send_email", service="ses", quantity=2, unit="email",
+            cost(event_type="ses_email", service="ses", quantity=2, unit="emails",
                  **on(MARCH_10, "ep1")),
             # ep2: 500 CPU ms, ten emails and an S3 operation nobody prices.
             job(cpu_ms=500, started_at=ts(MARCH_10), **on(MARCH_10, "ep2")),
-            cost(event_type="ses.send_email", service="ses", quantity=10, unit="email",
+            cost(event_type="ses_email", service="ses", quantity=10, unit="emails",
                  **on(MARCH_10, "ep2")),
-            cost(event_type="s3.mystery", service="s3", quantity=1, unit="request",
+            cost(event_type="s3_operation", service="s3_mystery", quantity=1, unit="requests",
                  **on(MARCH_10, "ep2")),
             # ep3, the next day: 2,000 tokens in, none out.
             llm(llm_model="gpt-4o-mini", input_tokens=2000, output_tokens=0,
@@ -586,7 +600,7 @@ async def test_a_year_of_monthly_summaries_and_one_month(
         "cost_by_service": {
             "compute": _usd(EP1["compute"] + EP2["compute"] + MAY_JOB),
             "openai": _usd(EP1["ai"] + EP3["ai"]),
-            "s3": _usd(Decimal(0)),
+            "s3_mystery": _usd(Decimal(0)),
             "ses": _usd(EP1["aws"] + EP2["aws"]),
         },
         "podcast_breakdown": {"pod-a": _usd(march)},

@@ -8,11 +8,16 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 
+from costguard.common.db import create_pool
 from costguard.common.migrate import (
     MIGRATIONS_DIR,
     MigrationError,
@@ -21,7 +26,9 @@ from costguard.common.migrate import (
     migration_status,
     rollback_newest,
 )
+from costguard.common.pricing import AwsPrices, SeedPrices
 from costguard.devstack import DevStack
+from costguard.rollup.rollup import Pricing, rollup_costs_for_date
 
 
 @pytest.fixture
@@ -95,7 +102,8 @@ async def test_rolls_back_the_newest_then_reapplies(empty_db: str) -> None:
         assert await _schema_objects(conn) == before
     finally:
         await conn.close()
-    assert after < before  # the newest migration's objects went, and nothing else
+    # The newest migration's objects went, and nothing else (0009 rewrites data, and has none).
+    assert after <= before
 
 
 def _cli(*args: str, dsn: str) -> subprocess.CompletedProcess[str]:
@@ -128,3 +136,137 @@ def test_cli_names_a_bad_database_url() -> None:
         "costguard: configuration error: DATABASE_URL: expected "
         "postgresql://user:password@host:port/database, got 'nonsense'"
     ]
+
+
+# Rows in costguard's first cost-event vocabulary, as the SDK and the dev seed wrote them
+# before migration 0009, each with what the first vocabulary's rates charged for it, by hand
+# ($0.005 per 1,000 PUTs, $0.023 per GB-month for 30 days, $0.0004 per 1,000 GETs, free
+# deletes, $0.10 per 1,000 emails, $0.40 per million SQS requests of up to 64 KiB, whatever
+# the message count, $0.0000166667 per GB-second and $0.20 per million Lambda requests).
+GIB = 2**30
+STORAGE = Decimal("0.023") / GIB  # per byte, for the 30 days charged
+FIRST_VOCABULARY: list[tuple[str, str, str, str, dict[str, Any], Decimal]] = [
+    ("s3.put_object", "s3", "1", "request",
+     {"key": "a.mp3", "size_bytes": GIB // 2, "size_mb": 512.0, "size_known": True},
+     Decimal("0.000005") + GIB // 2 * STORAGE),
+    ("s3.put_object", "s3", "1", "request",
+     {"key": "b.mp3", "size_bytes": 0, "size_known": False}, Decimal("0.000005")),
+    ("s3.copy_object", "s3", "1", "request", {"size_bytes": 1_048_576},
+     Decimal("0.000005") + 1_048_576 * STORAGE),
+    ("s3.get_object", "s3", "2", "request", {"key": "a.mp3", "size_bytes": GIB},
+     2 * Decimal("0.0000004")),
+    ("s3.head_object", "s3", "1", "request", {}, Decimal("0.0000004")),
+    ("s3.list_objects_v2", "s3", "1", "request", {}, Decimal("0.000005")),
+    ("s3.delete_objects", "s3", "1", "request", {"deleted_count": 900}, Decimal(0)),
+    ("ses.send_email", "ses", "3", "email", {"recipients": 3, "template": ""},
+     3 * Decimal("0.0001")),
+    ("ses.send_bulk_templated_email", "ses", "3", "email",
+     {"recipients": 3, "destinations": 3, "destinations_failed": 1}, 3 * Decimal("0.0001")),
+    ("sqs.send_message", "sqs", "1", "message", {"body_bytes": 65_537},
+     2 * Decimal("0.0000004")),
+    ("sqs.send_message", "sqs", "4", "message", {"body_bytes": 200},  # the dev seed's kind
+     Decimal("0.0000004")),
+    ("sqs.send_message_batch", "sqs", "10", "message", {"body_bytes": 5_000},
+     Decimal("0.0000004")),
+    ("lambda.invoke", "lambda", "0.30875", "gb_second",
+     {"function": "resize", "billed_duration_ms": 1235, "memory_mb": 256},
+     Decimal("0.30875") * Decimal("0.0000166667")),
+    ("lambda.request", "lambda", "1", "request",
+     {"function": "resize", "billed_duration_ms": 1235, "memory_mb": 256},
+     Decimal("0.0000002")),
+    ("lambda.invoke", "lambda", "2", "ms", {}, Decimal(0)),  # a unit it never priced
+]  # fmt: skip
+
+
+async def test_0009_rewrites_the_first_vocabulary_and_a_rerun_prices_it_the_same(
+    empty_db: str,
+) -> None:
+    migrations = load_migrations()
+    (vocabulary,) = [m for m in migrations if m.label == "0009_seed_cost_vocabulary"]
+    conn = await asyncpg.connect(empty_db)
+    await migrate_up(conn, [m for m in migrations if m.version < vocabulary.version])
+    pool = await create_pool(empty_db, max_size=2)  # with the JSON codecs
+    try:
+        noon = datetime(2026, 11, 20, 12, tzinfo=UTC)
+        for event_type, service, quantity, unit, metadata, _ in FIRST_VOCABULARY:
+            await pool.execute(
+                "INSERT INTO cost_events (event_id, event_type, service, quantity, unit, "
+                "metadata, episode_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                event_id := uuid.uuid4(), event_type, service, Decimal(quantity), unit, metadata,
+                str(event_id), noon,
+            )  # fmt: skip
+        before = [dict(r) for r in await pool.fetch("SELECT * FROM cost_events ORDER BY id")]
+        assert await migrate_up(conn) == [m.label for m in migrations if m.version >= 9]
+        after = {r["id"]: dict(r) for r in await pool.fetch("SELECT * FROM cost_events")}
+
+        names = {(r["event_type"], r["service"], r["unit"]) for r in after.values()}
+        assert names == {
+            ("s3_operation", "s3_put", "requests"),
+            ("s3_operation", "s3_copy", "requests"),
+            ("s3_operation", "s3_get", "requests"),
+            ("s3_operation", "s3_head", "requests"),
+            ("s3_operation", "s3_list", "requests"),
+            ("s3_operation", "s3_delete", "requests"),
+            ("ses_email", "ses", "emails"),
+            ("sqs_message", "sqs", "messages"),
+            ("lambda_invocation", "lambda", "requests"),
+            ("lambda.invoke", "lambda", "ms"),  # never priced: left as it was
+        }
+        upload = after[before[0]["id"]]["metadata"]
+        assert upload["operation"] == "PutObject"
+        assert (upload["s3_key"], upload["file_size_mb"], upload["size_bytes"]) == (
+            "a.mp3",
+            512.0,
+            GIB // 2,
+        )
+        assert upload["migrated_from"] == {
+            "event_type": "s3.put_object",
+            "service": "s3",
+            "unit": "request",
+            "quantity": 1,
+            "added": ["file_size_mb", "operation", "s3_key"],
+            "replaced": {},
+        }
+        invoke = after[before[12]["id"]]
+        assert invoke["quantity"] == 0  # its invocation is the lambda.request row's
+        assert (invoke["metadata"]["duration_seconds"], invoke["metadata"]["memory_mb"]) == (
+            0.30875,  # GB-seconds at 1 GB: exactly what it was billed
+            1024,
+        )
+        assert invoke["metadata"]["migrated_from"]["replaced"] == {"memory_mb": 256}
+        assert [after[r["id"]]["metadata"]["operation"] for r in before[9:12]] == [
+            "SendMessage",
+            "SendMessageBatch",  # 4 messages billed as one request, as before
+            "SendMessageBatch",
+        ]
+
+        # Re-rolling the day prices every event as the first vocabulary did.
+        prices = Pricing(SeedPrices.from_env({}), AwsPrices.from_env({}))
+        result = await rollup_costs_for_date(
+            pool, date(2026, 11, 20), tz=ZoneInfo("UTC"), pricing=prices
+        )
+        cents = Decimal("0.00000001")
+        expected = sum((row[5] for row in FIRST_VOCABULARY), Decimal(0))
+        assert result.cost_usd == expected.quantize(cents, ROUND_HALF_UP)
+        episodes = {
+            r["entity_id"]: r["total_cost_usd"]
+            for r in await pool.fetch("SELECT entity_id, total_cost_usd FROM entity_costs")
+        }
+        for row, (*_, cost) in zip(before, FIRST_VOCABULARY, strict=True):
+            assert episodes[str(row["event_id"])] == cost.quantize(cents, ROUND_HALF_UP), row
+        unpriced = await pool.fetchval("SELECT unpriced_json FROM cost_global_daily")
+        assert unpriced == {
+            "lambda:lambda.invoke": {
+                "cost_usd": "0.00000000",
+                "events": 1,
+                "reason": "unknown event type 'lambda.invoke'",
+            }
+        }
+
+        # Down: every row exactly as it was.
+        assert await rollback_newest(conn) == vocabulary.label
+        again = [dict(r) for r in await pool.fetch("SELECT * FROM cost_events ORDER BY id")]
+        assert again == before
+    finally:
+        await pool.close()
+        await conn.close()

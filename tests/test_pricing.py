@@ -1,4 +1,5 @@
-"""Pricing rules (issue 5), by hand and against genai-prices' own figures. No DB, no network."""
+"""Pricing rules (issue 5, and the cost-event vocabulary of docs/cost-events.md), by hand
+and against genai-prices' own figures. No DB, no network."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,25 +21,31 @@ from hypothesis import strategies as st
 
 from costguard.common.config import ConfigError
 from costguard.common.pricing import (
-    AWS_RATE_COLUMNS,
+    CATEGORY_AI,
     CATEGORY_AWS,
     CATEGORY_UNPRICED,
+    EVENT_RATE_COLUMNS,
     LLM_RATE_COLUMNS,
     NANO,
+    OVERLAY_RATE_COLUMNS,
     AwsPrices,
     LlmRate,
     PriceChange,
     PriceSheet,
     SeedPrices,
-    aws_rate_rows,
     build_price_sheet,
     cost_event_cost,
+    default_overlay,
+    event_rate_rows,
     llm_call_cost,
     llm_rate_rows,
+    overlay_rate_rows,
     price_changes,
     to_nano_usd,
+    vocabulary,
 )
 
+DATA = Path(__file__).with_name("data")
 SEED = SeedPrices.from_env({})
 AWS = AwsPrices.from_env({})
 AT = datetime(2026, 6, 1, tzinfo=UTC)
@@ -240,76 +248,233 @@ def test_call_cost_is_never_negative_and_grows_with_each_token_count(
         assert llm_call_cost(rate, uncached + cached, cached + more, out) <= cost
 
 
-# --- AWS ----------------------------------------------------------------------------------
+# --- cost events --------------------------------------------------------------------------
 
 GIB = 2**30
+# genai-prices' gemini-2.0-flash (provider google): $0.10 input, $0.025 cached, $0.40 output
+# per 1M tokens, as checked against calc_price below.
+FLASH_IN, FLASH_CACHED, FLASH_OUT = Decimal("0.10"), Decimal("0.025"), Decimal("0.40")
+M = 10**6
+
+
+@pytest.fixture(scope="module")
+def gemini() -> PriceSheet:
+    models = [("gemini-2.0-flash", "google"), ("gemini-2.5-pro", "google"), ("gemini-9", "google")]
+    return build_price_sheet(models, seed=SEED, aws=AWS, at=AT)
+
+
+def test_gemini_flash_rates_are_the_ones_the_tests_write_by_hand(gemini: PriceSheet) -> None:
+    rate = gemini.llm_rate("gemini-2.0-flash", "google")
+    assert (rate.priced, rate.matched) == (True, "google/gemini-2.0-flash")
+    assert rate.input_per_token * M == FLASH_IN
+    assert rate.cached_input_per_token * M == FLASH_CACHED
+    assert rate.output_per_token * M == FLASH_OUT
+    assert rate.per_request == 0
+    assert not rate.tiers
 
 
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
-        # $0.005 per 1,000 PUTs; no size known: no storage
-        (("s3", "s3.put_object", 1, "request", {"size_known": False, "size_bytes": 0}), "0.000005"),
-        (("s3", "s3.get_object", 1, "request", {"size_bytes": 5 * GIB}), "0.0000004"),
-        (("s3", "s3.delete_object", 1, "request", {"key": "a"}), "0"),
-        (("s3", "s3.delete_objects", 1, "request", {"deleted_count": 900}), "0"),
-        # $0.10 per 1,000 emails, one per recipient
-        (("ses", "ses.send_email", 3, "email", {"recipients": 3}), "0.0003"),
-        (("ses", "ses.send_bulk_templated_email", 1000, "email", {}), "0.1"),
-        (("ses", "ses.send_bulk_email", 20, "email", {}), "0.002"),
-        # $0.40 per million requests; one request per 64 KiB of payload
-        (("sqs", "sqs.send_message", 1, "message", {"body_bytes": 100}), "0.0000004"),
-        (("sqs", "sqs.send_message", 1, "message", {"body_bytes": 65_537}), "0.0000008"),
-        (("sqs", "sqs.send_message", 1, "message", {"body_bytes": 200_000}), "0.0000016"),
-        (("sqs", "sqs.send_message_batch", 10, "message", {"body_bytes": 5_000}), "0.0000004"),
-        # 0.25 GB-s * $0.0000166667; $0.20 per million invocations
-        (("lambda", "lambda.invoke", Decimal("0.25"), "gb_second", {}), "0.000004166675"),
-        (("lambda", "lambda.request", 1, "request", {}), "0.0000002"),
+        # the seed's example: 1,200 input and 300 output tokens of gemini-2.0-flash
+        (
+            ("ai_api_call", "gemini_text", 1500, "tokens",
+             {"model": "gemini-2.0-flash", "input_tokens": 1200, "output_tokens": 300,
+              "operation": "generateText"}),
+            1200 * FLASH_IN / M + 300 * FLASH_OUT / M,
+        ),
+        # cached tokens are part of the input and billed once, at the cache rate
+        (
+            ("ai_api_call", "gemini_text", 12_000, "tokens",
+             {"model": "gemini-2.0-flash", "input_tokens": 10_000.0,
+              "cached_input_tokens": 4_000, "output_tokens": 2_000}),
+            (6_000 * FLASH_IN + 4_000 * FLASH_CACHED + 2_000 * FLASH_OUT) / M,
+        ),
+        # the overlay: $0.50 / $10 per 1M text-in / audio-out tokens
+        (
+            ("ai_api_call", "gemini_tts", 12_400, "tokens",
+             {"model": "gemini-2.5-flash-preview-tts", "input_tokens": 400,
+              "output_tokens": 12_000}),
+            400 * Decimal("0.50") / M + 12_000 * Decimal("10.00") / M,
+        ),
+        (
+            ("ai_api_call", "gemini_image", 3, "images", {"model": "imagen-4.0-fast-generate-001"}),
+            3 * Decimal("0.02"),
+        ),
+        (("ai_api_call", "gemini_image", 2, "images", {"model": "gemini-2.5-flash-image"}),
+         2 * Decimal("0.039")),
+        # $0.005 per 1,000 PUTs; a size of 0 (unknown to the SDK) adds no storage
+        (("s3_operation", "s3_put", 1, "requests", {"size_known": False, "size_bytes": 0}),
+         Decimal("0.005") / 1000),
+        (("s3_operation", "s3_list", 4, "requests", {}), 4 * Decimal("0.005") / 1000),
+        (("s3_operation", "s3_get", 1, "requests", {"size_bytes": 5 * GIB}),
+         Decimal("0.0004") / 1000),
+        (("s3_operation", "s3_head", 25, "requests", {}), 25 * Decimal("0.0004") / 1000),
+        (("s3_operation", "s3_delete", 1, "requests", {"deleted_count": 900}), Decimal(0)),
+        # $0.10 per 1,000 emails sent
+        (("ses_email", "ses", 48, "emails",
+          {"template": "t", "batch_size": 50, "success_count": 48, "failed_count": 2}),
+         48 * Decimal("0.10") / 1000),
+        # $0.40 per million requests; one request per 64 KiB of payload, a batch of up to 10
+        # messages is one request
+        (("sqs_message", "sqs", 1, "messages", {"body_bytes": 100}), Decimal("0.0000004")),
+        (("sqs_message", "sqs", 1, "messages", {"body_bytes": 65_537}), 2 * Decimal("0.0000004")),
+        (("sqs_message", "sqs", 1, "messages", {"body_bytes": 200_000}), 4 * Decimal("0.0000004")),
+        (("sqs_message", "sqs", 3, "messages", {"operation": "SendMessage"}),
+         3 * Decimal("0.0000004")),
+        (("sqs_message", "sqs", 10, "messages",
+          {"operation": "SendMessageBatch", "body_bytes": 5_000}), Decimal("0.0000004")),
+        (("sqs_message", "sqs", 25, "messages", {"operation": "SendMessageBatch"}),
+         3 * Decimal("0.0000004")),  # ceil(25 / 10)
+        (("sqs_message", "sqs", 25, "messages",
+          {"operation": "SendMessageBatch", "body_bytes": 300_000}),
+         5 * Decimal("0.0000004")),  # ceil(300,000 / 65,536)
+        (("sqs_message", "sqs", 0, "messages", {"body_bytes": 100}), Decimal(0)),
+        # $0.20 per million invocations + GB-seconds at $0.0000166667
+        (("lambda_invocation", "lambda", 1, "requests",
+          {"duration_seconds": 1.235, "memory_mb": 256}),
+         Decimal("0.0000002") + Decimal("1.235") * 256 / 1024 * Decimal("0.0000166667")),
+        (("lambda_invocation", "lambda", 3, "requests",
+          {"duration_seconds": 4.5, "memory_mb": 1536}),
+         3 * Decimal("0.0000002") + Decimal("4.5") * Decimal("1.5") * Decimal("0.0000166667")),
+        (("lambda_invocation", "lambda", 1, "requests", {}), Decimal("0.0000002")),
     ],
-)
-def test_aws_event_costs_by_hand(
-    event: tuple[str, str, Decimal | int, str, dict[str, Any]], expected: str
+)  # fmt: skip
+def test_cost_events_by_hand(
+    gemini: PriceSheet,
+    event: tuple[str, str, Decimal | int, str, dict[str, Any]],
+    expected: Decimal,
 ) -> None:
-    service, event_type, quantity, unit, metadata = event
-    cost, category = cost_event_cost(AWS, service, event_type, quantity, unit, metadata=metadata)
-    assert (cost, category) == (Decimal(expected), CATEGORY_AWS)
-    assert type(cost) is Decimal
+    event_type, service, quantity, unit, metadata = event
+    priced = cost_event_cost(gemini, event_type, service, quantity, unit, metadata=metadata)
+    assert priced.cost == expected
+    assert priced.category == (CATEGORY_AI if event_type == "ai_api_call" else CATEGORY_AWS)
+    assert (priced.reason, priced.item, priced.priced) == ("", "", True)
+    assert type(priced.cost) is Decimal
 
 
-def test_an_upload_is_charged_a_month_of_storage_by_default() -> None:
+def test_the_text_rate_is_genai_prices_own(gemini: PriceSheet) -> None:
+    usage = Usage(input_tokens=250_000, cache_read_tokens=1_000, output_tokens=3_000)
+    library = calc_price(usage, "gemini-2.5-pro", provider_id="google", genai_request_timestamp=AT)
+    metadata = {"model": "gemini-2.5-pro", "input_tokens": 250_000,
+                "cached_input_tokens": 1_000, "output_tokens": 3_000}  # fmt: skip
+    priced = cost_event_cost(gemini, "ai_api_call", "gemini_text", 0, "tokens", metadata=metadata)
+    assert priced.cost == library.total_price  # a long prompt: the long-context band
+
+
+def test_the_tts_overlay_agrees_with_genai_prices() -> None:
+    # genai-prices 0.2.3 maps the preview TTS models to its gemini-2.5-*-tts entries; should a
+    # later version change them, this says so rather than silently diverging.
+    for model, (inp, out) in {
+        "gemini-2.5-flash-preview-tts": ("0.50", "10.00"),
+        "gemini-2.5-pro-preview-tts": ("1.00", "20.00"),
+    }.items():
+        found = calc_price(Usage(), model, provider_id="google", genai_request_timestamp=AT)
+        assert (found.model_price.input_mtok, found.model_price.output_mtok) == (
+            Decimal(inp),
+            Decimal(out),
+        )
+        rate = default_overlay()[("tts", model)]
+        assert (rate.input_per_token * M, rate.output_per_token * M) == (Decimal(inp), Decimal(out))
+
+
+def test_an_upload_is_charged_a_month_of_storage_by_default(gemini: PriceSheet) -> None:
     # 1 GiB: $0.005/1,000 for the PUT, then 1 GB-month at $0.023
-    cost, _ = cost_event_cost(
-        AWS, "s3", "s3.put_object", 1, "request", metadata={"size_bytes": GIB}
-    )
+    cost = cost_event_cost(
+        gemini, "s3_operation", "s3_put", 1, "requests", metadata={"size_bytes": GIB}
+    ).cost
     assert abs(cost - Decimal("0.023005")) < Decimal("1e-12")
+    # the app's file_size_mb (buffer.length / 1024 / 1024) when there is no size_bytes
+    by_mb = cost_event_cost(
+        gemini, "s3_operation", "s3_copy", 1, "requests", metadata={"file_size_mb": 1024}
+    ).cost
+    assert by_mb == cost
+    # a size_bytes that is a number wins, even a negative one (which counts as 0)
+    odd = {"size_bytes": -5, "file_size_mb": 1024}
+    assert cost_event_cost(
+        gemini, "s3_operation", "s3_put", 1, "requests", metadata=odd
+    ).cost == Decimal("0.000005")
     # kept one day instead of thirty: a thirtieth of the storage
-    daily = AwsPrices.from_env({"COST_AWS_S3_STORAGE_DAYS": "1"})
-    cost, _ = cost_event_cost(
-        daily, "s3", "s3.put_object", 1, "request", metadata={"size_bytes": GIB}
-    )
+    daily = replace(gemini, aws=AwsPrices.from_env({"COST_AWS_S3_STORAGE_DAYS": "1"}))
+    cost = cost_event_cost(
+        daily, "s3_operation", "s3_put", 1, "requests", metadata={"size_bytes": GIB}
+    ).cost
     assert abs(cost - (Decimal("0.000005") + Decimal("0.023") / 30)) < Decimal("1e-12")
 
 
 @pytest.mark.parametrize(
-    ("service", "event_type", "unit"),
+    ("event", "reason", "item"),
     [
-        ("openai", "openai.audio.transcribe", "second"),  # no AWS rate at all
-        ("s3", "s3.restore_object", "request"),  # an S3 operation with no rate
-        ("lambda", "lambda.invoke", "ms"),  # known type, unexpected unit
-        ("sesv2", "ses.send_email", "email"),  # known type, unexpected service
+        (("openai_audio", "whisper", "seconds", {}), "unknown event type 'openai_audio'",
+         "whisper:openai_audio"),
+        (("ai_api_call", "gemini_txt", "tokens", {"model": "gemini-2.0-flash"}),
+         "unknown service 'gemini_txt' for event type 'ai_api_call'", "gemini_txt:ai_api_call"),
+        (("s3_operation", "s3_restore", "requests", {}),
+         "unknown service 's3_restore' for event type 's3_operation'", "s3_restore:s3_operation"),
+        (("ai_api_call", "gemini_text", "token",
+          {"model": "gemini-2.0-flash", "input_tokens": 1, "output_tokens": 1}),
+         "unit 'token' does not match 'tokens'", "gemini_text:ai_api_call:gemini-2.0-flash"),
+        (("lambda_invocation", "lambda", "ms", {}), "unit 'ms' does not match 'requests'",
+         "lambda:lambda_invocation"),
+        (("ai_api_call", "gemini_text", "tokens", {"input_tokens": 1, "output_tokens": 1}),
+         "metadata 'model' is missing or not a non-empty string", "gemini_text:ai_api_call"),
+        (("ai_api_call", "gemini_image", "images", {"model": ""}),
+         "metadata 'model' is missing or not a non-empty string", "gemini_image:ai_api_call"),
+        (("ai_api_call", "gemini_text", "tokens",
+          {"model": "gemini-2.0-flash", "output_tokens": 1}),
+         "metadata 'input_tokens' is missing or not a non-negative integer",
+         "gemini_text:ai_api_call:gemini-2.0-flash"),
+        (("ai_api_call", "gemini_tts", "tokens",
+          {"model": "gemini-2.5-pro-preview-tts", "input_tokens": 1, "output_tokens": "12"}),
+         "metadata 'output_tokens' is missing or not a non-negative integer",
+         "gemini_tts:ai_api_call:gemini-2.5-pro-preview-tts"),
+        (("ai_api_call", "gemini_text", "tokens",
+          {"model": "gemini-2.0-flash", "input_tokens": 1.5, "output_tokens": 1}),
+         "metadata 'input_tokens' is missing or not a non-negative integer",
+         "gemini_text:ai_api_call:gemini-2.0-flash"),
+        (("ai_api_call", "gemini_text", "tokens",
+          {"model": "gemini-2.0-flash", "input_tokens": 10, "output_tokens": -1}),
+         "metadata 'output_tokens' is missing or not a non-negative integer",
+         "gemini_text:ai_api_call:gemini-2.0-flash"),
+        (("ai_api_call", "gemini_text", "tokens",
+          {"model": "gemini-2.0-flash", "input_tokens": 10, "output_tokens": 1,
+           "cached_input_tokens": True}),
+         "metadata 'cached_input_tokens' is not a non-negative integer",
+         "gemini_text:ai_api_call:gemini-2.0-flash"),
+        (("ai_api_call", "gemini_text", "tokens",
+          {"model": "gemini-2.0-flash", "input_tokens": 10, "output_tokens": 1,
+           "cached_input_tokens": 11}),
+         "metadata 'cached_input_tokens' exceeds 'input_tokens'",
+         "gemini_text:ai_api_call:gemini-2.0-flash"),
+        (("ai_api_call", "gemini_text", "tokens",
+          {"model": "gemini-9", "input_tokens": 10, "output_tokens": 1}),
+         "no price for model 'gemini-9'", "gemini_text:ai_api_call:gemini-9"),
+        (("ai_api_call", "gemini_text", "tokens",  # known to the library, not on the sheet
+          {"model": "gemini-2.5-flash", "input_tokens": 10, "output_tokens": 1}),
+         "no price for model 'gemini-2.5-flash'", "gemini_text:ai_api_call:gemini-2.5-flash"),
+        (("ai_api_call", "gemini_image", "images", {"model": "dall-e-3"}),
+         "no price for model 'dall-e-3'", "gemini_image:ai_api_call:dall-e-3"),
     ],
-)
-def test_an_unknown_event_is_zero_and_flagged_unpriced(
-    service: str, event_type: str, unit: str
+)  # fmt: skip
+def test_an_unknown_event_is_zero_and_flagged_unpriced_with_its_reason(
+    gemini: PriceSheet, event: tuple[str, str, str, dict[str, Any]], reason: str, item: str
 ) -> None:
-    priced = cost_event_cost(AWS, service, event_type, 7, unit)
-    assert priced == (Decimal(0), CATEGORY_UNPRICED)
+    event_type, service, unit, metadata = event
+    priced = cost_event_cost(gemini, event_type, service, 7, unit, metadata=metadata)
+    assert priced == (Decimal(0), CATEGORY_UNPRICED, reason, item)
     assert not priced.priced
 
 
-def test_a_negative_quantity_is_refused() -> None:
+def test_a_sheet_without_the_overlay_prices_no_tts_or_image(gemini: PriceSheet) -> None:
+    old = replace(gemini, overlay=None)
+    tts = {"model": "gemini-2.5-flash-preview-tts", "input_tokens": 1, "output_tokens": 1}
+    priced = cost_event_cost(old, "ai_api_call", "gemini_tts", 2, "tokens", metadata=tts)
+    assert priced.reason == "no price for model 'gemini-2.5-flash-preview-tts'"
+
+
+def test_a_negative_quantity_is_refused(gemini: PriceSheet) -> None:
     with pytest.raises(ValueError, match="quantity"):
-        cost_event_cost(AWS, "ses", "ses.send_email", -1, "email")
+        cost_event_cost(gemini, "ses_email", "ses", -1, "emails")
 
 
 def test_aws_defaults_are_the_documented_list_prices() -> None:
@@ -329,13 +494,15 @@ def test_aws_defaults_are_the_documented_list_prices() -> None:
     assert all(type(getattr(AWS, f.name)) is Decimal for f in fields(AWS))
 
 
-def test_aws_prices_are_overridden_from_the_environment() -> None:
+def test_aws_prices_are_overridden_from_the_environment(gemini: PriceSheet) -> None:
     prices = AwsPrices.from_env(
         {"COST_AWS_SES_PER_1K_EMAILS": "0.12", "COST_AWS_LAMBDA_GB_SECOND": "0.0000133334"}
     )
-    assert cost_event_cost(prices, "ses", "ses.send_email", 1000, "email").cost == Decimal("0.12")
-    gb_s = cost_event_cost(prices, "lambda", "lambda.invoke", 3, "gb_second").cost
-    assert gb_s == Decimal("0.0000400002")
+    sheet = replace(gemini, aws=prices)
+    assert cost_event_cost(sheet, "ses_email", "ses", 1000, "emails").cost == Decimal("0.12")
+    run = {"duration_seconds": 3, "memory_mb": 1024}
+    cost = cost_event_cost(sheet, "lambda_invocation", "lambda", 0, "requests", metadata=run).cost
+    assert cost == Decimal("0.0000400002")
     assert prices.s3_put_per_1k == AWS.s3_put_per_1k
 
 
@@ -357,6 +524,31 @@ def test_the_sheet_round_trips_through_json(sheet: PriceSheet) -> None:
     rate = again.llm_rate("gemini-2.5-pro", "google")
     assert rate.tiers == sheet.llm_rate("gemini-2.5-pro", "google").tiers
     assert all(type(t.output_per_token) is Decimal for t in rate.tiers)
+    assert stored["version"] == 2
+    assert again.overlay == sheet.overlay == default_overlay()
+    imagen = {"kind": "image", "model": "imagen-4.0-ultra-generate-001"}
+    assert {**imagen, "input_per_token": "0", "output_per_token": "0", "per_image": "0.06"} in (
+        stored["overlay"]
+    )
+
+
+def test_a_sheet_stored_by_the_code_before_the_overlay_still_loads() -> None:
+    stored = json.loads((DATA / "price_sheet_v1.json").read_text())
+    assert (stored["version"], "overlay" in stored) == (1, False)
+    old = PriceSheet.from_json(stored)  # its digest checked against its rates
+    assert old.digest == stored["digest"]
+    assert old.overlay is None
+    assert old.to_json() == stored
+    rate = old.llm_rate("gpt-4o", "openai")
+    assert llm_call_cost(rate, 10_000, 4_000, 1_500) == Decimal("0.035")
+    # what a reprice onto today's sheet would list: the overlay, and nothing else
+    new = replace(old, overlay=default_overlay())
+    changes = price_changes(old, new)
+    assert changes
+    assert all(c.item.startswith("overlay.") and c.old is None for c in changes)
+    assert PriceChange(
+        "overlay.tts/gemini-2.5-pro-preview-tts.output_per_token", None, "0.00002"
+    ) in (changes)
 
 
 def test_the_digest_ignores_order_and_spelling_of_equal_numbers(sheet: PriceSheet) -> None:
@@ -397,6 +589,14 @@ def _bumped_sheets(sheet: PriceSheet) -> Iterator[tuple[str, PriceSheet]]:
         "llm.gpt-4o/openai.priced",
         replace(sheet, llm={**sheet.llm, ("gpt-4o", "openai"): flagged}),
     )
+    assert sheet.overlay is not None
+    for key, overlay in sheet.overlay.items():
+        for name in ("input_per_token", "output_per_token", "per_image"):
+            changed_overlay = replace(overlay, **{name: getattr(overlay, name) + Decimal("1e-12")})
+            yield (
+                f"overlay.{key[0]}/{key[1]}.{name}",
+                replace(sheet, overlay={**sheet.overlay, key: changed_overlay}),
+            )
 
 
 def test_the_digest_changes_when_any_rate_changes(sheet: PriceSheet) -> None:
@@ -432,17 +632,29 @@ def test_rate_rows_load_every_band_and_event_type(sheet: PriceSheet) -> None:
     assert all(type(value) is Decimal for row in rows for value in row[4:8])
     assert {row[:2] for row in rows if not row[8]} == set(UNKNOWN)
 
-    aws = {row[0]: row for row in aws_rate_rows(sheet)}
-    assert all(len(row) == len(AWS_RATE_COLUMNS) for row in aws.values())
-    assert {"s3.put_object", "ses.send_raw_email", "sqs.send_message_batch"} <= aws.keys()
-    assert aws["lambda.invoke"][1:6] == (
+    events = {row[:2]: row for row in event_rate_rows(sheet)}
+    assert all(len(row) == len(EVENT_RATE_COLUMNS) for row in events.values())
+    assert {(t, s, u) for t, s, u, *_ in events.values()} == vocabulary()
+    assert events[("lambda_invocation", "lambda")][2:] == (
+        "requests",
         "lambda",
-        "gb_second",
-        "quantity",
+        Decimal("0.0000002"),
+        Decimal(0),
         Decimal("0.0000166667"),
+        "aws",
+    )
+    assert events[("ai_api_call", "gemini_text")][3] == "llm"
+    assert all(type(value) is Decimal for row in events.values() for value in row[4:7])
+
+    overlay = {row[:2]: row for row in overlay_rate_rows(sheet)}
+    assert all(len(row) == len(OVERLAY_RATE_COLUMNS) for row in overlay.values())
+    assert overlay[("tts", "gemini-2.5-flash-preview-tts")][2:] == (
+        Decimal("0.0000005"),
+        Decimal("0.00001"),
         Decimal(0),
     )
-    assert all(type(value) is Decimal for row in aws.values() for value in row[4:6])
+    assert overlay[("image", "imagen-3.0-generate-002")][4] == Decimal("0.03")
+    assert overlay_rate_rows(replace(sheet, overlay=None)) == []
 
 
 def test_building_a_sheet_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,7 +15,13 @@ from genai_prices import Usage, calc_price
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from costguard.common.pricing import AwsPrices, SeedPrices
+from costguard.common.pricing import (
+    AwsPrices,
+    PriceSheet,
+    SeedPrices,
+    default_overlay,
+    price_changes,
+)
 from costguard.rollup.rollup import Pricing, rollup_costs_for_date
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -96,7 +104,13 @@ async def test_rollup_aggregates_synthetic_events_as_computed_by_hand(db: asyncp
     assert Decimal(g["tier_breakdown_json"]["free"]["cost_usd"]) == u1_jobs
     assert Decimal(g["tier_breakdown_json"]["pro"]["cost_usd"]) == u1_llm + u2
     assert Decimal(g["unpriced_cost_usd"]) == u1_llm
-    assert set(g["unpriced_json"]) == {"llm:openai/house-model"}
+    assert g["unpriced_json"] == {
+        "llm:openai/house-model": {
+            "cost_usd": str(u1_llm.quantize(Decimal("0.00000001"))),
+            "events": 1,  # its cache hit cost nothing, so is not flagged
+            "reason": "model unknown to the price library: billed at the seed constants",
+        }
+    }
 
 
 async def test_per_model_price_with_cached_tokens_matches_the_library(db: asyncpg.Pool) -> None:
@@ -135,7 +149,8 @@ async def _snapshot(db: asyncpg.Pool) -> list[Any]:
 async def test_rolling_up_twice_gives_identical_rows(db: asyncpg.Pool) -> None:
     await job(db, "u1", "free", 1000, episode_id="ep1", podcast_id="pod1")
     await llm(db, "u2", "pro", "gpt-4o-mini", (500, 100, 50), podcast_id="pod1")
-    await cloud(db, "ses.send_email", "ses", "3", "email", episode_id="ep1", podcast_id="pod1")
+    await cloud(db, "ses_email", "ses", "3", "emails", episode_id="ep1", podcast_id="pod1")
+    await cloud(db, "ai_api_call", "gemini_txt", "10", "tokens", episode_id="ep1")  # unpriced
     await rollup(db)
     first = await _snapshot(db)
     await rollup(db)
@@ -146,7 +161,7 @@ async def test_rolling_up_twice_gives_identical_rows(db: asyncpg.Pool) -> None:
 async def test_a_re_run_keeps_the_prices_it_used_and_a_reprice_reports_the_change(
     db: asyncpg.Pool,
 ) -> None:
-    await cloud(db, "ses.send_email", "ses", "1000", "email", user_id="u1", tier="pro")
+    await cloud(db, "ses_email", "ses", "1000", "emails", user_id="u1", tier="pro")
     first = await rollup(db)
     assert first.cost_usd == Decimal("0.1")  # $0.10 per 1,000 emails
     dearer = Pricing(PRICING.seed, AwsPrices.from_env({"COST_AWS_SES_PER_1K_EMAILS": "0.25"}))
@@ -178,16 +193,16 @@ async def test_a_day_across_a_dst_change_in_a_local_zone(db: asyncpg.Pool) -> No
 async def test_an_episode_costs_the_sum_of_its_events_with_a_breakdown(db: asyncpg.Pool) -> None:
     await job(db, "u1", "pro", 2_000, episode_id="ep1", podcast_id="pod1")
     await llm(db, "u1", "pro", "gpt-4o-mini", (1_000, 0, 100), episode_id="ep1", podcast_id="pod1")
-    await cloud(db, "s3.put_object", "s3", "1", "request", episode_id="ep1", podcast_id="pod1",
-                metadata={"size_bytes": 5 * 1048576})  # fmt: skip
-    await cloud(db, "ses.send_email", "ses", "2", "email", episode_id="ep2", podcast_id="pod1")
+    await cloud(db, "s3_operation", "s3_put", "1", "requests", episode_id="ep1", podcast_id="pod1",
+                metadata={"file_size_mb": 5})  # fmt: skip
+    await cloud(db, "ses_email", "ses", "2", "emails", episode_id="ep2", podcast_id="pod1")
     await rollup(db)
     ep1 = await db.fetchrow(
         "SELECT * FROM entity_costs WHERE entity_type = 'episode' AND entity_id = 'ep1'"
     )
     assert ep1 is not None
     by_service = {k: Decimal(v) for k, v in ep1["cost_by_service"].items()}
-    assert set(by_service) == {"compute", "openai", "s3"}
+    assert set(by_service) == {"compute", "openai", "s3_put"}
     assert sum(by_service.values()) == ep1["total_cost_usd"]
     assert {k: Decimal(v) for k, v in ep1["cost_by_category"].items()}.keys() == {
         "compute",
@@ -196,12 +211,14 @@ async def test_an_episode_costs_the_sum_of_its_events_with_a_breakdown(db: async
     }
     assert ep1["usage_metrics"]["tokens_in"] == 1000
     assert Decimal(str(ep1["usage_metrics"]["storage_mb"])) == 5
+    ep2 = await db.fetchrow("SELECT * FROM entity_costs WHERE entity_id = 'ep2'")
+    assert ep2 is not None
+    assert Decimal(str(ep2["usage_metrics"]["emails"])) == 2
     pod = await db.fetchrow(
         "SELECT * FROM entity_costs WHERE entity_type = 'podcast' AND entity_id = 'pod1'"
     )
-    ep2 = await db.fetchval("SELECT total_cost_usd FROM entity_costs WHERE entity_id = 'ep2'")
     assert pod is not None
-    assert pod["total_cost_usd"] == ep1["total_cost_usd"] + ep2
+    assert pod["total_cost_usd"] == ep1["total_cost_usd"] + ep2["total_cost_usd"]
     month = await db.fetchrow("SELECT * FROM cost_monthly_summary WHERE year = 2026 AND month = 11")
     assert month is not None
     assert Decimal(month["podcast_breakdown"]["pod1"]) == pod["total_cost_usd"]
@@ -274,3 +291,36 @@ async def test_rows_written_as_the_seed_writes_them_roll_up(db: asyncpg.Pool) ->
         model_ref="gpt-4o-mini", provider_id="openai", genai_request_timestamp=NOON,
     ).total_price  # fmt: skip
     assert row["cost_usd"] == (rows_cost + llm_cost).quantize(Decimal("1e-8"))
+
+
+async def test_a_date_kept_on_a_sheet_from_before_the_overlay_gains_the_overlay_only(
+    db: asyncpg.Pool,
+) -> None:
+    # The date was rolled up by the code before the overlay, with its version 1 sheet.
+    stored = json.loads((Path(__file__).with_name("data") / "price_sheet_v1.json").read_text())
+    old_id = await db.fetchval(
+        "INSERT INTO price_sheets (digest, sheet) VALUES ($1, $2) RETURNING id",
+        stored["digest"],
+        stored,
+    )
+    await db.execute(
+        "INSERT INTO cost_global_daily (date, price_sheet_id) VALUES ($1, $2)", DAY, old_id
+    )
+    await llm(db, "u1", "pro", "gpt-4o", (10_000, 4_000, 1_500))
+    speech = {"model": "gemini-2.5-flash-preview-tts", "input_tokens": 400, "output_tokens": 12_000}
+    await cloud(db, "ai_api_call", "gemini_tts", "12400", "tokens", metadata=speech)
+
+    result = await rollup(db)
+    # gpt-4o at the stored sheet's rates, $0.035 (tests/test_pricing.py), and the speech at
+    # the overlay's $0.50 / $10 per 1M tokens
+    assert result.cost_usd == Decimal("0.035") + 400 * Decimal("0.5e-6") + 12_000 * Decimal("1e-5")
+    assert result.price_sheet_id != old_id
+    old = PriceSheet.from_json(stored)
+    new = PriceSheet.from_json(
+        await db.fetchval("SELECT sheet FROM price_sheets WHERE id = $1", result.price_sheet_id)
+    )
+    assert (new.seed, new.aws, new.llm) == (old.seed, old.aws, old.llm)
+    assert new.overlay == default_overlay()
+    assert {change.item.split(".")[0] for change in price_changes(old, new)} == {"overlay"}
+    again = await rollup(db)
+    assert (again.price_sheet_id, again.cost_usd) == (result.price_sheet_id, result.cost_usd)

@@ -223,7 +223,7 @@ async def test_a_reprice_of_a_past_range_reports_the_change(
 ) -> None:
     await db.execute(
         "INSERT INTO cost_events (event_id, event_type, service, quantity, unit, created_at) "
-        "VALUES ($1, 'ses.send_email', 'ses', 2000, 'email', '2026-11-21 10:00+00')",
+        "VALUES ($1, 'ses_email', 'ses', 2000, 'emails', '2026-11-21 10:00+00')",
         uuid.uuid4(),
     )
     env = {**os.environ, "DATABASE_URL": stack.postgres.dsn}
@@ -266,7 +266,7 @@ async def test_an_episode_completed_right_after_its_job_costs_every_event(
     async with job_telemetry("publish", ctx) as run:
         run.add_rows(read=1200, written=800)
         record_llm_event(LlmCall(llm_model="gpt-4o-mini", input_tokens=1000, output_tokens=100))
-        track_cost_event("ses.send_email", "ses", 2, "email")
+        track_cost_event("ses_email", "ses", 2, "emails")
     # Nothing has left the process yet (the shipper cannot have run: no await since the
     # first event), so only mark_episode_complete's own flush can deliver the three.
     assert (app_client.buffered, app_client.stats.sent) == (3, 0)
@@ -297,7 +297,7 @@ async def test_an_episode_cost_is_calculated_even_when_the_flush_times_out(
         uuid.uuid4(),
     )
     nowhere = TelemetryClient(f"127.0.0.1:{free_port()}", spill_dir=tmp_path)
-    track_cost_event("ses.send_email", "ses", 1, "email", episode_id="ep-late", client=nowhere)
+    track_cost_event("ses_email", "ses", 1, "emails", episode_id="ep-late", client=nowhere)
     try:
         with caplog.at_level(logging.INFO, logger="costguard.sdk._entities"):
             cost = await mark_episode_complete(

@@ -59,6 +59,8 @@ export interface UnpricedItem {
   cost_usd: Money;
   share: number;
   events: number;
+  /** Why it is not priced ("" for days rolled up before reasons were recorded). */
+  reason?: string;
 }
 
 export interface Summary {

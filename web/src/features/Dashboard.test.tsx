@@ -46,6 +46,9 @@ describe("dashboard sections", () => {
     expect(rows[1]).toHaveTextContent("$0.045");
     expect(screen.getByTestId("unpriced-models")).toHaveTextContent("llm:openai/house-model");
     expect(screen.getByTestId("unpriced-models")).toHaveTextContent("2% of cost");
+    expect(screen.getByTestId("unpriced-models")).toHaveTextContent(
+      "unknown service 'gemini_txt' for event type 'ai_api_call'",
+    );
   });
 
   it("shows an empty state in every section when there is nothing to show", async () => {

@@ -42,7 +42,22 @@ export function summaryFixture(overrides: Partial<Summary> = {}): Summary {
       tokens: DATES.map((date, i) => ({ date, tokens_in: 1000 * (i + 1), tokens_out: 200 * (i + 1), cache_hit_rate: 0.2 })),
     },
     forecast: { month_to_date_cost_usd: "40.00", month_projected_cost_usd: "120.00" },
-    unpriced: [{ item: "llm:openai/house-model", cost_usd: "0.50", share: 0.02, events: 12 }],
+    unpriced: [
+      {
+        item: "llm:openai/house-model",
+        cost_usd: "0.50",
+        share: 0.02,
+        events: 12,
+        reason: "model unknown to the price library: billed at the seed constants",
+      },
+      {
+        item: "gemini_txt:ai_api_call",
+        cost_usd: "0",
+        share: 0,
+        events: 3,
+        reason: "unknown service 'gemini_txt' for event type 'ai_api_call'",
+      },
+    ],
     ...overrides,
   };
 }

@@ -89,31 +89,82 @@ def _llm_calls(rng: random.Random, day: datetime) -> list[tuple[Any, ...]]:
 
 
 def _cloud(rng: random.Random, day: datetime) -> list[tuple[Any, ...]]:
-    def size() -> dict[str, Any]:
-        return {"size_bytes": rng.randint(10_000, 80_000_000)}
+    """Cost events in the podcast app's vocabulary (docs/cost-events.md), quantity first."""
 
-    def body() -> dict[str, Any]:
-        return {"body_bytes": rng.randint(100, 200_000)}
+    def upload() -> tuple[Decimal, dict[str, Any]]:
+        size = rng.randint(10_000, 80_000_000)
+        return Decimal(1), {
+            "operation": "PutObject",
+            "s3_key": f"audio/{uuid.uuid4().hex[:8]}.mp3",
+            "file_size_mb": size / 2**20,
+            "size_bytes": size,
+            "content_type": "audio/mpeg",
+        }
 
-    def nothing() -> dict[str, Any]:
-        return {}
+    def download() -> tuple[Decimal, dict[str, Any]]:
+        size = rng.randint(10_000, 80_000_000)
+        metadata = {"operation": "GetObject", "size_bytes": size, "file_size_mb": size / 2**20}
+        return Decimal(1), metadata
+
+    def emails() -> tuple[Decimal, dict[str, Any]]:
+        batch, failed = rng.randint(1, 50), rng.randint(0, 2)
+        metadata = {"template": "new-episode", "batch_size": batch}
+        sent = max(batch - failed, 1)
+        return Decimal(sent), {**metadata, "success_count": sent, "failed_count": batch - sent}
+
+    def message() -> tuple[Decimal, dict[str, Any]]:
+        return Decimal(1), {
+            "operation": "SendMessage",
+            "queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/jobs",
+            "message_count": 1,
+            "body_bytes": rng.randint(100, 200_000),
+        }
+
+    def invocation() -> tuple[Decimal, dict[str, Any]]:
+        count = rng.randint(1, 5)
+        return Decimal(count), {
+            "function_name": "transcode",
+            "duration_seconds": count * rng.randint(100, 30_000) / 1000,
+            "memory_mb": rng.choice((512, 1024, 2048)),
+        }
+
+    def text() -> tuple[Decimal, dict[str, Any]]:
+        tokens_in, tokens_out = rng.randint(300, 12_000), rng.randint(50, 2_000)
+        return Decimal(tokens_in + tokens_out), {
+            "model": rng.choice(("gemini-2.0-flash", "gemini-2.5-flash")),
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+            "operation": "generateText",
+        }
+
+    def speech() -> tuple[Decimal, dict[str, Any]]:
+        tokens_in, tokens_out = rng.randint(200, 3_000), rng.randint(2_000, 40_000)
+        return Decimal(tokens_in + tokens_out), {
+            "model": "gemini-2.5-flash-preview-tts",
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+            "operation": "generateSpeech",
+        }
+
+    def images() -> tuple[Decimal, dict[str, Any]]:
+        metadata = {"model": "imagen-4.0-generate-001", "operation": "generateImages"}
+        return Decimal(rng.randint(1, 4)), metadata
 
     kinds = [
-        ("s3.put_object", "s3", "request", size),
-        ("s3.get_object", "s3", "request", size),
-        ("ses.send_email", "ses", "email", nothing),
-        ("sqs.send_message", "sqs", "message", body),
-        ("lambda.invoke", "lambda", "gb_second", nothing),
+        ("s3_operation", "s3_put", "requests", upload),
+        ("s3_operation", "s3_get", "requests", download),
+        ("ses_email", "ses", "emails", emails),
+        ("sqs_message", "sqs", "messages", message),
+        ("lambda_invocation", "lambda", "requests", invocation),
+        ("ai_api_call", "gemini_text", "tokens", text),
+        ("ai_api_call", "gemini_tts", "tokens", speech),
+        ("ai_api_call", "gemini_image", "images", images),
     ]
     rows = []
     for _ in range(rng.randint(40, 90)):
-        event_type, service, unit, metadata = rng.choice(kinds)
+        event_type, service, unit, make = rng.choice(kinds)
+        quantity, metadata = make()
         user, tier = rng.choice(USERS)
-        quantity = (
-            Decimal(rng.randint(1, 5))
-            if unit != "gb_second"
-            else Decimal(rng.randint(1, 400)) / 100
-        )
         episode = rng.randint(1, 400)
         rows.append(
             (
@@ -122,7 +173,7 @@ def _cloud(rng: random.Random, day: datetime) -> list[tuple[Any, ...]]:
                 service,
                 quantity,
                 unit,
-                json.dumps(metadata()),
+                json.dumps(metadata),
                 user,
                 tier,
                 f"ep-{episode}",

@@ -16,6 +16,7 @@ from costguard.sdk._events import (
     LlmCall,
     record_llm_event,
     track_cost_event,
+    track_cost_event_batch,
     track_cost_events,
 )
 from costguard.sdk._insight import (
@@ -56,6 +57,7 @@ __all__ = [
     "request_id",
     "schedule_episode_cost",
     "track_cost_event",
+    "track_cost_event_batch",
     "track_cost_events",
     "user_context",
 ]

@@ -2,7 +2,9 @@
 
 Each builds a protobuf event with a fresh ``event_id`` (so a retry is stored once),
 fills attribution from the explicit arguments or the current ``UserContext``, and hands
-it to the client's buffer. None of them blocks or raises on telemetry failure.
+it to the client's buffer. None of them blocks or raises on telemetry failure. A cost
+event whose names costguard does not price (docs/cost-events.md) is recorded all the same,
+with one warning per distinct unknown ``(event_type, service, unit)``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from costguard.sdk._client import TelemetryClient
 from costguard.sdk._context import UserContext, current_user_context
 from costguard.sdk._default import default_client
+from costguard.sdk._vocabulary import check as check_vocabulary
 from costguard.v1 import telemetry_pb2
 
 log = logging.getLogger(__name__)
@@ -82,7 +85,10 @@ class LlmCall:
 
 @dataclass(frozen=True)
 class CostEvent:
-    """One billable operation (seed two): an S3 request, an email, a Lambda invocation..."""
+    """One billable operation (seed two): an AI call, an S3 request, an email, a Lambda
+    invocation... The names and metadata costguard prices are in docs/cost-events.md, e.g.
+    ``CostEvent("ai_api_call", "gemini_text", 1500, "tokens", {"model": "gemini-2.0-flash",
+    "input_tokens": 1200, "output_tokens": 300, "operation": "generateText"})``."""
 
     event_type: str
     service: str
@@ -171,7 +177,8 @@ def track_cost_event(
     entities: Mapping[str, str] | None = None,
     client: TelemetryClient | None = None,
 ) -> None:
-    """Record one billable operation (seed two's contract), attributed to an entity."""
+    """Record one billable operation (seed two's ``trackCostEvent``), attributed to an
+    entity; see :class:`CostEvent`."""
     track_cost_events(
         [
             CostEvent(
@@ -193,10 +200,14 @@ def track_cost_event(
 def track_cost_events(
     events: Iterable[CostEvent], *, client: TelemetryClient | None = None
 ) -> None:
-    """Record several billable operations at once."""
+    """Record several billable operations at once (seed two's ``trackCostEventBatch``)."""
     try:
         target = _resolve(client)
         for event in events:
+            check_vocabulary(event.event_type, event.service, event.unit)
             target.emit(cost_event_message(event))
     except Exception:  # telemetry never breaks the caller
         log.exception("could not record cost events")
+
+
+track_cost_event_batch = track_cost_events

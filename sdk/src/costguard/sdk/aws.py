@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from aiobotocore.client import AioBaseClient
 from aiobotocore.session import AioSession
-from botocore import xform_name
 from botocore.utils import determine_content_length
 
 from costguard.sdk._client import TelemetryClient
@@ -72,17 +71,24 @@ def instrument_aws(
     ``target`` is an ``AioSession`` (every S3, SES, SESv2, SQS and Lambda client it creates
     afterwards is instrumented) or an existing client. Events go to ``telemetry``, or to the
     default client when it is ``None``. Instrumenting the same session or client twice is
-    harmless: the first registration wins. What a successful call records:
+    harmless: the first registration wins. A successful call records, in the names of
+    docs/cost-events.md:
 
-    - S3 ``s3.put_object|get_object|delete_object|delete_objects``: 1 ``request`` each, with
-      bucket, key, ``size_bytes``/``size_mb`` (MiB) and content type; a bulk delete is one
-      request, its ``deleted_count`` and ``keys`` only those S3 reports deleted.
-    - SES v1 and v2 ``ses.<operation>``: one ``email`` per recipient accepted; bulk sends
-      count only the destinations whose status is Success.
-    - SQS ``sqs.send_message|send_message_batch``: one ``message`` per message accepted.
-    - Lambda ``lambda.invoke``: ``gb_second`` from the billed duration (tail log, else the
-      measured call) and memory (tail log, else the function's configuration), plus a
-      ``lambda.request`` of 1 ``request``; an ``Event`` invocation records the request only.
+    - S3 PutObject, GetObject, DeleteObject, DeleteObjects: ``s3_operation`` /
+      ``s3_put|s3_get|s3_delete``, 1 of ``requests``, with ``operation``, ``bucket``,
+      ``s3_key``, ``size_bytes``, ``file_size_mb`` (MiB) and ``content_type``; a bulk delete
+      is one request, its ``deleted_count`` and ``keys`` only those S3 reports deleted.
+    - SES v1 and v2 sends: ``ses_email`` / ``ses``, one of ``emails`` per recipient accepted
+      (bulk sends count only the destinations whose status is Success), with ``operation``,
+      ``template``, ``batch_size`` (recipients addressed), ``success_count`` and
+      ``failed_count``.
+    - SQS SendMessage(Batch): ``sqs_message`` / ``sqs``, one of ``messages`` per message
+      accepted, with ``operation``, ``queue_url``, ``message_count`` and ``body_bytes`` (the
+      accepted messages' bodies).
+    - Lambda Invoke: ``lambda_invocation`` / ``lambda``, 1 of ``requests``, with
+      ``function_name``, ``duration_seconds`` (billed duration: tail log, else the measured
+      call) and ``memory_mb`` (tail log, else the function's configuration); an ``Event``
+      invocation runs later, out of sight: ``duration_seconds`` 0.
     """
     instrumentation = _Instrumentation(telemetry)
     if isinstance(target, AioSession):
@@ -107,9 +113,12 @@ class _Call:
     upload_bytes: int | None = None
     started: float = field(default_factory=time.perf_counter)
 
-    def event(self, quantity: float, unit: str, metadata: Mapping[str, Any]) -> CostEvent:
-        family = "ses" if self.service == "sesv2" else self.service
-        return CostEvent(f"{family}.{xform_name(self.operation)}", family, quantity, unit, metadata)
+    def event(
+        self, event_type: str, service: str, quantity: float, unit: str, metadata: dict[str, Any]
+    ) -> CostEvent:
+        return CostEvent(
+            event_type, service, quantity, unit, {"operation": self.operation, **metadata}
+        )
 
 
 class _Instrumentation:
@@ -220,7 +229,7 @@ class _ClientHooks:
         invocation_type = call.params.get("InvocationType", "RequestResponse")
         name, qualifier = call.params.get("FunctionName", ""), call.params.get("Qualifier", "")
         metadata: dict[str, Any] = {
-            "function": name,
+            "function_name": name,
             "qualifier": qualifier,
             "invocation_type": invocation_type,
             "status_code": call.parsed.get("StatusCode", 0),
@@ -229,9 +238,9 @@ class _ClientHooks:
         }
         if invocation_type == "DryRun":
             return []
-        request = CostEvent("lambda.request", "lambda", 1, "request", metadata)
         if invocation_type == "Event":  # runs later: its duration is not the caller's to see
-            return [request]
+            metadata |= {"duration_seconds": 0, "duration_source": "not_seen"}
+            return [call.event("lambda_invocation", "lambda", 1, "requests", metadata)]
         billed_ms, memory_mb = _from_tail_log(call.parsed.get("LogResult"))
         metadata["duration_source"] = "log" if billed_ms else "measured"
         if not billed_ms:
@@ -239,9 +248,12 @@ class _ClientHooks:
         metadata["memory_source"] = "log"
         if not memory_mb:
             memory_mb, metadata["memory_source"] = await self._memory_mb(region, name, qualifier)
-        metadata |= {"billed_duration_ms": billed_ms, "memory_mb": memory_mb}
-        gb_seconds = billed_ms / 1000 * memory_mb / 1024
-        return [CostEvent("lambda.invoke", "lambda", gb_seconds, "gb_second", metadata), request]
+        metadata |= {
+            "billed_duration_ms": billed_ms,
+            "duration_seconds": billed_ms / 1000,
+            "memory_mb": memory_mb,
+        }
+        return [call.event("lambda_invocation", "lambda", 1, "requests", metadata)]
 
     async def _memory_mb(self, region: str, name: str, qualifier: str) -> tuple[int, str]:
         known = self._instrumentation.memory_mb
@@ -284,9 +296,9 @@ def _from_tail_log(log_result: str | None) -> tuple[int, int]:
 def _s3_object(call: _Call, size: int, content_type: str) -> dict[str, Any]:
     return {
         "bucket": call.params.get("Bucket", ""),
-        "key": call.params.get("Key", ""),
+        "s3_key": call.params.get("Key", ""),
         "size_bytes": size,
-        "size_mb": size / _MIB,
+        "file_size_mb": size / _MIB,
         "content_type": content_type,
     }
 
@@ -295,17 +307,18 @@ def _s3_put(call: _Call) -> list[CostEvent]:
     metadata = _s3_object(call, call.upload_bytes or 0, call.params.get("ContentType", ""))
     metadata["storage_class"] = call.params.get("StorageClass", "STANDARD")
     metadata["size_known"] = call.upload_bytes is not None
-    return [call.event(1, "request", metadata)]
+    return [call.event("s3_operation", "s3_put", 1, "requests", metadata)]
 
 
 def _s3_get(call: _Call) -> list[CostEvent]:
     size = int(call.parsed.get("ContentLength", 0))
-    return [call.event(1, "request", _s3_object(call, size, call.parsed.get("ContentType", "")))]
+    metadata = _s3_object(call, size, call.parsed.get("ContentType", ""))
+    return [call.event("s3_operation", "s3_get", 1, "requests", metadata)]
 
 
 def _s3_delete(call: _Call) -> list[CostEvent]:
-    metadata = {"bucket": call.params.get("Bucket", ""), "key": call.params.get("Key", "")}
-    return [call.event(1, "request", metadata)]
+    metadata = {"bucket": call.params.get("Bucket", ""), "s3_key": call.params.get("Key", "")}
+    return [call.event("s3_operation", "s3_delete", 1, "requests", metadata)]
 
 
 def _s3_delete_many(call: _Call) -> list[CostEvent]:
@@ -330,7 +343,7 @@ def _s3_delete_many(call: _Call) -> list[CostEvent]:
         "keys": keys,
         "keys_truncated": len(keys) < len(deleted),
     }
-    return [call.event(1, "request", metadata)]
+    return [call.event("s3_operation", "s3_delete", 1, "requests", metadata)]
 
 
 def _addresses(destination: Mapping[str, Any] | None) -> int:
@@ -345,9 +358,16 @@ def _raw_addresses(data: bytes | str) -> int:
     return sum(1 for _, address in getaddresses(values) if address)
 
 
-def _emails(call: _Call, recipients: int, extra: Mapping[str, Any]) -> list[CostEvent]:
-    metadata = {"api": call.service, "recipients": recipients, **extra}
-    return [call.event(recipients, "email", metadata)] if recipients else []
+def _emails(call: _Call, addressed: int, sent: int, extra: Mapping[str, Any]) -> list[CostEvent]:
+    """One event of the ``sent`` recipients out of the ``addressed``, when any was sent."""
+    metadata = {
+        "api": call.service,
+        **extra,
+        "batch_size": addressed,
+        "success_count": sent,
+        "failed_count": addressed - sent,
+    }
+    return [call.event("ses_email", "ses", sent, "emails", metadata)] if sent else []
 
 
 def _ses_send(call: _Call) -> list[CostEvent]:
@@ -363,7 +383,7 @@ def _ses_send(call: _Call) -> list[CostEvent]:
     template = params.get("Template") or params.get("Content", {}).get("Template", {})
     name = template if isinstance(template, str) else template.get("TemplateName", "")
     extra = {"message_id": call.parsed.get("MessageId", ""), "template": name}
-    return _emails(call, recipients, extra)
+    return _emails(call, recipients, recipients, extra)  # SES takes all or refuses the call
 
 
 def _accepted(entry: Mapping[str, Any], success: str) -> bool:
@@ -384,17 +404,19 @@ def _ses_bulk(call: _Call) -> list[CostEvent]:
         template = default.get("TemplateName", "")
     sent = [e for e, r in zip(entries, results, strict=False) if _accepted(r, success)]
     recipients = sum(_addresses(entry.get("Destination")) for entry in sent)
+    addressed = sum(_addresses(entry.get("Destination")) for entry in entries)
     extra = {"destinations": len(entries), "destinations_failed": len(entries) - len(sent)}
-    return _emails(call, recipients, {**extra, "template": template})
+    return _emails(call, addressed, recipients, {**extra, "template": template})
 
 
 def _sqs_send(call: _Call) -> list[CostEvent]:
     metadata = {
         "queue_url": call.params.get("QueueUrl", ""),
+        "message_count": 1,
         "body_bytes": len(call.params.get("MessageBody", "").encode()),
         "message_id": call.parsed.get("MessageId", ""),
     }
-    return [call.event(1, "message", metadata)]
+    return [call.event("sqs_message", "sqs", 1, "messages", metadata)]
 
 
 def _sqs_send_batch(call: _Call) -> list[CostEvent]:
@@ -405,11 +427,12 @@ def _sqs_send_batch(call: _Call) -> list[CostEvent]:
     failed = call.parsed.get("Failed", [])
     metadata = {
         "queue_url": call.params.get("QueueUrl", ""),
+        "message_count": len(sent),
         "body_bytes": sum(len(body.encode()) for body in bodies),
         "failed": len(failed),
         "failure_codes": sorted({entry.get("Code", "") for entry in failed}),
     }
-    return [call.event(len(sent), "message", metadata)] if sent else []
+    return [call.event("sqs_message", "sqs", len(sent), "messages", metadata)] if sent else []
 
 
 _RECORDERS: dict[tuple[str, str], Callable[[_Call], list[CostEvent]]] = {

@@ -15,6 +15,11 @@ function UnpricedRow({ item }: { item: UnpricedItem }) {
           {formatUsd(item.cost_usd)} · {formatPercent(item.share)} of cost · {formatCount(item.events)} events
         </span>
       </div>
+      {item.reason ? (
+        <p data-testid="unpriced-reason" className="text-xs text-muted-foreground break-words">
+          {item.reason}
+        </p>
+      ) : null}
       <Progress fraction={item.share} label={`${item.item}: ${formatPercent(item.share)} of cost`} />
     </li>
   );
@@ -26,7 +31,10 @@ export function UnpricedModels({ days, className }: { days: Days; className?: st
     <Card data-testid="unpriced-models" className={className}>
       <CardHeader>
         <CardTitle>Unpriced models</CardTitle>
-        <CardDescription>Billed at the fallback price until a price is added</CardDescription>
+        <CardDescription>
+          LLM models billed at the fallback price, and cost events costguard cannot price, until a price
+          is added
+        </CardDescription>
       </CardHeader>
       <CardContent>
         <QueryView query={query} loading={<LoadingRows rows={3} label="Loading unpriced models" />}>

@@ -93,14 +93,24 @@ def _series(rows: list[Any], dates: list[date], tiers: tuple[str, ...]) -> dict[
 
 
 def _unpriced(rows: list[Any], total: Decimal) -> list[dict[str, Any]]:
+    """What the rollup flagged unpriced over the window, by item, with why (``reason``: the
+    distinct reasons of its days, "" for days rolled up before reasons were recorded)."""
     sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    reasons: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         for item, figures in row["unpriced_json"].items():
             sums[item][0] += Decimal(figures["cost_usd"])
             sums[item][1] += Decimal(figures["events"])
+            reasons[item].update(filter(None, str(figures.get("reason") or "").split("; ")))
     ranked = sorted(sums.items(), key=lambda kv: kv[1][0], reverse=True)
     return [
-        {"item": item, "cost_usd": usd(cost), "share": ratio(cost, total), "events": int(events)}
+        {
+            "item": item,
+            "cost_usd": usd(cost),
+            "share": ratio(cost, total),
+            "events": int(events),
+            "reason": "; ".join(sorted(reasons[item])),
+        }
         for item, (cost, events) in ranked
     ]
 

@@ -20,12 +20,14 @@ import asyncpg
 
 from costguard.common.days import day_bounds
 from costguard.common.pricing import (
-    AWS_RATE_COLUMNS,
+    EVENT_RATE_COLUMNS,
     LLM_RATE_COLUMNS,
+    OVERLAY_RATE_COLUMNS,
     AwsPrices,
     SeedPrices,
-    aws_rate_rows,
+    event_rate_rows,
     llm_rate_rows,
+    overlay_rate_rows,
 )
 from costguard.rollup import metrics, sql
 from costguard.rollup.sheets import sheet_for_date
@@ -83,7 +85,14 @@ async def rollup_costs_for_date(
                     "rollup_llm_rates", records=llm_rate_rows(sheet), columns=LLM_RATE_COLUMNS
                 )
                 await conn.copy_records_to_table(
-                    "rollup_aws_rates", records=aws_rate_rows(sheet), columns=AWS_RATE_COLUMNS
+                    "rollup_event_rates",
+                    records=event_rate_rows(sheet),
+                    columns=EVENT_RATE_COLUMNS,
+                )
+                await conn.copy_records_to_table(
+                    "rollup_overlay_rates",
+                    records=overlay_rate_rows(sheet),
+                    columns=OVERLAY_RATE_COLUMNS,
                 )
                 await conn.execute(
                     sql.GROUP_EVENTS, *bounds, sheet.seed.cpu_ms, sheet.seed.db_row_1k

@@ -2,8 +2,10 @@
 
 A date keeps the sheet it was first priced with: a re-run months later prices the same
 events the same way. Models that first appear in a late event are added to that sheet at
-the library's prices for the date (the other rates stay). A deliberate reprice builds a
-fresh sheet from today's library and environment instead.
+the library's prices for the date, and overlay models (Gemini text to speech and images)
+the sheet lacks at today's overlay prices, a sheet stored before the overlay existed
+getting all of them; the rates it has stay. A deliberate reprice builds a fresh sheet from
+today's library, overlay and environment instead.
 """
 
 from __future__ import annotations
@@ -13,8 +15,14 @@ from datetime import date, datetime
 from typing import Any
 
 from costguard.common.db import Connection
-from costguard.common.pricing import AwsPrices, PriceSheet, SeedPrices, build_price_sheet
-from costguard.rollup.sql import LLM_MODELS_OF_DAY
+from costguard.common.pricing import (
+    AwsPrices,
+    PriceSheet,
+    SeedPrices,
+    build_price_sheet,
+    default_overlay,
+)
+from costguard.rollup.sql import AI_EVENT_MODELS_OF_DAY, LLM_MODELS_OF_DAY
 
 
 async def _stored(conn: Connection, sheet_id: int) -> PriceSheet:
@@ -47,6 +55,9 @@ async def sheet_for_date(
     models = {
         (row["model"], row["provider"]) for row in await conn.fetch(LLM_MODELS_OF_DAY, *bounds)
     }
+    models |= {
+        (r["model"], r["provider"]) for r in await conn.fetch(AI_EVENT_MODELS_OF_DAY, *bounds)
+    }
     previous_id = await conn.fetchval(
         "SELECT price_sheet_id FROM cost_global_daily WHERE date = $1", day
     )
@@ -55,8 +66,9 @@ async def sheet_for_date(
     else:
         sheet = await _stored(conn, previous_id)
         missing = sorted(models - set(sheet.llm))
-        if not missing:
+        overlay = {**default_overlay(), **(sheet.overlay or {})}
+        if not missing and overlay == sheet.overlay:
             return sheet, previous_id
         added = build_price_sheet(missing, seed=sheet.seed, aws=sheet.aws, at=bounds[0])
-        sheet = dataclasses.replace(sheet, llm={**sheet.llm, **added.llm})
+        sheet = dataclasses.replace(sheet, llm={**sheet.llm, **added.llm}, overlay=overlay)
     return sheet, await save_sheet(conn, sheet)

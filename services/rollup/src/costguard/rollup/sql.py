@@ -7,14 +7,15 @@ global, entities, month) is derived from those groups, so the raw events are sca
 
 from __future__ import annotations
 
-from costguard.common.pricing import AWS_EVENT_COST_SQL, LLM_CALL_COST_SQL
+from costguard.common.pricing import AI_EVENT_MODELS_SQL, COST_EVENTS_SQL, LLM_CALL_COST_SQL
 
 # For the rollup's transaction: group in memory rather than spill sorts to disk, and skip
 # JIT compilation (it cost about a second per statement and saved less).
 SESSION_SETTINGS = "SET LOCAL work_mem = '256MB'; SET LOCAL jit = off"
 
-# Rates of the sheet being used (``llm_rate_rows`` and ``aws_rate_rows`` of
-# ``costguard.common.pricing``), loaded by COPY for the length of the transaction.
+# Rates of the sheet being used (``llm_rate_rows``, ``event_rate_rows`` and
+# ``overlay_rate_rows`` of ``costguard.common.pricing``), loaded by COPY for the length of
+# the transaction.
 CREATE_RATE_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS rollup_llm_rates (
     model text NOT NULL, provider text NOT NULL, min_input_tokens bigint NOT NULL,
@@ -22,17 +23,23 @@ CREATE TEMP TABLE IF NOT EXISTS rollup_llm_rates (
     cached_input_per_token numeric NOT NULL, output_per_token numeric NOT NULL,
     per_request numeric NOT NULL, priced boolean NOT NULL
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS rollup_aws_rates (
-    event_type text NOT NULL, service text NOT NULL, unit text NOT NULL, units_from text NOT NULL,
-    per_unit numeric NOT NULL, per_byte numeric NOT NULL, category text NOT NULL
+CREATE TEMP TABLE IF NOT EXISTS rollup_event_rates (
+    event_type text NOT NULL, service text NOT NULL, unit text NOT NULL, kind text NOT NULL,
+    per_unit numeric NOT NULL, per_byte numeric NOT NULL, per_gb_second numeric NOT NULL,
+    category text NOT NULL
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS rollup_overlay_rates (
+    kind text NOT NULL, model text NOT NULL, input_per_token numeric NOT NULL,
+    output_per_token numeric NOT NULL, per_image numeric NOT NULL
 ) ON COMMIT DELETE ROWS;
 """
 
 # One row per event with its cost, grouped three ways in one pass. $1, $2: the day's
 # bounds; $3, $4: the seed's CPU-ms and 1k-row prices. LLM events find the sheet's row for
 # their model, provider and input-token band; the sheet is built from the day's models, so
-# every one has a row (unknown models at the seed constants, flagged). Cloud events
-# without a rate cost 0 and are flagged ``unpriced`` with their service and type.
+# every one has a row (unknown models at the seed constants, flagged). Cost events are
+# priced by ``COST_EVENTS_SQL``; those it cannot price cost 0 and are flagged ``unpriced``
+# under their item (service, type and model) with the reason.
 _GROUP_EVENTS_TEMPLATE = """
 CREATE TEMP TABLE rollup_groups ON COMMIT DROP AS
 WITH ev AS (
@@ -40,6 +47,7 @@ WITH ev AS (
            'compute'::text AS service, 'compute'::text AS category,
            1 AS jobs, 0 AS ai_calls, coalesce(cpu_ms, 0) AS cpu_ms, 0::bigint AS tokens_in,
            0::bigint AS tokens_out, 0::numeric AS emails, 0::numeric AS storage_mb,
+           NULL::text AS reason,
            coalesce(cpu_ms, 0) * $3::numeric
                + (coalesce(rows_read, 0) + coalesce(rows_written, 0))::numeric / 1000
                  * $4::numeric AS cost,
@@ -49,6 +57,8 @@ WITH ev AS (
     UNION ALL
     SELECT e.user_id, e.tier, e.created_at, e.episode_id, e.podcast_id, e.provider, 'ai',
            0, 1, 0, e.input_tokens, e.output_tokens, 0, 0,
+           CASE WHEN e.cache_hit OR r.priced THEN NULL
+                ELSE 'model unknown to the price library: billed at the seed constants' END,
            LLM_COST,
            CASE WHEN e.cache_hit OR r.priced THEN NULL
                 ELSE 'llm:' || e.provider || '/' || e.llm_model END
@@ -59,31 +69,25 @@ WITH ev AS (
             BETWEEN r.min_input_tokens AND coalesce(r.max_input_tokens, e.input_tokens)
     WHERE e.created_at >= $1 AND e.created_at < $2
     UNION ALL
-    SELECT coalesce(e.user_id, ''), coalesce(e.tier, ''), e.created_at, e.episode_id,
-           e.podcast_id, e.service, coalesce(r.category, 'unpriced'), 0, 0, 0, 0, 0,
-           CASE WHEN e.unit = 'email' THEN e.quantity ELSE 0 END,
-           CASE WHEN e.event_type = 's3.put_object'
-                 AND jsonb_typeof(e.metadata -> 'size_bytes') = 'number'
-                THEN (e.metadata ->> 'size_bytes')::numeric / 1048576 ELSE 0 END,
-           coalesce(AWS_COST, 0),
-           CASE WHEN r.event_type IS NULL THEN e.service || ':' || e.event_type END
-    FROM cost_events e
-    LEFT JOIN rollup_aws_rates r
-        ON r.event_type = e.event_type AND r.service = e.service AND r.unit = e.unit
-    WHERE e.created_at >= $1 AND e.created_at < $2
+    SELECT coalesce(p.user_id, ''), coalesce(p.tier, ''), p.created_at, p.episode_id,
+           p.podcast_id, p.service, p.category, 0, 0, 0, 0, 0,
+           CASE WHEN p.unit = 'emails' THEN p.quantity ELSE 0 END,
+           p.stored_bytes / 1048576, p.reason, p.cost, p.item
+    FROM (COST_EVENTS) p
 )
 SELECT GROUPING(user_id, tier) = 0 AS by_user,
        GROUPING(episode_id, podcast_id, service, category) = 0 AS by_entity,
-       GROUPING(unpriced) = 0 AS by_unpriced,
-       user_id, tier, episode_id, podcast_id, service, category, unpriced,
+       GROUPING(unpriced, reason) = 0 AS by_unpriced,
+       user_id, tier, episode_id, podcast_id, service, category, unpriced, reason,
        max(at) AS last_at, count(*) AS events, sum(jobs) AS jobs, sum(ai_calls) AS ai_calls,
        sum(cpu_ms) AS cpu_ms, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
        sum(emails) AS emails, sum(storage_mb) AS storage_mb, sum(cost) AS cost
 FROM ev
-GROUP BY GROUPING SETS ((user_id, tier), (episode_id, podcast_id, service, category), (unpriced))
+GROUP BY GROUPING SETS (
+    (user_id, tier), (episode_id, podcast_id, service, category), (unpriced, reason))
 """
 GROUP_EVENTS = _GROUP_EVENTS_TEMPLATE.replace("LLM_COST", LLM_CALL_COST_SQL.strip()).replace(
-    "AWS_COST", AWS_EVENT_COST_SQL.strip()
+    "COST_EVENTS", COST_EVENTS_SQL.strip()
 )
 
 UPSERT_USERS = """
@@ -116,7 +120,8 @@ services AS (
     SELECT service, round(sum(cost), 8) AS cost FROM rollup_groups WHERE by_entity GROUP BY service
 ),
 unpriced AS (
-    SELECT unpriced, round(sum(cost), 8) AS cost, sum(events) AS events
+    SELECT unpriced, round(sum(cost), 8) AS cost, sum(events) AS events,
+           string_agg(DISTINCT reason, '; ' ORDER BY reason) AS reason
     FROM rollup_groups WHERE by_unpriced AND unpriced IS NOT NULL GROUP BY unpriced
 )
 INSERT INTO cost_global_daily AS g (date, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, cost_usd,
@@ -128,7 +133,8 @@ SELECT $1::date, coalesce(sum(jobs), 0), coalesce(sum(ai_calls), 0), coalesce(su
        coalesce((SELECT jsonb_object_agg(service, cost::text) FROM services), '{}'::jsonb),
        coalesce((SELECT sum(cost) FROM unpriced), 0),
        coalesce((SELECT jsonb_object_agg(unpriced, jsonb_build_object(
-           'cost_usd', cost::text, 'events', events)) FROM unpriced), '{}'::jsonb),
+           'cost_usd', cost::text, 'events', events, 'reason', reason)) FROM unpriced),
+           '{}'::jsonb),
        coalesce(sum(events), 0), $2, now()
 FROM users
 ON CONFLICT (date) DO UPDATE SET
@@ -277,6 +283,9 @@ LLM_MODELS_OF_DAY = """
 SELECT DISTINCT llm_model AS model, provider FROM telemetry_llm_events
 WHERE created_at >= $1 AND created_at < $2
 """
+
+# The models of the day's ``ai_api_call``/``gemini_text`` events, priced like LLM calls.
+AI_EVENT_MODELS_OF_DAY = AI_EVENT_MODELS_SQL
 
 TOUCHED_ENTITIES = """
 SELECT DISTINCT 'episode' AS entity_type, episode_id AS entity_id

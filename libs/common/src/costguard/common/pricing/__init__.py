@@ -5,8 +5,10 @@
 - :mod:`.llm`: per-model LLM rates and :func:`llm_call_cost` (cached tokens billed once at
   the cache rate, reasoning inside output).
 - :mod:`.catalog`: those rates from genai-prices, offline (:func:`build_price_sheet`).
-- :mod:`.aws`: AWS list prices, overridable from the environment, and
-  :func:`cost_event_cost`.
+- :mod:`.aws`: AWS list prices, overridable from the environment.
+- :mod:`.overlay`: model prices kept in code (Gemini text to speech, image generation).
+- :mod:`.events`: the cost-event vocabulary (docs/cost-events.md) and
+  :func:`cost_event_cost`, with its SQL twin.
 - :mod:`.sheet`: the :class:`PriceSheet` a rollup loads into SQL and records by digest.
 """
 
@@ -15,26 +17,33 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from costguard.common.pricing.aws import (
-    AWS_EVENT_COST_SQL,
+from costguard.common.pricing.aws import AwsPrices
+from costguard.common.pricing.events import (
+    AI_EVENT_MODELS_SQL,
+    CATEGORY_AI,
     CATEGORY_AWS,
     CATEGORY_UNPRICED,
-    AwsPrices,
-    AwsRate,
+    COST_EVENTS_SQL,
+    EVENT_RATE_COLUMNS,
+    GEMINI_PROVIDER,
     EventCost,
-    aws_rates,
+    EventRate,
     cost_event_cost,
+    event_rate_rows,
+    event_rates,
+    vocabulary,
 )
 from costguard.common.pricing.llm import LlmRate, LlmTier, llm_call_cost, unpriced_llm_rate
+from costguard.common.pricing.overlay import OverlayPrices, OverlayRate, default_overlay
 from costguard.common.pricing.seed import NANO, SeedPrices, to_nano_usd
 from costguard.common.pricing.sheet import (
-    AWS_RATE_COLUMNS,
     LLM_CALL_COST_SQL,
     LLM_RATE_COLUMNS,
+    OVERLAY_RATE_COLUMNS,
     PriceChange,
     PriceSheet,
-    aws_rate_rows,
     llm_rate_rows,
+    overlay_rate_rows,
     price_changes,
 )
 
@@ -42,32 +51,41 @@ if TYPE_CHECKING:
     from costguard.common.pricing.catalog import LLM_SOURCE, build_price_sheet, lookup_llm_rate
 
 __all__ = [
-    "AWS_EVENT_COST_SQL",
-    "AWS_RATE_COLUMNS",
+    "AI_EVENT_MODELS_SQL",
+    "CATEGORY_AI",
     "CATEGORY_AWS",
     "CATEGORY_UNPRICED",
+    "COST_EVENTS_SQL",
+    "EVENT_RATE_COLUMNS",
+    "GEMINI_PROVIDER",
     "LLM_CALL_COST_SQL",
     "LLM_RATE_COLUMNS",
     "LLM_SOURCE",
     "NANO",
+    "OVERLAY_RATE_COLUMNS",
     "AwsPrices",
-    "AwsRate",
     "EventCost",
+    "EventRate",
     "LlmRate",
     "LlmTier",
+    "OverlayPrices",
+    "OverlayRate",
     "PriceChange",
     "PriceSheet",
     "SeedPrices",
-    "aws_rate_rows",
-    "aws_rates",
     "build_price_sheet",
     "cost_event_cost",
+    "default_overlay",
+    "event_rate_rows",
+    "event_rates",
     "llm_call_cost",
     "llm_rate_rows",
     "lookup_llm_rate",
+    "overlay_rate_rows",
     "price_changes",
     "to_nano_usd",
     "unpriced_llm_rate",
+    "vocabulary",
 ]
 
 _CATALOG = frozenset({"LLM_SOURCE", "build_price_sheet", "lookup_llm_rate"})

@@ -1,16 +1,21 @@
 """The price sheet: a frozen snapshot of every rate the rollup needs, with a content hash.
 
 The rollup prices millions of events inside Postgres, so it loads a sheet into temporary
-tables (:func:`llm_rate_rows`, :func:`aws_rate_rows`, plus the seed constants as parameters)
-and joins. It stores each sheet it used (:meth:`PriceSheet.to_json`) under its
-:attr:`~PriceSheet.digest` and records the digest on every row it writes, so re-running a
-past date with the stored sheet gives the same answer, and a deliberate reprice can report
-both what changed (:func:`price_changes`) and by how much the cost moved.
+tables (:func:`llm_rate_rows`, :func:`overlay_rate_rows`, ``event_rate_rows`` of
+:mod:`.events`, plus the seed constants as parameters) and joins. It stores each sheet it
+used (:meth:`PriceSheet.to_json`) under its :attr:`~PriceSheet.digest` and records the
+digest on every row it writes, so re-running a past date with the stored sheet gives the
+same answer, and a deliberate reprice can report both what changed (:func:`price_changes`)
+and by how much the cost moved.
 
-The digest is the sha256 of the canonical JSON of the rates (``seed``, ``aws``, ``llm``):
-keys sorted, Decimals in their shortest exact form, models sorted. ``llm_source`` (which
-price-library version made the sheet) is provenance, outside the digest: two sheets with
-the same digest price every event the same.
+The digest is the sha256 of the canonical JSON of the rates (``seed``, ``aws``, ``llm`` and,
+from version 2, ``overlay``): keys sorted, Decimals in their shortest exact form, models
+sorted. ``llm_source`` (which price-library version made the sheet) is provenance, outside
+the digest: two sheets with the same digest price every event the same.
+
+Version 1 sheets (stored before the overlay of :mod:`.overlay` existed) still load, with
+``overlay=None``, and keep their digest; they price no ``gemini_tts`` or ``gemini_image``
+event until the rollup adds the overlay to them (``costguard.rollup.sheets``).
 """
 
 from __future__ import annotations
@@ -18,17 +23,26 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Context, Decimal, InvalidOperation
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from costguard.common.pricing.aws import AwsPrices, aws_rates
+from costguard.common.pricing.aws import AwsPrices
 from costguard.common.pricing.llm import LlmRate, LlmTier, unpriced_llm_rate
+from costguard.common.pricing.overlay import (
+    OVERLAY_KINDS,
+    OverlayKind,
+    OverlayPrices,
+    OverlayRate,
+    default_overlay,
+    overlay_prices,
+)
 from costguard.common.pricing.seed import SeedPrices
 
-SHEET_VERSION = 1
+SHEET_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before the overlay
 _WIDE = Context(prec=1000)  # normalize() rounds to its context: never lose a digit
 
 LLM_RATE_COLUMNS = (
@@ -43,32 +57,31 @@ LLM_RATE_COLUMNS = (
     "priced",
 )
 LlmRateRow = tuple[str, str, int, int | None, Decimal, Decimal, Decimal, Decimal, bool]
-AWS_RATE_COLUMNS = (
-    "event_type",
-    "service",
-    "unit",
-    "units_from",
-    "per_unit",
-    "per_byte",
-    "category",
-)
-AwsRateRow = tuple[str, str, str, str, Decimal, Decimal, str]
+OVERLAY_RATE_COLUMNS = ("kind", "model", "input_per_token", "output_per_token", "per_image")
+OverlayRateRow = tuple[str, str, Decimal, Decimal, Decimal]
 
 
 @dataclass(frozen=True)
 class PriceSheet:
-    """Every rate one rollup uses. ``llm`` is keyed by ``(model, provider)`` as recorded."""
+    """Every rate one rollup uses. ``llm`` is keyed by ``(model, provider)`` as recorded;
+    ``overlay`` by ``(kind, model)``, ``None`` for a version 1 sheet."""
 
     seed: SeedPrices
     aws: AwsPrices
     llm: Mapping[tuple[str, str], LlmRate]
     llm_source: str = ""
+    overlay: OverlayPrices | None = field(default_factory=default_overlay)
 
     def __post_init__(self) -> None:
         for (model, provider), rate in self.llm.items():
             if (rate.model, rate.provider) != (model, provider):
                 raise ValueError(f"rate for {model!r}/{provider!r} names another model")
         object.__setattr__(self, "llm", MappingProxyType(dict(sorted(self.llm.items()))))
+        if self.overlay is not None:
+            for (kind, model), overlay_rate in self.overlay.items():
+                if (overlay_rate.kind, overlay_rate.model) != (kind, model):
+                    raise ValueError(f"overlay rate for {kind!r}/{model!r} names another model")
+            object.__setattr__(self, "overlay", overlay_prices(list(self.overlay.values())))
 
     def __hash__(self) -> int:
         return hash(self.digest)
@@ -78,6 +91,10 @@ class PriceSheet:
         rate = self.llm.get((model, provider))
         return rate if rate is not None else unpriced_llm_rate(self.seed, model, provider)
 
+    def overlay_rate(self, kind: OverlayKind, model: str) -> OverlayRate | None:
+        """The overlay's price for the model, ``None`` when the sheet has none."""
+        return None if self.overlay is None else self.overlay.get((kind, model))
+
     @property
     def unpriced_models(self) -> tuple[tuple[str, str], ...]:
         """``(model, provider)`` of every model on the sheet with no known price."""
@@ -85,12 +102,15 @@ class PriceSheet:
 
     def rates_json(self) -> dict[str, Any]:
         """The rates as JSON: what the digest covers."""
-        return {
-            "version": SHEET_VERSION,
+        rates: dict[str, Any] = {
+            "version": 1 if self.overlay is None else SHEET_VERSION,
             "seed": _decimals_json(self.seed),
             "aws": _decimals_json(self.aws),
             "llm": [_llm_json(rate) for rate in self.llm.values()],
         }
+        if self.overlay is not None:
+            rates["overlay"] = [_overlay_json(rate) for rate in self.overlay.values()]
+        return rates
 
     def to_json(self) -> dict[str, Any]:
         return {**self.rates_json(), "llm_source": self.llm_source, "digest": self.digest}
@@ -98,14 +118,19 @@ class PriceSheet:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PriceSheet:
         """Rebuild a stored sheet; a ``digest`` that does not match the rates is refused."""
-        if data.get("version") != SHEET_VERSION:
-            raise ValueError(f"unsupported price sheet version {data.get('version')!r}")
+        version = data.get("version")
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
+            raise ValueError(f"unsupported price sheet version {version!r}")
         rates = [_llm_from_json(item) for item in _list(data, "llm")]
+        overlay = None
+        if version != 1:
+            overlay = overlay_prices([_overlay_from_json(item) for item in _list(data, "overlay")])
         sheet = cls(
             seed=SeedPrices(**_decimals_from_json(SeedPrices, _dict(data, "seed"))),
             aws=AwsPrices(**_decimals_from_json(AwsPrices, _dict(data, "aws"))),
             llm={(rate.model, rate.provider): rate for rate in rates},
             llm_source=str(data.get("llm_source", "")),
+            overlay=overlay,
         )
         if len(sheet.llm) != len(rates):
             raise ValueError("price sheet lists a model twice")
@@ -142,11 +167,11 @@ def llm_rate_rows(sheet: PriceSheet) -> list[LlmRateRow]:
     ]
 
 
-def aws_rate_rows(sheet: PriceSheet) -> list[AwsRateRow]:
-    """One row per priced AWS event type, in :data:`AWS_RATE_COLUMNS` order."""
+def overlay_rate_rows(sheet: PriceSheet) -> list[OverlayRateRow]:
+    """One row per overlay model, in :data:`OVERLAY_RATE_COLUMNS` order (none for version 1)."""
     return [
-        (r.event_type, r.service, r.unit, r.units_from, r.per_unit, r.per_byte, r.category)
-        for r in aws_rates(sheet.aws).values()
+        (r.kind, r.model, r.input_per_token, r.output_per_token, r.per_image)
+        for r in (sheet.overlay or {}).values()
     ]
 
 
@@ -194,6 +219,11 @@ def _flatten(rates: Mapping[str, Any]) -> dict[str, str]:
             if key not in ("model", "provider"):
                 text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
                 flat[f"{name}.{key}"] = text
+    for item in rates.get("overlay", []):
+        name = f"overlay.{item['kind']}/{item['model']}"
+        for key, value in item.items():
+            if key not in ("kind", "model"):
+                flat[f"{name}.{key}"] = value
     return flat
 
 
@@ -226,6 +256,31 @@ def _llm_json(rate: LlmRate) -> dict[str, Any]:
             for tier in rate.tiers
         ],
     }
+
+
+def _overlay_json(rate: OverlayRate) -> dict[str, str]:
+    return {
+        "kind": rate.kind,
+        "model": rate.model,
+        "input_per_token": decimal_text(rate.input_per_token),
+        "output_per_token": decimal_text(rate.output_per_token),
+        "per_image": decimal_text(rate.per_image),
+    }
+
+
+def _overlay_from_json(item: Any) -> OverlayRate:
+    if not isinstance(item, Mapping):
+        raise ValueError("price sheet overlay entries must be objects")
+    kind = _str(item, "kind")
+    if kind not in OVERLAY_KINDS:
+        raise ValueError(f"price sheet overlay kind must be one of {OVERLAY_KINDS}")
+    return OverlayRate(
+        kind="tts" if kind == "tts" else "image",
+        model=_str(item, "model"),
+        input_per_token=_decimal(item, "input_per_token"),
+        output_per_token=_decimal(item, "output_per_token"),
+        per_image=_decimal(item, "per_image"),
+    )
 
 
 def _llm_from_json(item: Any) -> LlmRate:
