@@ -16,8 +16,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from asyncpg.pool import PoolConnectionProxy
 
+from costguard.common.db import Connection
 from tests.schema_spec import OWN_TABLES, SEED_TABLES, Column
 
 SCHEMA_DOC = Path(__file__).parents[1] / "docs" / "schema.md"
@@ -137,7 +137,7 @@ def is_widening(seed_type: str, live_type: str) -> bool:
     return False
 
 
-async def seed_problems(conn: asyncpg.Connection | PoolConnectionProxy, table: str) -> list[str]:
+async def seed_problems(conn: Connection, table: str) -> list[str]:
     """Where the live ``table`` breaks the seed's contract; empty when it holds."""
     live = {row["name"]: row for row in await conn.fetch(_COLUMNS, table)}
     if not live:

@@ -164,7 +164,7 @@ async def cached_insight(
             duration_ms=int((time.perf_counter() - started) * 1000),
             cache_hit=True,
             insight_key=key,
-            context_type=_context_type(user_ctx),
+            context_type=insight_context_type(user_ctx),
             user_ctx=user_ctx,
         )
         record_llm_event(hit, client=telemetry)
@@ -195,8 +195,8 @@ async def _save(store: InsightStore, key: str, insight: StoredInsight) -> None:
         log.exception("insight cache write failed", extra={"key": key})
 
 
-def _context_type(user_ctx: UserContext | None) -> str:
-    """What a call answered from the cache was for: the context's purpose, else ``insight``
-    (what the instrumented call on a miss records too)."""
+def insight_context_type(user_ctx: UserContext | None) -> str:
+    """What a call made for an insight was for, hit or miss: the context's purpose, else
+    ``insight``."""
     ctx = user_ctx or current_user_context()
     return (ctx.context_type if ctx else "") or "insight"

@@ -33,7 +33,7 @@ from openai.types.responses import (
 from costguard.sdk._client import TelemetryClient
 from costguard.sdk._context import UserContext, current_user_context
 from costguard.sdk._events import LlmCall, record_llm_event
-from costguard.sdk._insight import UNKNOWN_MODEL, active_insight
+from costguard.sdk._insight import UNKNOWN_MODEL, active_insight, insight_context_type
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class CallRecorder:
             error_code=failure,
             usage_reported=usage is not None,
             insight_key=self._insight.key if self._insight else "",
-            context_type=self._context_type or self._user_ctx_type() or self._insight_type(),
+            context_type=self._context_type or self._insight_context_type(),
             user_ctx=self._user_ctx,
             created_at=self._created_at,
         )
@@ -176,11 +176,9 @@ class CallRecorder:
         if self._insight is not None and not failure:
             self._insight.note_call(model, self._operation)
 
-    def _user_ctx_type(self) -> str:
-        return self._user_ctx.context_type if self._user_ctx else ""
-
-    def _insight_type(self) -> str:
-        return "insight" if self._insight else ""
+    def _insight_context_type(self) -> str:
+        # Outside an insight, "" lets the event take the user context's, else the default.
+        return insight_context_type(self._user_ctx) if self._insight else ""
 
 
 T = TypeVar("T")
