@@ -33,6 +33,7 @@ _DATA_TABLES = (
     "budget_alerts",
     "alert_deliveries",
     "price_sheets",
+    "price_sheet_days",
     "rollup_dirty_dates",
     "rollup_runs",
     "entity_costs_daily",

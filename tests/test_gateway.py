@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from costguard.common.day_sheets import DaySheets
 from costguard.common.pricing import AwsPrices, SeedPrices
 from costguard.devstack import free_port
 from costguard.gateway.app import create_app
@@ -51,6 +52,10 @@ class Receiver:
     received: list[dict[str, Any]] = field(default_factory=list)
     fail_first: int = 0
     bad_signatures: int = 0
+
+
+def _sheets(tz: ZoneInfo) -> DaySheets:
+    return DaySheets(seed=SeedPrices.from_env({}), aws=AwsPrices.from_env({}), tz=tz)
 
 
 @pytest.fixture
@@ -431,7 +436,7 @@ MAY_JOB = Decimal("0.00002")
 
 async def _store_and_roll_up(db: asyncpg.Pool) -> None:
     ingestor = Ingestor(
-        db, None, tiers=("free", "pro"), timezone=ZoneInfo("UTC"), prices=SeedPrices.from_env({})
+        db, None, tiers=("free", "pro"), timezone=ZoneInfo("UTC"), sheets=_sheets(ZoneInfo("UTC"))
     )
 
     def on(moment: datetime, episode: str | None) -> dict[str, Any]:

@@ -20,8 +20,9 @@ from costguard.common.counters import (
     tier_key,
     user_key,
 )
+from costguard.common.day_sheets import DaySheets
 from costguard.common.days import today
-from costguard.common.pricing import SeedPrices, to_nano_usd
+from costguard.common.pricing import AwsPrices, SeedPrices, to_nano_usd
 from costguard.devstack import free_port
 from costguard.telemetry.config import TelemetryConfig
 from costguard.telemetry.ingest import Ingestor
@@ -143,7 +144,7 @@ async def test_events_are_stored_when_redis_is_down(db: asyncpg.Pool) -> None:
         LiveCounters(dead),
         tiers=("free", "pro", "enterprise"),
         timezone=UTC_ZONE,
-        prices=PRICES,
+        sheets=DaySheets(seed=PRICES, aws=AwsPrices.from_env({}), tz=UTC_ZONE),
         on_counters_failed=lambda: failures.append("rebuild requested"),
     )
     result = await ingestor.store([job(), llm()])

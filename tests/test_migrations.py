@@ -263,7 +263,9 @@ async def test_0009_rewrites_the_first_vocabulary_and_a_rerun_prices_it_the_same
             }
         }
 
-        # Down: every row exactly as it was.
+        # Down (the later migrations first): every row exactly as it was.
+        newer = [m.label for m in reversed(migrations) if m.version > vocabulary.version]
+        assert [await rollback_newest(conn) for _ in newer] == newer
         assert await rollback_newest(conn) == vocabulary.label
         again = [dict(r) for r in await pool.fetch("SELECT * FROM cost_events ORDER BY id")]
         assert again == before

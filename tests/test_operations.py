@@ -24,6 +24,7 @@ from grpc import aio
 from prometheus_client import REGISTRY
 
 from costguard.common.config import CoreConfig, Env
+from costguard.common.day_sheets import DaySheets
 from costguard.common.grpc_server import GrpcServer
 from costguard.common.logging import JsonFormatter, request_id
 from costguard.common.pricing import AwsPrices, SeedPrices
@@ -58,6 +59,10 @@ from tests.events import cost, job, llm, ts
 UTC_ZONE = ZoneInfo("UTC")
 PRICING = Pricing(SeedPrices.from_env({}), AwsPrices.from_env({}))
 ADMIN = "ops-admin-token"
+
+
+def _sheets(tz: ZoneInfo) -> DaySheets:
+    return DaySheets(seed=SeedPrices.from_env({}), aws=AwsPrices.from_env({}), tz=tz)
 
 
 def sample(name: str, **labels: str) -> float:
@@ -290,7 +295,7 @@ async def test_sdk_and_gateway_calls_carry_the_request_id_to_the_services_logs(
     db: asyncpg.Pool, service_env: dict[str, str], rollup_app: RollupApp
 ) -> None:
     ingestor = Ingestor(
-        db, None, tiers=("free", "pro"), timezone=UTC_ZONE, prices=SeedPrices.from_env({})
+        db, None, tiers=("free", "pro"), timezone=UTC_ZONE, sheets=_sheets(UTC_ZONE)
     )
     await ingestor.store([job(episode_id="ep-1"), llm(episode_id="ep-1")])
     rollup_addr = f"127.0.0.1:{rollup_app.server.port}"
@@ -381,7 +386,7 @@ async def aged(db: asyncpg.Pool, today: date) -> dict[str, date]:
         "recent": today - timedelta(days=2),
     }
     ingestor = Ingestor(
-        db, None, tiers=("free", "pro"), timezone=UTC_ZONE, prices=SeedPrices.from_env({})
+        db, None, tiers=("free", "pro"), timezone=UTC_ZONE, sheets=_sheets(UTC_ZONE)
     )
     for day in days.values():
         await _events_on(ingestor, day, jobs=7)

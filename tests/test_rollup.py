@@ -100,9 +100,11 @@ async def test_rollup_aggregates_synthetic_events_as_computed_by_hand(db: asyncp
     assert g is not None
     assert (g["jobs"], g["ai_calls"], g["cpu_ms"], g["events"]) == (3, 2, 1500, 5)
     assert g["cost_usd"] == u1_jobs + u1_llm + u2 == result.cost_usd
-    assert g["tier_breakdown_json"]["free"]["jobs"] == 2
-    assert Decimal(g["tier_breakdown_json"]["free"]["cost_usd"]) == u1_jobs
-    assert Decimal(g["tier_breakdown_json"]["pro"]["cost_usd"]) == u1_llm + u2
+    # u1's day counts under their latest event's tier (pro), free jobs included: the
+    # breakdown is the users grouped by their tier.
+    assert set(g["tier_breakdown_json"]) == {"pro"}
+    assert g["tier_breakdown_json"]["pro"]["jobs"] == 3
+    assert Decimal(g["tier_breakdown_json"]["pro"]["cost_usd"]) == u1_jobs + u1_llm + u2
     assert Decimal(g["unpriced_cost_usd"]) == u1_llm
     assert g["unpriced_json"] == {
         "llm:openai/house-model": {
@@ -304,7 +306,7 @@ async def test_a_date_kept_on_a_sheet_from_before_the_overlay_gains_the_overlay_
         stored,
     )
     await db.execute(
-        "INSERT INTO cost_global_daily (date, price_sheet_id) VALUES ($1, $2)", DAY, old_id
+        "INSERT INTO price_sheet_days (date, price_sheet_id) VALUES ($1, $2)", DAY, old_id
     )
     await llm(db, "u1", "pro", "gpt-4o", (10_000, 4_000, 1_500))
     speech = {"model": "gemini-2.5-flash-preview-tts", "input_tokens": 400, "output_tokens": 12_000}

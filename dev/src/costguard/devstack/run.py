@@ -34,7 +34,6 @@ from costguard.common.counters import LiveCounters
 from costguard.common.db import create_pool
 from costguard.common.health import health_status
 from costguard.common.migrate import migrate_up
-from costguard.common.pricing import SeedPrices
 from costguard.common.rebuild import CounterReconciler
 from costguard.common.redis import create_redis
 from costguard.devstack.seed import DAYS, seed_demo
@@ -208,7 +207,6 @@ async def _seed(stack: DevStack, rollup_addr: str, service_token: str) -> None:
             pool,
             LiveCounters(redis),
             timezone=ZoneInfo("UTC"),
-            prices=SeedPrices.from_env(os.environ),
             interval_s=60,
         )
         await rebuilder.rebuild_today(wait=True)

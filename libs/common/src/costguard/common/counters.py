@@ -20,6 +20,8 @@ USAGE_FIELDS = ("jobs", "cpu_ms", "tokens_in", "tokens_out", "ai_calls", "cost_n
 # What the throttle holds back for checks whose jobs have not reported yet, per key.
 RESERVED_FIELDS = ("r_jobs", "r_cpu_ms", "r_tokens_in", "r_tokens_out", "r_cost_nusd")
 TTL_SECONDS = 2 * 24 * 3600
+# The tier of cost events without a user, and of users whose events name no tier.
+UNATTRIBUTED = "unattributed"
 
 
 def day_prefix(day: date) -> str:
@@ -84,42 +86,75 @@ end
 @dataclass(frozen=True)
 class Usage:
     """What stored events of one day, tier and user add to the counters, in
-    ``USAGE_FIELDS`` order."""
+    ``USAGE_FIELDS`` order. ``vote`` is the latest of the events' instants (microseconds
+    since 1970; -2 for events without a tier, which never decide one; -1 for storage held
+    over from earlier days): the user's tier for the day is the tier of the greatest vote."""
 
     day: date
-    tier: str | None
+    tier: str
     user_id: str | None
+    vote: int
     figures: tuple[int, int, int, int, int, int]
     reservations: tuple[str, ...] = ()  # settled by these events: released as they count
 
 
+# One tier per user and day: the tier of their latest event (ties: the greater tier name),
+# the rule ``cost_user_daily`` and ``tier_breakdown_json`` follow. A user's hash keeps
+# ``tier`` and ``tier_at`` (that event's vote); when a later event names another tier, the
+# user's figures so far move from the old tier's counters to the new one's, so the tier
+# counters always equal the users grouped by their tier (plus the unattributed events).
+#
 # KEYS[1]: the day's key index, KEYS[2]: the global counter, KEYS[3], KEYS[4]: the day's
-# reservations, then tier and user counters. ARGV[1]: TTL; ARGV[2]: JSON rows [tier key
-# index or 0, user key index or 0, six figures]; ARGV[3]: JSON list of reservation ids
-# these events settle. Sums per key happen here, so a batch is one round trip however
-# many users it touches; actual usage arrives and its reservations go in the same step.
+# reservations, then user counters. ARGV[1]: TTL; ARGV[2]: JSON rows [tier, user key index
+# or 0, vote, six figures]; ARGV[3]: JSON list of reservation ids these events settle;
+# ARGV[4]: the prefix of the day's tier keys. Tier keys are named by the script (they share
+# the day's hash tag, so they live in the same Redis Cluster slot). A batch is one round
+# trip however many users it touches; actual usage arrives and its reservations go in the
+# same step.
 _ADD = (
     RELEASE_LUA
     + """
 local ttl = tonumber(ARGV[1])
+local tiers = ARGV[4]
 local fields = {'jobs', 'cpu_ms', 'tokens_in', 'tokens_out', 'ai_calls', 'cost_nusd'}
-local totals = {}
-local function add(k, row)
-  local t = totals[k]
-  if not t then t = {0, 0, 0, 0, 0, 0}; totals[k] = t end
-  for f = 1, 6 do t[f] = t[f] + row[f + 2] end
+local touched = {}
+local function bump(key, f, n)
+  if n ~= 0 then redis.call('HINCRBY', key, fields[f], string.format('%.0f', n)) end
+  touched[key] = true
 end
-for _, row in ipairs(cjson.decode(ARGV[2])) do
-  add(2, row)
-  if row[1] > 0 then add(row[1], row) end
-  if row[2] > 0 then add(row[2], row) end
-end
-for k, t in pairs(totals) do
-  for f = 1, 6 do
-    if t[f] ~= 0 then redis.call('HINCRBY', KEYS[k], fields[f], string.format('%.0f', t[f])) end
+local function chosen(ukey, tier, vote)
+  local cur = redis.call('HMGET', ukey, 'tier', 'tier_at')
+  local cur_tier, cur_at = cur[1], tonumber(cur[2])
+  if cur_tier and cur_at and (vote < cur_at or (vote == cur_at and tier <= cur_tier)) then
+    return cur_tier
   end
-  redis.call('EXPIRE', KEYS[k], ttl)
-  redis.call('SADD', KEYS[1], KEYS[k])
+  if cur_tier and cur_tier ~= tier then
+    local v = redis.call('HMGET', ukey, unpack(fields))
+    for f = 1, 6 do
+      local n = tonumber(v[f]) or 0
+      bump(tiers .. cur_tier, f, -n)
+      bump(tiers .. tier, f, n)
+    end
+  end
+  redis.call('HSET', ukey, 'tier', tier, 'tier_at', string.format('%.0f', vote))
+  return tier
+end
+local total = {0, 0, 0, 0, 0, 0}
+for _, row in ipairs(cjson.decode(ARGV[2])) do
+  local tier = row[1]
+  if row[2] > 0 then
+    tier = chosen(KEYS[row[2]], tier, row[3])
+    for f = 1, 6 do bump(KEYS[row[2]], f, row[f + 3]) end
+  end
+  for f = 1, 6 do
+    bump(tiers .. tier, f, row[f + 3])
+    total[f] = total[f] + row[f + 3]
+  end
+end
+for f = 1, 6 do bump(KEYS[2], f, total[f]) end
+for k in pairs(touched) do
+  redis.call('EXPIRE', k, ttl)
+  redis.call('SADD', KEYS[1], k)
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 for _, id in ipairs(cjson.decode(ARGV[3])) do
@@ -130,8 +165,8 @@ return #KEYS
 )
 
 
-def _script_input(day: date, usages: list[Usage]) -> tuple[list[str], list[list[int]]]:
-    """KEYS and the JSON rows for ``_ADD``: each row points at its tier and user keys."""
+def _script_input(day: date, usages: list[Usage]) -> tuple[list[str], list[list[object]]]:
+    """KEYS and the JSON rows for ``_ADD``: each row names its tier and points at its user."""
     keys = [index_key(day), global_key(day), reservations_key(day), reservation_data_key(day)]
     position: dict[str, int] = {}
 
@@ -141,12 +176,8 @@ def _script_input(day: date, usages: list[Usage]) -> tuple[list[str], list[list[
             position[key] = len(keys)  # Lua indexes from 1
         return position[key]
 
-    rows = [
-        [
-            slot(tier_key(day, u.tier)) if u.tier else 0,
-            slot(user_key(day, u.user_id)) if u.user_id else 0,
-            *u.figures,
-        ]
+    rows: list[list[object]] = [
+        [u.tier, slot(user_key(day, u.user_id)) if u.user_id else 0, u.vote, *u.figures]
         for u in usages
     ]
     return keys, rows
@@ -170,18 +201,25 @@ class LiveCounters:
             keys, rows = _script_input(day, day_usages)
             settled = [r for usage in day_usages for r in usage.reservations]
             await self._add_script(
-                keys=keys, args=[TTL_SECONDS, json.dumps(rows), json.dumps(settled)]
+                keys=keys,
+                args=[TTL_SECONDS, json.dumps(rows), json.dumps(settled), tier_key(day, "")],
             )
 
     async def read(self, key: str) -> dict[str, int]:
         raw = {_text(k): _text(v) for k, v in (await self._redis.hgetall(key)).items()}
         return {name: int(raw.get(name, 0)) for name in USAGE_FIELDS}
 
-    async def replace_day(self, day: date, totals: Mapping[str, Mapping[str, int]]) -> None:
-        """Set the day's usage fields to ``totals`` (key -> figures), zeroing other keys.
+    async def replace_day(
+        self,
+        day: date,
+        totals: Mapping[str, Mapping[str, int]],
+        user_tiers: Mapping[str, tuple[str, int]] | None = None,
+    ) -> None:
+        """Set the day's usage fields to ``totals`` (key -> figures), zeroing other keys,
+        and each user key's tier for the day (``user_tiers``: key -> tier and its vote).
 
-        Only usage fields are written: anything else in the hashes (the throttle's
-        reservations) is left as it is.
+        Only usage fields and tiers are written: anything else in the hashes (the
+        throttle's reservations) is left as it is.
         """
         stale = {_text(member) for member in await self._redis.smembers(index_key(day))}
         pipe = self._redis.pipeline(transaction=True)
@@ -190,6 +228,11 @@ class LiveCounters:
             pipe.hset(key, mapping={name: figures.get(name, 0) for name in USAGE_FIELDS})
             pipe.expire(key, TTL_SECONDS)
             pipe.sadd(index_key(day), key)
+        for key, (tier, vote) in (user_tiers or {}).items():
+            pipe.hset(key, mapping={"tier": tier, "tier_at": vote})
+        for key in stale - set(user_tiers or {}):
+            if key.startswith(user_key(day, "")):
+                pipe.hdel(key, "tier", "tier_at")
         pipe.expire(index_key(day), TTL_SECONDS)
         pipe.set(built_key(day), "1", ex=TTL_SECONDS)
         await pipe.execute()

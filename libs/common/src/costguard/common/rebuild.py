@@ -13,75 +13,97 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
 import asyncpg
 from redis.exceptions import RedisError
 
-from costguard.common.counters import USAGE_FIELDS, LiveCounters, global_key, tier_key, user_key
+from costguard.common.counters import (
+    UNATTRIBUTED,
+    USAGE_FIELDS,
+    LiveCounters,
+    global_key,
+    tier_key,
+    user_key,
+)
 from costguard.common.days import day_bounds, today
 from costguard.common.db import Connection
-from costguard.common.pricing import SeedPrices
 
 log = logging.getLogger(__name__)
 
 _LOCK_KEY = 7_310_000_002
 
-# The same figures, through the same cost functions, as ingest.
+# The same figures as ingest adds: each event's stored price in whole nano-dollars (rounded
+# per event; a row stored without a price, which only the rollup prices, counts 0 until it
+# has one), and each user counted under the tier of their latest event of the day (ties:
+# the greater tier name), cost events without a user as unattributed. $3: that tier's name.
 _TOTALS = """
-WITH usage AS (
-    SELECT tier, user_id, 1 AS jobs, coalesce(cpu_ms, 0) AS cpu_ms, 0 AS tokens_in,
-           0 AS tokens_out, 0 AS ai_calls,
-           costguard_job_cost_nusd(coalesce(cpu_ms, 0),
-                                   coalesce(rows_read, 0) + coalesce(rows_written, 0), $3, $4)
-               AS cost_nusd
+WITH ev AS (
+    SELECT user_id, tier, costguard_tier_vote(coalesce(started_at, created_at)) AS vote,
+           1 AS jobs, coalesce(cpu_ms, 0) AS cpu_ms, 0 AS tokens_in, 0 AS tokens_out,
+           0 AS ai_calls, coalesce(round(cost_usd * 1000000000), 0) AS cost_nusd
     FROM telemetry_job_events
     WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
     UNION ALL
-    SELECT tier, user_id, 0, 0, input_tokens, output_tokens, 1,
-           costguard_llm_cost_nusd(input_tokens, output_tokens, coalesce(cache_hit, false), $5, $6)
+    SELECT user_id, tier, costguard_tier_vote(created_at), 0, 0, input_tokens, output_tokens,
+           1, coalesce(round(cost_usd * 1000000000), 0)
     FROM telemetry_llm_events
     WHERE created_at >= $1 AND created_at < $2
+    UNION ALL
+    SELECT user_id, CASE WHEN user_id IS NULL THEN $3 ELSE coalesce(tier, $3) END,
+           CASE WHEN tier IS NULL THEN -2 ELSE costguard_tier_vote(created_at) END,
+           0, 0, 0, 0, 0, coalesce(round(cost_usd * 1000000000), 0)
+    FROM cost_events
+    WHERE created_at >= $1 AND created_at < $2
+),
+scoped AS (
+    SELECT user_id, (array_agg(tier ORDER BY vote DESC, tier COLLATE "C" DESC))[1] AS tier,
+           max(vote) AS vote, sum(jobs) AS jobs, sum(cpu_ms) AS cpu_ms,
+           sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
+           sum(ai_calls) AS ai_calls, sum(cost_nusd) AS cost_nusd
+    FROM ev WHERE user_id IS NOT NULL GROUP BY user_id
+    UNION ALL
+    SELECT NULL, tier, NULL, jobs, cpu_ms, tokens_in, tokens_out, ai_calls, cost_nusd
+    FROM ev WHERE user_id IS NULL
 )
-SELECT GROUPING(tier) AS no_tier, GROUPING(user_id) AS no_user, tier, user_id,
+SELECT GROUPING(tier) AS no_tier, GROUPING(user_id) AS no_user, user_id,
+       CASE WHEN GROUPING(user_id) = 0 THEN max(tier) ELSE tier END AS tier, max(vote) AS vote,
        coalesce(sum(jobs), 0)::bigint AS jobs, coalesce(sum(cpu_ms), 0)::bigint AS cpu_ms,
        coalesce(sum(tokens_in), 0)::bigint AS tokens_in,
        coalesce(sum(tokens_out), 0)::bigint AS tokens_out,
        coalesce(sum(ai_calls), 0)::bigint AS ai_calls,
        coalesce(sum(cost_nusd), 0)::bigint AS cost_nusd
-FROM usage
+FROM scoped
 GROUP BY GROUPING SETS ((), (tier), (user_id))
 """
 
 
-async def totals_for_day(
-    conn: Connection,
-    day: date,
-    tz: ZoneInfo,
-    prices: SeedPrices,
-) -> dict[str, dict[str, int]]:
+@dataclass(frozen=True)
+class DayTotals:
+    """A day's counters as Postgres has them: figures by counter key, each user's tier."""
+
+    figures: dict[str, dict[str, int]]
+    user_tiers: dict[str, tuple[str, int]]
+
+
+async def totals_for_day(conn: Connection, day: date, tz: ZoneInfo) -> DayTotals:
     start, end = day_bounds(day, tz)
-    rows = await conn.fetch(
-        _TOTALS,
-        start,
-        end,
-        prices.cpu_ms,
-        prices.db_row_1k,
-        prices.llm_input_token,
-        prices.llm_output_token,
-    )
-    totals: dict[str, dict[str, int]] = defaultdict(dict)
-    for row in rows:
+    figures: dict[str, dict[str, int]] = {}
+    user_tiers: dict[str, tuple[str, int]] = {}
+    for row in await conn.fetch(_TOTALS, start, end, UNATTRIBUTED):
         if row["no_tier"] and row["no_user"]:
             key = global_key(day)
         elif not row["no_tier"]:
             key = tier_key(day, row["tier"])
+        elif row["user_id"] is None:
+            continue  # the unattributed events, grouped by (no) user: counted above
         else:
             key = user_key(day, row["user_id"])
-        totals[key] = {name: int(row[name]) for name in USAGE_FIELDS}
-    return dict(totals)
+            user_tiers[key] = (row["tier"], int(row["vote"]))
+        figures[key] = {name: int(row[name]) for name in USAGE_FIELDS}
+    return DayTotals(figures, user_tiers)
 
 
 class CounterReconciler:
@@ -91,13 +113,11 @@ class CounterReconciler:
         counters: LiveCounters,
         *,
         timezone: ZoneInfo,
-        prices: SeedPrices,
         interval_s: float,
     ) -> None:
         self._pool = pool
         self._counters = counters
         self._tz = timezone
-        self._prices = prices
         self._interval_s = interval_s
         self._due = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -121,11 +141,13 @@ class CounterReconciler:
                 return False
             await conn.execute("SET LOCAL lock_timeout = '10s'")
             await conn.execute(
-                "LOCK TABLE telemetry_job_events, telemetry_llm_events IN SHARE MODE"
+                "LOCK TABLE telemetry_job_events, telemetry_llm_events, cost_events IN SHARE MODE"
             )
-            totals = await totals_for_day(conn, day, self._tz, self._prices)
-            await self._counters.replace_day(day, totals)
-        log.info("live counters rebuilt", extra={"day": day.isoformat(), "keys": len(totals)})
+            totals = await totals_for_day(conn, day, self._tz)
+            await self._counters.replace_day(day, totals.figures, totals.user_tiers)
+        log.info(
+            "live counters rebuilt", extra={"day": day.isoformat(), "keys": len(totals.figures)}
+        )
         return True
 
     async def wait_for_passes(self, count: int) -> None:

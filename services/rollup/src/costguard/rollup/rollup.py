@@ -12,13 +12,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from costguard.common.counters import UNATTRIBUTED
+from costguard.common.day_sheets import DaySheet, DaySheets
 from costguard.common.days import day_bounds
+from costguard.common.db import Connection
 from costguard.common.pricing import (
     EVENT_RATE_COLUMNS,
     LLM_RATE_COLUMNS,
@@ -30,7 +33,6 @@ from costguard.common.pricing import (
     overlay_rate_rows,
 )
 from costguard.rollup import metrics, sql
-from costguard.rollup.sheets import sheet_for_date
 
 log = logging.getLogger(__name__)
 
@@ -62,41 +64,44 @@ def _month_bounds(day: date) -> tuple[date, date]:
 
 
 async def rollup_costs_for_date(
-    pool: asyncpg.Pool, day: date, *, tz: ZoneInfo, pricing: Pricing, reprice: bool = False
+    pool: asyncpg.Pool,
+    day: date,
+    *,
+    tz: ZoneInfo,
+    pricing: Pricing,
+    reprice: bool = False,
+    sheets: DaySheets | None = None,
 ) -> DateRollup:
-    """Aggregate ``day`` (local to ``tz``) into the cost tables; see the module docstring."""
+    """Aggregate ``day`` (local to ``tz``) into the cost tables; see the module docstring.
+
+    ``reprice`` puts a fresh sheet (today's library, overlay and environment) in force for
+    the day and prices every event of the day again with it; otherwise the day keeps its
+    sheet, and only rows stored without a price are priced, with it.
+    """
     started = time.perf_counter()
     bounds = day_bounds(day, tz)
+    sheets = sheets or DaySheets(seed=pricing.seed, aws=pricing.aws, tz=tz)
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", ROLLUP_LOCK)
         try:
+            pricing_sql = sql.PRICE_ALL if reprice else sql.PRICE_PENDING
+            models = {
+                (r["model"], r["provider"]) for r in await conn.fetch(pricing_sql.models, *bounds)
+            }
+            if not reprice:
+                in_force = await sheets.extend(conn, day, models)
             async with conn.transaction():
                 # First: an event committed from here on marks the date dirty again.
                 await conn.execute("DELETE FROM rollup_dirty_dates WHERE date = $1", day)
                 previous = await conn.fetchval(
                     "SELECT cost_usd FROM cost_global_daily WHERE date = $1", day
                 )
-                sheet, sheet_id = await sheet_for_date(
-                    conn, day, bounds, seed=pricing.seed, aws=pricing.aws, reprice=reprice
-                )
+                if reprice:
+                    in_force = await sheets.replace(conn, day, models)
                 await conn.execute(sql.SESSION_SETTINGS)
-                await conn.execute(sql.CREATE_RATE_TABLES)
-                await conn.copy_records_to_table(
-                    "rollup_llm_rates", records=llm_rate_rows(sheet), columns=LLM_RATE_COLUMNS
-                )
-                await conn.copy_records_to_table(
-                    "rollup_event_rates",
-                    records=event_rate_rows(sheet),
-                    columns=EVENT_RATE_COLUMNS,
-                )
-                await conn.copy_records_to_table(
-                    "rollup_overlay_rates",
-                    records=overlay_rate_rows(sheet),
-                    columns=OVERLAY_RATE_COLUMNS,
-                )
-                await conn.execute(
-                    sql.GROUP_EVENTS, *bounds, sheet.seed.cpu_ms, sheet.seed.db_row_1k
-                )
+                await _price_events(conn, bounds, in_force, pricing_sql)
+                await conn.execute(sql.GROUP_EVENTS, *bounds, UNATTRIBUTED)
+                sheet_id = in_force.sheet_id
                 await conn.execute(sql.UPSERT_USERS, day, sheet_id)
                 await conn.execute(sql.DELETE_STALE_USERS, day)
                 totals = await conn.fetchrow(sql.UPSERT_GLOBAL, day, sheet_id)
@@ -116,7 +121,7 @@ async def rollup_costs_for_date(
         users=totals["users"],
         events=totals["events"],
         cost_usd=totals["cost_usd"],
-        price_sheet_id=sheet_id,
+        price_sheet_id=in_force.sheet_id,
         seconds=time.perf_counter() - started,
         previous_cost_usd=previous,
     )
@@ -131,3 +136,25 @@ async def rollup_costs_for_date(
         },
     )
     return result
+
+
+async def _price_events(
+    conn: Connection, bounds: tuple[datetime, datetime], in_force: DaySheet, pricing: sql.Pricing
+) -> None:
+    """Price the day's rows stored without a price (every row, for a reprice) with the
+    day's sheet, loaded into temporary tables for the length of the transaction."""
+    sheet = in_force.sheet
+    await conn.execute(sql.CREATE_RATE_TABLES)
+    await conn.copy_records_to_table(
+        "rollup_llm_rates", records=llm_rate_rows(sheet), columns=LLM_RATE_COLUMNS
+    )
+    await conn.copy_records_to_table(
+        "rollup_event_rates", records=event_rate_rows(sheet), columns=EVENT_RATE_COLUMNS
+    )
+    await conn.copy_records_to_table(
+        "rollup_overlay_rates", records=overlay_rate_rows(sheet), columns=OVERLAY_RATE_COLUMNS
+    )
+    common = (*bounds, in_force.sheet_id)
+    await conn.execute(pricing.jobs, *common, sheet.seed.cpu_ms, sheet.seed.db_row_1k)
+    await conn.execute(pricing.llm, *common)
+    await conn.execute(pricing.cost_events, *common)

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from costguard.common.day_sheets import DaySheets
 from costguard.rollup import metrics
 from costguard.rollup.retention import PastRetention, horizon, refuse_past_horizon
 from costguard.rollup.rollup import DateRollup, Pricing, rollup_costs_for_date
@@ -58,6 +59,7 @@ class Rollups:
         self.tz = tz
         self.pricing = pricing
         self.retention_days = retention_days
+        self.sheets = DaySheets(seed=pricing.seed, aws=pricing.aws, tz=tz)
 
     async def run(
         self, trigger: str, days: list[date], *, reprice: bool = False
@@ -84,7 +86,12 @@ class Rollups:
             for day in days:
                 results.append(
                     await rollup_costs_for_date(
-                        self.pool, day, tz=self.tz, pricing=self.pricing, reprice=reprice
+                        self.pool,
+                        day,
+                        tz=self.tz,
+                        pricing=self.pricing,
+                        reprice=reprice,
+                        sheets=self.sheets,
                     )
                 )
         except Exception as exc:

@@ -1,13 +1,22 @@
 """The rollup's SQL, in one place. All work happens in Postgres.
 
-The per-event costs are computed once,
-in ``GROUP_EVENTS``, into a small temporary table of groups; every aggregate (users,
-global, entities, month) is derived from those groups, so the raw events are scanned once.
+Events carry their price (telemetry prices each as it stores it); the few stored without
+one are priced first (``PRICE_*``, with the day's sheet in temporary tables). The stored
+costs are then grouped once, in ``GROUP_EVENTS``, into a small temporary table; every
+aggregate (users, global, entities, month) is derived from those groups, so the raw events
+are scanned once.
 """
 
 from __future__ import annotations
 
-from costguard.common.pricing import AI_EVENT_MODELS_SQL, COST_EVENTS_SQL, LLM_CALL_COST_SQL
+from dataclasses import dataclass
+
+from costguard.common.pricing import (
+    COST_EVENTS_SQL,
+    LLM_CALL_COST_SQL,
+    LLM_NO_TOKENS,
+    LLM_UNKNOWN_MODEL,
+)
 
 # For the rollup's transaction: group in memory rather than spill sorts to disk, and skip
 # JIT compilation (it cost about a second per statement and saved less).
@@ -34,68 +43,161 @@ CREATE TEMP TABLE IF NOT EXISTS rollup_overlay_rates (
 ) ON COMMIT DELETE ROWS;
 """
 
-# One row per event with its cost, grouped three ways in one pass. $1, $2: the day's
-# bounds; $3, $4: the seed's CPU-ms and 1k-row prices. LLM events find the sheet's row for
-# their model, provider and input-token band; the sheet is built from the day's models, so
-# every one has a row (unknown models at the seed constants, flagged). Cost events are
-# priced by ``COST_EVENTS_SQL``; those it cannot price cost 0 and are flagged ``unpriced``
-# under their item (service, type and model) with the reason.
-_GROUP_EVENTS_TEMPLATE = """
-CREATE TEMP TABLE rollup_groups ON COMMIT DROP AS
-WITH ev AS (
-    SELECT user_id, tier, coalesce(started_at, created_at) AS at, episode_id, podcast_id,
-           'compute'::text AS service, 'compute'::text AS category,
-           1 AS jobs, 0 AS ai_calls, coalesce(cpu_ms, 0) AS cpu_ms, 0::bigint AS tokens_in,
-           0::bigint AS tokens_out, 0::numeric AS emails, 0::numeric AS storage_mb,
-           NULL::text AS reason,
-           coalesce(cpu_ms, 0) * $3::numeric
-               + (coalesce(rows_read, 0) + coalesce(rows_written, 0))::numeric / 1000
-                 * $4::numeric AS cost,
-           NULL::text AS unpriced
-    FROM telemetry_job_events
-    WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
-    UNION ALL
-    SELECT e.user_id, e.tier, e.created_at, e.episode_id, e.podcast_id, e.provider, 'ai',
-           0, 1, 0, e.input_tokens, e.output_tokens, 0, 0,
-           CASE WHEN e.cache_hit OR r.priced THEN NULL
-                ELSE 'model unknown to the price library: billed at the seed constants' END,
-           LLM_COST,
-           CASE WHEN e.cache_hit OR r.priced THEN NULL
-                ELSE 'llm:' || e.provider || '/' || e.llm_model END
-    FROM telemetry_llm_events e
-    LEFT JOIN rollup_llm_rates r
+# Prices of the rows stored without one (rows written before ingest priced events, or by
+# the seed's own code), or of every row of the day for a deliberate reprice (TO_PRICE, see
+# ``Pricing``). $1, $2: the day's bounds; $3: the sheet's id, whose rates are in the
+# temporary tables. The same
+# rules as ingest's (``costguard.telemetry.prices``): the seed formula for jobs, the sheet's
+# rate for LLM calls (unknown models at the seed constants, flagged), the cost-event table
+# for cost events. $4, $5 (jobs): the sheet's seed CPU-ms and 1k-row prices.
+_PRICE_JOBS = """
+UPDATE telemetry_job_events
+SET cost_usd = coalesce(cpu_ms, 0) * $4::numeric
+               + (coalesce(rows_read, 0) + coalesce(rows_written, 0))::numeric / 1000 * $5::numeric,
+    price_sheet_id = $3
+WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
+AND TO_PRICE
+"""
+
+_PRICE_LLM_TEMPLATE = """
+UPDATE telemetry_llm_events t
+SET cost_usd = p.cost, price_sheet_id = $3, unpriced_reason = p.reason
+FROM (
+    SELECT e.id, c.cost,
+           CASE WHEN e.cache_hit THEN NULL WHEN NOT r.priced THEN 'UNKNOWN_MODEL'
+                WHEN c.cost = 0 THEN 'NO_TOKENS' END AS reason
+    FROM (SELECT id, llm_model, provider, coalesce(cache_hit, false) AS cache_hit,
+                 coalesce(input_tokens, 0) AS input_tokens,
+                 coalesce(cached_input_tokens, 0) AS cached_input_tokens,
+                 coalesce(output_tokens, 0) AS output_tokens
+          FROM telemetry_llm_events
+          WHERE created_at >= $1 AND created_at < $2 AND TO_PRICE) e
+    JOIN rollup_llm_rates r
         ON r.model = e.llm_model AND r.provider = e.provider
         AND e.input_tokens
             BETWEEN r.min_input_tokens AND coalesce(r.max_input_tokens, e.input_tokens)
-    WHERE e.created_at >= $1 AND e.created_at < $2
+    CROSS JOIN LATERAL (SELECT LLM_COST AS cost) c
+) p
+WHERE t.id = p.id
+"""
+_PRICE_LLM = (
+    _PRICE_LLM_TEMPLATE.replace("LLM_COST", LLM_CALL_COST_SQL.strip())
+    .replace("UNKNOWN_MODEL", LLM_UNKNOWN_MODEL.replace("'", "''"))
+    .replace("NO_TOKENS", LLM_NO_TOKENS.replace("'", "''"))
+)
+
+_DAY_FILTER = "WHERE e.created_at >= $1 AND e.created_at < $2"
+if _DAY_FILTER not in COST_EVENTS_SQL:
+    raise AssertionError("COST_EVENTS_SQL no longer filters the day as PRICE_COST_EVENTS needs")
+_PRICE_COST_EVENTS_TEMPLATE = """
+UPDATE cost_events c
+SET cost_usd = p.cost, price_sheet_id = $3, cost_category = p.category,
+    unpriced_reason = p.reason, unpriced_item = p.item
+FROM (COST_EVENTS) p
+WHERE c.event_id = p.event_id
+"""
+_PRICE_COST_EVENTS = _PRICE_COST_EVENTS_TEMPLATE.replace(
+    "COST_EVENTS", COST_EVENTS_SQL.strip().replace(_DAY_FILTER, _DAY_FILTER + " AND EVENT_TO_PRICE")
+)
+
+# The (model, provider) of the day's rows to price.
+_MODELS_TO_PRICE = """
+SELECT DISTINCT llm_model AS model, provider FROM telemetry_llm_events
+WHERE created_at >= $1 AND created_at < $2 AND TO_PRICE
+UNION
+SELECT DISTINCT metadata ->> 'model', 'google' FROM cost_events
+WHERE created_at >= $1 AND created_at < $2 AND TO_PRICE
+AND event_type = 'ai_api_call' AND service = 'gemini_text'
+AND jsonb_typeof(metadata -> 'model') = 'string' AND metadata ->> 'model' <> ''
+"""
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """The statements that price a day's rows: those stored without a price, or (a
+    reprice) all of them. Each is its own statement, so the first can use the small
+    partial indexes on rows without a price."""
+
+    models: str
+    jobs: str
+    llm: str
+    cost_events: str
+
+
+def _pricing(to_price: str, event_to_price: str) -> Pricing:
+    return Pricing(
+        *(
+            text.replace("EVENT_TO_PRICE", event_to_price).replace("TO_PRICE", to_price)
+            for text in (_MODELS_TO_PRICE, _PRICE_JOBS, _PRICE_LLM, _PRICE_COST_EVENTS)
+        )
+    )
+
+
+PRICE_PENDING = _pricing("cost_usd IS NULL", "e.cost_usd IS NULL")
+PRICE_ALL = _pricing("true", "true")
+
+# One row per event with its stored cost, grouped three ways in one pass. $1, $2: the day's
+# bounds; $3: the tier of what has no user (or no tier). ``vote`` decides a user's tier for
+# the day (their latest event's; see costguard_tier_vote). A call whose usage never arrived
+# is ``estimated``; an event priced other than by its own price says why (``reason``) under
+# its ``unpriced`` item. Uploads count their object's size in ``storage_mb``.
+GROUP_EVENTS = """
+CREATE TEMP TABLE rollup_groups ON COMMIT DROP AS
+WITH ev AS (
+    SELECT user_id, tier, costguard_tier_vote(coalesce(started_at, created_at)) AS vote,
+           episode_id, podcast_id, 'compute'::text AS service, 'compute'::text AS category,
+           1 AS jobs, 0 AS ai_calls, coalesce(cpu_ms, 0) AS cpu_ms, 0::bigint AS tokens_in,
+           0::bigint AS tokens_out, 0::numeric AS emails, 0::numeric AS storage_mb,
+           false AS estimated, NULL::text AS reason, cost_usd AS cost, NULL::text AS unpriced
+    FROM telemetry_job_events
+    WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
     UNION ALL
-    SELECT coalesce(p.user_id, ''), coalesce(p.tier, ''), p.created_at, p.episode_id,
-           p.podcast_id, p.service, p.category, 0, 0, 0, 0, 0,
-           CASE WHEN p.unit = 'emails' THEN p.quantity ELSE 0 END,
-           p.stored_bytes / 1048576, p.reason, p.cost, p.item
-    FROM (COST_EVENTS) p
+    SELECT user_id, tier, costguard_tier_vote(created_at), episode_id, podcast_id, provider,
+           'ai', 0, 1, 0, coalesce(input_tokens, 0), coalesce(output_tokens, 0), 0, 0,
+           NOT coalesce(usage_reported, true) AND NOT coalesce(cache_hit, false),
+           unpriced_reason, cost_usd,
+           CASE WHEN unpriced_reason IS NOT NULL THEN 'llm:' || provider || '/' || llm_model END
+    FROM telemetry_llm_events
+    WHERE created_at >= $1 AND created_at < $2
+    UNION ALL
+    SELECT user_id, CASE WHEN user_id IS NULL THEN $3 ELSE coalesce(tier, $3) END,
+           CASE WHEN tier IS NULL THEN -2 ELSE costguard_tier_vote(created_at) END,
+           episode_id, podcast_id, service, cost_category, 0, 0, 0, 0, 0,
+           CASE WHEN unit = 'emails' THEN quantity ELSE 0 END,
+           CASE WHEN cost_category = 'unpriced' OR event_type <> 's3_operation'
+                     OR service NOT IN ('s3_put', 's3_copy') THEN 0
+                WHEN jsonb_typeof(metadata -> 'size_bytes') = 'number'
+                THEN GREATEST((metadata ->> 'size_bytes')::numeric, 0) / 1048576
+                WHEN jsonb_typeof(metadata -> 'file_size_mb') = 'number'
+                THEN GREATEST((metadata ->> 'file_size_mb')::numeric, 0)
+                ELSE 0 END,
+           false, unpriced_reason, cost_usd, unpriced_item
+    FROM cost_events
+    WHERE created_at >= $1 AND created_at < $2
 )
 SELECT GROUPING(user_id, tier) = 0 AS by_user,
        GROUPING(episode_id, podcast_id, service, category) = 0 AS by_entity,
        GROUPING(unpriced, reason) = 0 AS by_unpriced,
        user_id, tier, episode_id, podcast_id, service, category, unpriced, reason,
-       max(at) AS last_at, count(*) AS events, sum(jobs) AS jobs, sum(ai_calls) AS ai_calls,
+       max(vote) AS vote, count(*) AS events, sum(jobs) AS jobs, sum(ai_calls) AS ai_calls,
        sum(cpu_ms) AS cpu_ms, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
-       sum(emails) AS emails, sum(storage_mb) AS storage_mb, sum(cost) AS cost
+       sum(emails) AS emails, sum(storage_mb) AS storage_mb, sum(cost) AS cost,
+       count(*) FILTER (WHERE estimated) AS estimated_events,
+       coalesce(sum(cost) FILTER (WHERE estimated), 0) AS estimated_cost
 FROM ev
 GROUP BY GROUPING SETS (
     (user_id, tier), (episode_id, podcast_id, service, category), (unpriced, reason))
 """
-GROUP_EVENTS = _GROUP_EVENTS_TEMPLATE.replace("LLM_COST", LLM_CALL_COST_SQL.strip()).replace(
-    "COST_EVENTS", COST_EVENTS_SQL.strip()
-)
 
+# A user's day counts under the tier of their latest event (ties: the greater tier name):
+# the live counters follow the same rule, so the users grouped by tier equal the breakdown.
 UPSERT_USERS = """
 INSERT INTO cost_user_daily AS d (user_id, date, tier, jobs, ai_calls, cpu_ms, tokens_in,
                                   tokens_out, cost_usd, price_sheet_id, updated_at)
-SELECT user_id, $1::date, (array_agg(tier ORDER BY last_at DESC))[1], sum(jobs), sum(ai_calls),
-       sum(cpu_ms), sum(tokens_in), sum(tokens_out), round(sum(cost), 8), $2, now()
-FROM rollup_groups WHERE by_user GROUP BY user_id
+SELECT user_id, $1::date, (array_agg(tier ORDER BY vote DESC, tier COLLATE "C" DESC))[1],
+       sum(jobs), sum(ai_calls), sum(cpu_ms), sum(tokens_in), sum(tokens_out), round(sum(cost), 8), $2,
+       now()
+FROM rollup_groups WHERE by_user AND user_id IS NOT NULL GROUP BY user_id
 ON CONFLICT (user_id, date) DO UPDATE SET
     tier = EXCLUDED.tier, jobs = EXCLUDED.jobs, ai_calls = EXCLUDED.ai_calls,
     cpu_ms = EXCLUDED.cpu_ms, tokens_in = EXCLUDED.tokens_in, tokens_out = EXCLUDED.tokens_out,
@@ -107,8 +209,21 @@ DELETE FROM cost_user_daily d WHERE d.date = $1
 AND NOT EXISTS (SELECT 1 FROM rollup_groups g WHERE g.by_user AND g.user_id = d.user_id)
 """
 
+# The tier breakdown groups the users by their tier for the day, plus the unattributed
+# events (cost events without a user) under their own tier name.
 UPSERT_GLOBAL = """
-WITH users AS (SELECT * FROM rollup_groups WHERE by_user),
+WITH users AS (
+    SELECT user_id, (array_agg(tier ORDER BY vote DESC, tier COLLATE "C" DESC))[1] AS tier,
+           sum(events) AS events, sum(jobs) AS jobs, sum(ai_calls) AS ai_calls,
+           sum(cpu_ms) AS cpu_ms, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
+           sum(cost) AS cost, sum(estimated_events) AS estimated_events,
+           sum(estimated_cost) AS estimated_cost
+    FROM rollup_groups WHERE by_user AND user_id IS NOT NULL GROUP BY user_id
+    UNION ALL
+    SELECT user_id, tier, events, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, cost,
+           estimated_events, estimated_cost
+    FROM rollup_groups WHERE by_user AND user_id IS NULL
+),
 tiers AS (
     SELECT tier, jsonb_build_object(
         'jobs', sum(jobs), 'ai_calls', sum(ai_calls), 'cpu_ms', sum(cpu_ms),
@@ -117,7 +232,8 @@ tiers AS (
     FROM users GROUP BY tier
 ),
 services AS (
-    SELECT service, round(sum(cost), 8) AS cost FROM rollup_groups WHERE by_entity GROUP BY service
+    SELECT service, round(sum(cost), 8) AS cost FROM rollup_groups WHERE by_entity
+    GROUP BY service
 ),
 unpriced AS (
     SELECT unpriced, round(sum(cost), 8) AS cost, sum(events) AS events,
@@ -126,7 +242,7 @@ unpriced AS (
 )
 INSERT INTO cost_global_daily AS g (date, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, cost_usd,
     tier_breakdown_json, cost_by_service_json, unpriced_cost_usd, unpriced_json, events,
-    price_sheet_id, updated_at)
+    estimated_cost_usd, estimated_events, price_sheet_id, updated_at)
 SELECT $1::date, coalesce(sum(jobs), 0), coalesce(sum(ai_calls), 0), coalesce(sum(cpu_ms), 0),
        coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), coalesce(round(sum(cost), 8), 0),
        coalesce((SELECT jsonb_object_agg(tier, figures) FROM tiers), '{}'::jsonb),
@@ -135,7 +251,8 @@ SELECT $1::date, coalesce(sum(jobs), 0), coalesce(sum(ai_calls), 0), coalesce(su
        coalesce((SELECT jsonb_object_agg(unpriced, jsonb_build_object(
            'cost_usd', cost::text, 'events', events, 'reason', reason)) FROM unpriced),
            '{}'::jsonb),
-       coalesce(sum(events), 0), $2, now()
+       coalesce(sum(events), 0), coalesce(round(sum(estimated_cost), 8), 0),
+       coalesce(sum(estimated_events), 0), $2, now()
 FROM users
 ON CONFLICT (date) DO UPDATE SET
     jobs = EXCLUDED.jobs, ai_calls = EXCLUDED.ai_calls, cpu_ms = EXCLUDED.cpu_ms,
@@ -143,8 +260,10 @@ ON CONFLICT (date) DO UPDATE SET
     cost_usd = EXCLUDED.cost_usd, tier_breakdown_json = EXCLUDED.tier_breakdown_json,
     cost_by_service_json = EXCLUDED.cost_by_service_json,
     unpriced_cost_usd = EXCLUDED.unpriced_cost_usd, unpriced_json = EXCLUDED.unpriced_json,
-    events = EXCLUDED.events, price_sheet_id = EXCLUDED.price_sheet_id, updated_at = now()
-RETURNING cost_usd, events, (SELECT count(*) FROM users) AS users
+    events = EXCLUDED.events, estimated_cost_usd = EXCLUDED.estimated_cost_usd,
+    estimated_events = EXCLUDED.estimated_events, price_sheet_id = EXCLUDED.price_sheet_id,
+    updated_at = now()
+RETURNING cost_usd, events, (SELECT count(user_id) FROM users) AS users
 """
 
 # Per entity (episode, podcast) and day: total, by service, by category, usage.
@@ -278,14 +397,6 @@ ON CONFLICT (year, month) DO UPDATE SET
     podcast_breakdown = EXCLUDED.podcast_breakdown, days_rolled = EXCLUDED.days_rolled,
     updated_at = now()
 """
-
-LLM_MODELS_OF_DAY = """
-SELECT DISTINCT llm_model AS model, provider FROM telemetry_llm_events
-WHERE created_at >= $1 AND created_at < $2
-"""
-
-# The models of the day's ``ai_api_call``/``gemini_text`` events, priced like LLM calls.
-AI_EVENT_MODELS_OF_DAY = AI_EVENT_MODELS_SQL
 
 TOUCHED_ENTITIES = """
 SELECT DISTINCT 'episode' AS entity_type, episode_id AS entity_id

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from costguard.common.config import CoreConfig, Env
-from costguard.common.pricing import SeedPrices
+from costguard.common.pricing import AwsPrices, SeedPrices
 
 
 @dataclass(frozen=True)
@@ -13,6 +13,7 @@ class TelemetryConfig:
     database_url: str
     redis_url: str
     prices: SeedPrices
+    aws: AwsPrices
     reconcile_interval_s: float
 
     @classmethod
@@ -23,5 +24,6 @@ class TelemetryConfig:
             database_url=env.database_url(),
             redis_url=env.redis_url(),
             prices=SeedPrices.from_env(environ),
+            aws=AwsPrices.from_env(environ),
             reconcile_interval_s=env.number("COUNTER_RECONCILE_SECONDS", 60.0, minimum=1.0),
         )

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -26,10 +26,11 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from redis.exceptions import RedisError
 
-from costguard.common.counters import LiveCounters, Usage
+from costguard.common.counters import UNATTRIBUTED, LiveCounters, Usage
+from costguard.common.day_sheets import DaySheet, DaySheets, Model
 from costguard.common.db import Connection
-from costguard.common.pricing import SeedPrices
 from costguard.telemetry import metrics
+from costguard.telemetry.prices import PRICE_COLUMNS, event_day, models_of, priced
 from costguard.telemetry.rows import (
     COST_COLUMNS,
     JOB_COLUMNS,
@@ -77,65 +78,74 @@ class _Table:
 
 # The staging table is LIKE its target with defaults, so ids come from the target's own
 # sequence and ``SELECT *`` lines up column by column. The rows really inserted come back
-# summed per local day, tier and user in USAGE_FIELDS order, for the live counters.
+# summed per local day, tier and user in USAGE_FIELDS order, for the live counters, with
+# the latest instant (``vote``) that decides the user's tier for the day and each event's
+# stored price in whole nano-dollars (rounded per event, as the rebuild sums them).
 _TABLES = {
     "job": _Table(
         "stage_job_events",
-        JOB_COLUMNS,
+        JOB_COLUMNS + PRICE_COLUMNS["job"],
         "CREATE TEMP TABLE IF NOT EXISTS stage_job_events "
         "(LIKE telemetry_job_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
         """
         WITH inserted AS (
             INSERT INTO telemetry_job_events SELECT * FROM stage_job_events
             ON CONFLICT (event_id) DO NOTHING
-            RETURNING tier, user_id, cpu_ms, rows_read + rows_written AS rows_touched,
-                      coalesce(started_at, created_at) AS at, reservation_id
+            RETURNING tier, user_id, cpu_ms, cost_usd, coalesce(started_at, created_at) AS at,
+                      reservation_id
         )
-        SELECT (at AT TIME ZONE $1)::date AS day, tier, user_id, count(*) AS events,
-               count(*) AS jobs, sum(cpu_ms)::bigint AS cpu_ms, 0::bigint AS tokens_in,
-               0::bigint AS tokens_out, 0::bigint AS ai_calls,
-               sum(costguard_job_cost_nusd(cpu_ms, rows_touched, $2, $3))::bigint AS cost_nusd,
+        SELECT (at AT TIME ZONE $1)::date AS day, tier, user_id,
+               max(costguard_tier_vote(at)) AS vote, count(*) AS events, count(*) AS jobs,
+               sum(cpu_ms)::bigint AS cpu_ms, 0::bigint AS tokens_in, 0::bigint AS tokens_out,
+               0::bigint AS ai_calls, sum(round(cost_usd * 1000000000))::bigint AS cost_nusd,
                array_agg(reservation_id) FILTER (WHERE reservation_id IS NOT NULL) AS settles
         FROM inserted GROUP BY 1, 2, 3
         """,
-        ("timezone", "cpu_ms", "db_row_1k"),
+        ("timezone",),
     ),
     "llm": _Table(
         "stage_llm_events",
-        LLM_COLUMNS,
+        LLM_COLUMNS + PRICE_COLUMNS["llm"],
         "CREATE TEMP TABLE IF NOT EXISTS stage_llm_events "
         "(LIKE telemetry_llm_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
         """
         WITH inserted AS (
             INSERT INTO telemetry_llm_events SELECT * FROM stage_llm_events
             ON CONFLICT (event_id) DO NOTHING
-            RETURNING tier, user_id, input_tokens, output_tokens, cache_hit, created_at AS at,
+            RETURNING tier, user_id, input_tokens, output_tokens, cost_usd, created_at AS at,
                       reservation_id
         )
-        SELECT (at AT TIME ZONE $1)::date AS day, tier, user_id, count(*) AS events,
-               0::bigint AS jobs, 0::bigint AS cpu_ms, sum(input_tokens)::bigint AS tokens_in,
+        SELECT (at AT TIME ZONE $1)::date AS day, tier, user_id,
+               max(costguard_tier_vote(at)) AS vote, count(*) AS events, 0::bigint AS jobs,
+               0::bigint AS cpu_ms, sum(input_tokens)::bigint AS tokens_in,
                sum(output_tokens)::bigint AS tokens_out, count(*) AS ai_calls,
-               sum(costguard_llm_cost_nusd(input_tokens, output_tokens, cache_hit, $2, $3))::bigint
-                   AS cost_nusd,
+               sum(round(cost_usd * 1000000000))::bigint AS cost_nusd,
                array_agg(reservation_id) FILTER (WHERE reservation_id IS NOT NULL) AS settles
         FROM inserted GROUP BY 1, 2, 3
         """,
-        ("timezone", "llm_input_token", "llm_output_token"),
+        ("timezone",),
     ),
     "cost": _Table(
         "stage_cost_events",
-        COST_COLUMNS,
+        COST_COLUMNS + PRICE_COLUMNS["cost"],
         "CREATE TEMP TABLE IF NOT EXISTS stage_cost_events "
         "(LIKE cost_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
-        # Cloud operations are priced by the rollup; the live counters do not hold them.
+        # A cost event without a user counts as unattributed; one with a user but no tier
+        # counts under the user's tier for the day and does not decide it (vote -2).
         """
         WITH inserted AS (
             INSERT INTO cost_events SELECT * FROM stage_cost_events
-            ON CONFLICT (event_id) DO NOTHING RETURNING created_at AS at
+            ON CONFLICT (event_id) DO NOTHING RETURNING user_id, tier, cost_usd, created_at AS at
         )
-        SELECT (at AT TIME ZONE $1)::date AS day, count(*) AS events FROM inserted GROUP BY 1
+        SELECT (at AT TIME ZONE $1)::date AS day,
+               CASE WHEN user_id IS NULL THEN $2 ELSE coalesce(tier, $2) END AS tier, user_id,
+               max(CASE WHEN tier IS NULL THEN -2 ELSE costguard_tier_vote(at) END) AS vote,
+               count(*) AS events, 0::bigint AS jobs, 0::bigint AS cpu_ms, 0::bigint AS tokens_in,
+               0::bigint AS tokens_out, 0::bigint AS ai_calls,
+               sum(round(cost_usd * 1000000000))::bigint AS cost_nusd, NULL::text[] AS settles
+        FROM inserted GROUP BY 1, 2, 3
         """,
-        ("timezone",),
+        ("timezone", "unattributed"),
     ),
 }
 
@@ -144,6 +154,10 @@ _TABLES = {
 _MARK_DIRTY = (
     "INSERT INTO rollup_dirty_dates (date) SELECT unnest($1::date[]) ON CONFLICT (date) DO NOTHING"
 )
+
+
+# Extending a day's sheet races only with another extension or a reprice of that day.
+_SHEET_ATTEMPTS = 5
 
 
 def _event_id_of(event: telemetry_pb2.TelemetryEvent) -> str:
@@ -161,14 +175,14 @@ class Ingestor:
         *,
         tiers: tuple[str, ...],
         timezone: ZoneInfo,
-        prices: SeedPrices,
+        sheets: DaySheets,
         on_counters_failed: Callable[[], None] = lambda: None,
     ) -> None:
         self._pool = pool
         self._counters = counters
         self._tiers = tiers
         self._tz = timezone
-        self._prices = prices
+        self._sheets = sheets
         self._on_counters_failed = on_counters_failed
         self._in_flight: set[asyncio.Task[IngestResult]] = set()
 
@@ -198,15 +212,14 @@ class Ingestor:
                 )
         return rows, rejections
 
-    def _usages(self, kind: str, rows: list[asyncpg.Record]) -> list[Usage]:
-        if kind == "cost":
-            return []
+    def _usages(self, rows: list[asyncpg.Record]) -> list[Usage]:
         today = datetime.now(self._tz).date()
         return [
             Usage(
                 row["day"],
                 row["tier"],
                 row["user_id"],
+                row["vote"],
                 (
                     row["jobs"],
                     row["cpu_ms"],
@@ -266,24 +279,55 @@ class Ingestor:
         valid = sum(len(r) for r in rows.values())
         accepted: Counter[str] = Counter()
         if valid:
-            params = {"timezone": self._tz.key, **vars(self._prices)}
-            async with self._pool.acquire() as conn, conn.transaction():
-                usages: list[Usage] = []
-                days: set[date] = set()
-                for kind, table in _TABLES.items():
-                    if rows[kind]:
-                        inserted = await _insert(conn, table, rows[kind], params)
-                        accepted[kind] += sum(row["events"] for row in inserted)
-                        usages += self._usages(kind, inserted)
-                        days.update(row["day"] for row in inserted)
-                if days:
-                    # The rollup re-rolls these days (issue 5: near-live today, late events).
-                    await conn.execute(_MARK_DIRTY, sorted(days))
-                await self._count(usages)
+            await self._write(rows, accepted)
         # Counted once committed: a batch that failed is retried, and counted then.
         _observe(events, rows, accepted, rejections, time.perf_counter() - started)
         total = accepted.total()
         return IngestResult(total, valid - total, tuple(rejections))
+
+    async def _write(self, rows: dict[str, list[Row]], accepted: Counter[str]) -> None:
+        """Price and store the rows in one transaction and count what was really inserted.
+
+        Each event is priced with the sheet in force for its day, read while the day is
+        held (``DaySheets.in_force``); a sheet that lacks one of the batch's models is first
+        extended outside the transaction, and the batch tries again.
+        """
+        days = {
+            kind: [event_day(kind, row, self._tz) for row in kind_rows]
+            for kind, kind_rows in rows.items()
+        }
+        needs: dict[date, set[Model]] = {}
+        for kind, kind_rows in rows.items():
+            for day, row in zip(days[kind], kind_rows, strict=True):
+                needs.setdefault(day, set()).update(models_of(kind, row))
+        params = {"timezone": self._tz.key, "unattributed": UNATTRIBUTED}
+        for _ in range(_SHEET_ATTEMPTS):
+            await self._sheets.covering(self._pool, needs)
+            async with self._pool.acquire() as conn, conn.transaction():
+                in_force = await self._sheets.in_force(conn, needs)
+                if in_force is None:
+                    continue  # a model new to a day's sheet (or a reprice): extend, again
+                usages: list[Usage] = []
+                dirty: set[date] = set()
+                for kind, table in _TABLES.items():
+                    if rows[kind]:
+                        stored = _priced(kind, rows[kind], days[kind], in_force)
+                        inserted = await _insert(conn, table, stored, params)
+                        accepted[kind] += sum(row["events"] for row in inserted)
+                        usages += self._usages(inserted)
+                        dirty.update(row["day"] for row in inserted)
+                if dirty:
+                    # The rollup re-rolls these days (near-live today, late events).
+                    await conn.execute(_MARK_DIRTY, sorted(dirty))
+                await self._count(usages)
+                return
+        raise RuntimeError("no price sheet covers the batch's models; try again")
+
+
+def _priced(
+    kind: str, rows: list[Row], days: list[date], in_force: dict[date, DaySheet]
+) -> list[Row]:
+    return [priced(kind, row, in_force[day]) for row, day in zip(rows, days, strict=True)]
 
 
 def _observe(
@@ -304,7 +348,7 @@ def _observe(
 
 
 async def _insert(
-    conn: Connection, table: _Table, rows: list[Row], params: dict[str, object]
+    conn: Connection, table: _Table, rows: list[Row], params: Mapping[str, object]
 ) -> list[asyncpg.Record]:
     await conn.execute(table.create_stage)
     await conn.copy_records_to_table(table.stage, records=rows, columns=table.columns)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from costguard.common.counters import LiveCounters
+from costguard.common.day_sheets import DaySheets
 from costguard.common.db import create_pool
 from costguard.common.grpc_server import GrpcServer
 from costguard.common.rebuild import CounterReconciler
@@ -30,7 +31,6 @@ async def build(config: TelemetryConfig) -> Telemetry:
         pool,
         counters,
         timezone=config.core.timezone,
-        prices=config.prices,
         interval_s=config.reconcile_interval_s,
     )
     ingestor = Ingestor(
@@ -38,7 +38,7 @@ async def build(config: TelemetryConfig) -> Telemetry:
         counters,
         tiers=config.core.tiers,
         timezone=config.core.timezone,
-        prices=config.prices,
+        sheets=DaySheets(seed=config.prices, aws=config.aws, tz=config.core.timezone),
         on_counters_failed=reconciler.request,
     )
     servicer = TelemetryServicer(ingestor)

@@ -44,7 +44,6 @@ async def build(config: ThrottleConfig) -> ThrottleApp:
         pool,
         LiveCounters(redis),
         timezone=config.core.timezone,
-        prices=config.prices,
         interval_s=60.0,
     )
     alerts = AlertRecorder(pool)

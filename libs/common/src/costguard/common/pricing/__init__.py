@@ -33,7 +33,14 @@ from costguard.common.pricing.events import (
     event_rates,
     vocabulary,
 )
-from costguard.common.pricing.llm import LlmRate, LlmTier, llm_call_cost, unpriced_llm_rate
+from costguard.common.pricing.llm import (
+    LLM_NO_TOKENS,
+    LLM_UNKNOWN_MODEL,
+    LlmRate,
+    LlmTier,
+    llm_call_cost,
+    unpriced_llm_rate,
+)
 from costguard.common.pricing.overlay import OverlayPrices, OverlayRate, default_overlay
 from costguard.common.pricing.seed import NANO, SeedPrices, to_nano_usd
 from costguard.common.pricing.sheet import (
@@ -59,8 +66,10 @@ __all__ = [
     "EVENT_RATE_COLUMNS",
     "GEMINI_PROVIDER",
     "LLM_CALL_COST_SQL",
+    "LLM_NO_TOKENS",
     "LLM_RATE_COLUMNS",
     "LLM_SOURCE",
+    "LLM_UNKNOWN_MODEL",
     "NANO",
     "OVERLAY_RATE_COLUMNS",
     "AwsPrices",

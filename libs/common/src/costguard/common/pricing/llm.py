@@ -22,6 +22,9 @@ from decimal import Context, Decimal, localcontext
 from costguard.common.pricing.seed import SeedPrices
 
 ZERO = Decimal(0)
+# Why an LLM call's price is not its model's own (``telemetry_llm_events.unpriced_reason``).
+LLM_UNKNOWN_MODEL = "model unknown to the price library: billed at the seed constants"
+LLM_NO_TOKENS = "no tokens reported: nothing to price"
 # Exact arithmetic: token counts times rates never need more than ~40 digits, and rounding
 # happens once, when the rollup stores a figure.
 EXACT = Context(prec=60)

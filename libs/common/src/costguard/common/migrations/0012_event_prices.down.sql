@@ -1,0 +1,19 @@
+DROP FUNCTION costguard_tier_vote(timestamptz);
+DROP INDEX cost_events_unpriced_idx;
+DROP INDEX telemetry_llm_events_unpriced_idx;
+DROP INDEX telemetry_job_events_unpriced_idx;
+ALTER TABLE cost_global_daily DROP COLUMN estimated_events, DROP COLUMN estimated_cost_usd;
+ALTER TABLE cost_events
+    DROP COLUMN unpriced_item,
+    DROP COLUMN unpriced_reason,
+    DROP COLUMN cost_category,
+    DROP COLUMN price_sheet_id,
+    DROP COLUMN cost_usd;
+ALTER TABLE telemetry_llm_events
+    DROP COLUMN unpriced_reason,
+    DROP COLUMN price_sheet_id,
+    DROP COLUMN cost_usd;
+ALTER TABLE telemetry_job_events
+    DROP COLUMN price_sheet_id,
+    DROP COLUMN cost_usd;
+DROP TABLE price_sheet_days;
