@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -342,3 +343,46 @@ async def test_sdk_falls_back_to_the_fail_policy_when_the_throttle_is_gone() -> 
     await client.close()
     assert (free.action, pro.action) == ("DEFER", "ALLOW")
     assert "throttle unreachable" in free.reason
+
+
+async def test_an_estimate_is_priced_at_its_models_price_and_the_seed_constants_without_one(
+    throttle: Running, db: asyncpg.Pool, service_env: dict[str, str]
+) -> None:
+    redis = Redis.from_url(service_env["REDIS_URL"], decode_responses=True)
+    day = datetime.now(throttle.app.throttle._config.core.timezone).date()
+
+    async def reserved(user: str, **more: Any) -> int:
+        reply = await throttle.stub.Check(_check("pro", 0, user=user, **more))
+        assert reply.action == ALLOW
+        return int(await redis.hget(f"cg:{{{day.isoformat()}}}:u:{user}", "r_cost_nusd") or 0)
+
+    tokens = {"est_input_tokens": 10_000, "est_cached_input_tokens": 4_000}
+    # gpt-4o: $2.50 per 1M input, $1.25 per 1M cached input, $10 per 1M output.
+    million = Decimal(1_000_000)
+    gpt4o = (6_000 * Decimal("2.5") + 4_000 * Decimal("1.25") + 1_500 * Decimal(10)) / million
+    nano = Decimal("1e-9")
+    assert await reserved("a", llm_model="gpt-4o", est_output_tokens=1_500, **tokens) == (
+        gpt4o / nano
+    )
+    # The same model as telemetry will store it: the day's sheet now prices gpt-4o.
+    stored = await db.fetchval(
+        "SELECT s.sheet FROM price_sheet_days d JOIN price_sheets s ON s.id = d.price_sheet_id "
+        "WHERE d.date = $1",
+        day,
+    )
+    assert {(m["model"], m["provider"]) for m in stored["llm"]} == {("gpt-4o", "openai")}
+    # No model named: the seed constants, 1.5e-7 per input and 6e-7 per output token, with
+    # no cache discount.
+    seed = (10_000 * Decimal("0.15") + 1_500 * Decimal("0.6")) / million
+    assert await reserved("b", est_output_tokens=1_500, **tokens) == seed / nano
+    # A model the library does not know: the seed constants too.
+    unknown = await reserved("c", llm_model="house-model", est_output_tokens=1_500, **tokens)
+    assert unknown == seed / nano
+    await redis.aclose()
+
+
+async def test_cached_tokens_beyond_input_are_refused(throttle: Running) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await throttle.stub.Check(_check("pro", 0, est_input_tokens=10, est_cached_input_tokens=11))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "est_cached_input_tokens" in (refused.value.details() or "")

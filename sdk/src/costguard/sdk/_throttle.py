@@ -97,6 +97,8 @@ async def check_budget_and_maybe_defer(
     est_input_tokens: int = 0,
     est_output_tokens: int = 0,
     llm_model: str = "",
+    est_cached_input_tokens: int = 0,
+    llm_provider: str = "",
     job_type: str = "",
     user_id: str | None = None,
     payload: bytes | None = None,
@@ -104,7 +106,10 @@ async def check_budget_and_maybe_defer(
 ) -> BudgetDecision:
     """Ask the throttle whether a job may run now, reserving its estimate if so.
 
-    User, tier and domain default to the current ``UserContext``. When the answer is
+    User, tier and domain default to the current ``UserContext``. The estimate is priced
+    at ``llm_model``'s price (``est_input_tokens`` include ``est_cached_input_tokens``,
+    billed at its cache rate), the price telemetry will store the job's calls at; with no
+    model named, at the seed constants. When the answer is
     DEFER and a ``payload`` is given, the job is put on the throttle's deferral queue
     (not before ``retry_after_ms``) and ``deferred_job_id`` says where. If the throttle
     cannot be reached, paying tiers are allowed and the free tier is deferred, and the
@@ -123,6 +128,8 @@ async def check_budget_and_maybe_defer(
         est_input_tokens=est_input_tokens,
         est_output_tokens=est_output_tokens,
         llm_model=llm_model,
+        est_cached_input_tokens=est_cached_input_tokens,
+        llm_provider=llm_provider,
     )
     try:
         reply = await throttle.check(request)

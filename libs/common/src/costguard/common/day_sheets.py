@@ -20,6 +20,8 @@ with the sheet it replaces, and a batch never prices with a sheet that is no lon
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -92,6 +94,7 @@ class DaySheets:
         self.tz = tz
         self._sheets: dict[int, PriceSheet] = {}
         self._days: dict[date, int] = {}
+        self._checked: dict[date, float] = {}
 
     async def load(self, conn: Connection, sheet_id: int) -> PriceSheet:
         sheet = self._sheets.get(sheet_id)
@@ -120,6 +123,22 @@ class DaySheets:
             async with pool.acquire() as conn:
                 out[day] = await self.extend(conn, day, models)
         return out
+
+    async def current(
+        self, pool: asyncpg.Pool, day: date, models: Iterable[Model], *, max_age_s: float
+    ) -> DaySheet:
+        """The day's sheet covering ``models``, for a reader outside any ingest transaction
+        (the throttle): from the cache when it was read from Postgres less than
+        ``max_age_s`` ago, else read again (a reprice elsewhere is seen within that time)."""
+        wanted = set(models)
+        known = self.cached(day)
+        fresh = time.monotonic() - self._checked.get(day, -math.inf) < max_age_s
+        if known is not None and fresh and covers(known.sheet, wanted):
+            return known
+        async with pool.acquire() as conn:
+            found = await self.extend(conn, day, wanted)
+        self._checked[day] = time.monotonic()
+        return found
 
     async def extend(self, conn: Connection, day: date, models: set[Model]) -> DaySheet:
         """The day's sheet, extended with ``models`` when it lacks them (its own transaction

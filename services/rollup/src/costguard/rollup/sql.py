@@ -195,8 +195,8 @@ UPSERT_USERS = """
 INSERT INTO cost_user_daily AS d (user_id, date, tier, jobs, ai_calls, cpu_ms, tokens_in,
                                   tokens_out, cost_usd, price_sheet_id, updated_at)
 SELECT user_id, $1::date, (array_agg(tier ORDER BY vote DESC, tier COLLATE "C" DESC))[1],
-       sum(jobs), sum(ai_calls), sum(cpu_ms), sum(tokens_in), sum(tokens_out), round(sum(cost), 8), $2,
-       now()
+       sum(jobs), sum(ai_calls), sum(cpu_ms), sum(tokens_in), sum(tokens_out),
+       round(sum(cost), 8), $2, now()
 FROM rollup_groups WHERE by_user AND user_id IS NOT NULL GROUP BY user_id
 ON CONFLICT (user_id, date) DO UPDATE SET
     tier = EXCLUDED.tier, jobs = EXCLUDED.jobs, ai_calls = EXCLUDED.ai_calls,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from costguard.common.config import ConfigError, CoreConfig, Env
-from costguard.common.pricing import SeedPrices
+from costguard.common.pricing import AwsPrices, SeedPrices
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ class ThrottleConfig:
     database_url: str
     redis_url: str
     prices: SeedPrices
+    aws: AwsPrices
     policies: Mapping[str, TierPolicy]
     downgrade_map: Mapping[str, str]
     over_cap_action: str  # "defer" or "deny"
@@ -101,6 +102,7 @@ class ThrottleConfig:
             database_url=env.database_url(),
             redis_url=env.redis_url(),
             prices=SeedPrices.from_env(environ),
+            aws=AwsPrices.from_env(environ),
             policies={
                 tier: TierPolicy(defer_at.get(tier, 1.0), downgrade_at.get(tier))
                 for tier in core.tiers

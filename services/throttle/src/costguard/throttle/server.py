@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from costguard.common.counters import LiveCounters
+from costguard.common.day_sheets import DaySheets
 from costguard.common.db import create_pool
 from costguard.common.grpc_server import GrpcServer
 from costguard.common.rebuild import CounterReconciler
 from costguard.throttle.alerts import AlertRecorder
 from costguard.throttle.budgets import BudgetBook
 from costguard.throttle.config import ThrottleConfig
+from costguard.throttle.estimate import Estimator
 from costguard.throttle.queue import DeferralQueue
 from costguard.throttle.reserve import Reserver
 from costguard.throttle.service import Throttle
@@ -47,7 +49,9 @@ async def build(config: ThrottleConfig) -> ThrottleApp:
         interval_s=60.0,
     )
     alerts = AlertRecorder(pool)
-    throttle = Throttle(config, budgets, Reserver(redis), rebuilder, alerts)
+    sheets = DaySheets(seed=config.prices, aws=config.aws, tz=config.core.timezone)
+    estimator = Estimator(pool, sheets, config.prices)
+    throttle = Throttle(config, budgets, Reserver(redis), rebuilder, alerts, estimator=estimator)
     queue = DeferralQueue(redis, weights=config.queue_weights)
     servicer = ThrottleServicer(throttle, queue, config.core.tiers)
     server = GrpcServer(

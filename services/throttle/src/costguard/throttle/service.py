@@ -20,6 +20,7 @@ from costguard.common.rebuild import CounterReconciler
 from costguard.throttle.alerts import AlertRecorder, Crossing
 from costguard.throttle.budgets import METRICS, Budget, BudgetBook
 from costguard.throttle.config import ThrottleConfig
+from costguard.throttle.estimate import Estimator
 from costguard.throttle.policy import Action, BudgetDecision, Remaining, Tightest, decide
 from costguard.throttle.reserve import CountersLost, Reservation, Reserver
 
@@ -38,6 +39,8 @@ class CheckInput:
     llm_model: str = ""
     reservation_id: str = ""
     est_cost_usd: Decimal | None = None
+    est_cached_input_tokens: int = 0
+    llm_provider: str = "openai"
 
 
 def _in_units(metric: str, value: int) -> Decimal:
@@ -53,6 +56,7 @@ class Throttle:
         rebuilder: CounterReconciler,
         alerts: AlertRecorder,
         *,
+        estimator: Estimator,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self._config = config
@@ -60,15 +64,21 @@ class Throttle:
         self._reserver = reserver
         self._rebuilder = rebuilder
         self._alerts = alerts
+        self._estimator = estimator
         self._rebuild_due = False
         self._clock_ms = clock_ms  # reservations expire by this clock (tests move it)
 
-    def _estimate(self, request: CheckInput) -> list[int]:
-        prices = self._config.prices
+    async def _estimate(self, day: date, request: CheckInput) -> list[int]:
         cost = request.est_cost_usd
         if cost is None:
-            cost = prices.job_cost(request.est_cpu_ms, 0, 0) + prices.llm_cost(
-                request.est_input_tokens, request.est_output_tokens
+            cost = await self._estimator.cost(
+                day,
+                cpu_ms=request.est_cpu_ms,
+                model=request.llm_model,
+                provider=request.llm_provider,
+                input_tokens=request.est_input_tokens,
+                cached_input_tokens=request.est_cached_input_tokens,
+                output_tokens=request.est_output_tokens,
             )
         return [
             1,
@@ -108,7 +118,7 @@ class Throttle:
         caps = [
             [cap if cap is not None else -1 for cap in b.caps] if b else [-1] * 5 for b in budgets
         ]
-        estimate = self._estimate(request)
+        estimate = await self._estimate(day, request)
         policy = self._config.policies[request.tier]
         reservation_id = request.reservation_id or uuid.uuid4().hex
         try:

@@ -42,9 +42,16 @@ def check_input(request: throttle_pb2.CheckRequest, tiers: tuple[str, ...]) -> C
         raise InvalidRequest(
             "tier", f"{request.tier[:32]!r} is not a configured tier ({', '.join(tiers)})"
         )
-    for name in ("est_cpu_ms", "est_input_tokens", "est_output_tokens"):
+    for name in ("est_cpu_ms", "est_input_tokens", "est_output_tokens", "est_cached_input_tokens"):
         if getattr(request, name) < 0:
             raise InvalidRequest(name, f"must not be negative, got {getattr(request, name)}")
+    if request.est_cached_input_tokens > request.est_input_tokens:
+        raise InvalidRequest(
+            "est_cached_input_tokens", "exceeds est_input_tokens, which include them"
+        )
+    for name in ("llm_model", "llm_provider"):
+        if len(getattr(request, name)) > 128:
+            raise InvalidRequest(name, "is longer than 128 characters")
     cost: Decimal | None = None
     if request.est_cost_usd:
         try:
@@ -66,6 +73,8 @@ def check_input(request: throttle_pb2.CheckRequest, tiers: tuple[str, ...]) -> C
         llm_model=request.llm_model,
         reservation_id=request.reservation_id[:64],
         est_cost_usd=cost,
+        est_cached_input_tokens=request.est_cached_input_tokens,
+        llm_provider=request.llm_provider or "openai",
     )
 
 
