@@ -70,7 +70,8 @@ export interface Summary {
   timezone: string;
   cards: SummaryCards;
   sparklines: Partial<Record<SparklineKey, SeriesPoint[]>>;
-  today: { caps: CapToday[] };
+  /** Today's cost from the live counters (the figure caps are enforced on), and each cap. */
+  today: { cost_usd: Money; caps: CapToday[] };
   series: {
     cost_by_tier: CostByTierRow[];
     jobs_by_domain: JobsByDomainRow[];
@@ -78,6 +79,8 @@ export interface Summary {
   };
   forecast: { month_to_date_cost_usd: Money; month_projected_cost_usd: Money };
   unpriced: UnpricedItem[];
+  /** LLM calls whose usage never arrived, priced at an estimate of their tokens. */
+  estimated: { events: number; cost_usd: Money; share: number };
 }
 
 export interface TopUser {

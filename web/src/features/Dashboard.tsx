@@ -17,7 +17,8 @@ import { useDays } from "@/lib/days";
 export function Dashboard({ me }: { me: Me }) {
   const [days, setDays] = useDays();
   const summary = useSummary(days);
-  const tiers = summary.data ? tiersOf(summary.data.series.cost_by_tier) : [];
+  // Budgets cap real tiers: the unattributed bucket (cost events without a user) is not one.
+  const tiers = summary.data ? tiersOf(summary.data.series.cost_by_tier).filter((t) => t !== "unattributed") : [];
   return (
     <div className="min-h-dvh">
       <DashboardHeader me={me} days={days} onDaysChange={setDays} />

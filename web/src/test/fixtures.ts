@@ -28,6 +28,7 @@ export function summaryFixture(overrides: Partial<Summary> = {}): Summary {
       tokens_out: DATES.map((date, i) => ({ date, value: 200 * (i + 1) })),
     },
     today: {
+      cost_usd: "3.25",
       caps: [
         { scope: "global", metric: "cpu_ms", cap: "1000000", used: "250000", fraction: 0.25, reached_at: "2026-11-25T18:00:00+00:00" },
         { scope: "pro", metric: "cost_usd", cap: "50.000000", used: "10.500000", fraction: 0.21, reached_at: null },
@@ -42,6 +43,7 @@ export function summaryFixture(overrides: Partial<Summary> = {}): Summary {
       tokens: DATES.map((date, i) => ({ date, tokens_in: 1000 * (i + 1), tokens_out: 200 * (i + 1), cache_hit_rate: 0.2 })),
     },
     forecast: { month_to_date_cost_usd: "40.00", month_projected_cost_usd: "120.00" },
+    estimated: { events: 4, cost_usd: "0.25", share: 0.01 },
     unpriced: [
       {
         item: "llm:openai/house-model",
@@ -67,13 +69,14 @@ export function emptySummary(): Summary {
   return {
     ...base,
     cards: { cost_usd: "0", jobs: 0, ai_calls: 0, cpu_ms: 0, tokens_in: 0, tokens_out: 0, cache_hit_rate: 0 },
-    today: { caps: [] },
+    today: { cost_usd: "0", caps: [] },
     series: {
       cost_by_tier: DATES.map((date) => ({ date, free: "0", pro: "0", enterprise: "0" })),
       jobs_by_domain: [],
       tokens: DATES.map((date) => ({ date, tokens_in: 0, tokens_out: 0, cache_hit_rate: 0 })),
     },
     forecast: { month_to_date_cost_usd: "0", month_projected_cost_usd: "0" },
+    estimated: { events: 0, cost_usd: "0", share: 0 },
     unpriced: [],
   };
 }

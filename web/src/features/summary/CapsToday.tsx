@@ -57,17 +57,25 @@ export function CapsToday({ days }: { days: Days }) {
       </CardHeader>
       <CardContent>
         <QueryView query={query} loading={<LoadingRows rows={3} label="Loading caps" />}>
-          {(summary) =>
-            summary.today.caps.length === 0 ? (
-              <EmptyState title="No caps set">Add a global or tier budget below to cap daily use.</EmptyState>
-            ) : (
-              <ul className="grid gap-4">
-                {summary.today.caps.map((cap) => (
-                  <CapRow key={`${cap.scope}/${cap.metric}`} cap={cap} timeZone={summary.timezone} />
-                ))}
-              </ul>
-            )
-          }
+          {(summary) => (
+            <>
+              <p className="mb-4 text-sm">
+                Spent today so far:{" "}
+                <span data-testid="today-cost" className="font-semibold tabular-nums">
+                  {formatUsd(summary.today.cost_usd)}
+                </span>
+              </p>
+              {summary.today.caps.length === 0 ? (
+                <EmptyState title="No caps set">Add a global or tier budget below to cap daily use.</EmptyState>
+              ) : (
+                <ul className="grid gap-4">
+                  {summary.today.caps.map((cap) => (
+                    <CapRow key={`${cap.scope}/${cap.metric}`} cap={cap} timeZone={summary.timezone} />
+                  ))}
+                </ul>
+              )}
+            </>
+          )}
         </QueryView>
       </CardContent>
     </Card>

@@ -18,6 +18,9 @@ describe("summary cards", () => {
     expect(screen.getByTestId("card-cache-hit-rate-value")).toHaveTextContent("23%");
     expect(screen.getByTestId("forecast-mtd")).toHaveTextContent("$40.00");
     expect(screen.getByTestId("forecast-projected")).toHaveTextContent("$120.00");
+    expect(screen.getByTestId("today-cost")).toHaveTextContent("$3.25");
+    expect(screen.getByTestId("estimated-usage")).toHaveTextContent("4 calls");
+    expect(screen.getByTestId("estimated-usage")).toHaveTextContent("$0.25");
   });
 
   it("never rounds money through a float", async () => {

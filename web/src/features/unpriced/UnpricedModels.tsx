@@ -1,5 +1,5 @@
 import { useSummary } from "@/api/hooks";
-import type { Days, UnpricedItem } from "@/api/types";
+import type { Days, Summary, UnpricedItem } from "@/api/types";
 import { QueryView } from "@/components/QueryView";
 import { EmptyState, LoadingRows } from "@/components/states";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
@@ -25,6 +25,16 @@ function UnpricedRow({ item }: { item: UnpricedItem }) {
   );
 }
 
+function EstimatedLine({ estimated }: { estimated: Summary["estimated"] }) {
+  if (estimated.events === 0) return null;
+  return (
+    <p data-testid="estimated-usage" className="mb-4 text-sm text-muted-foreground">
+      Estimated: {formatCount(estimated.events)} calls whose usage never arrived, priced at an estimate of
+      their tokens: {formatUsd(estimated.cost_usd)}, {formatPercent(estimated.share)} of cost
+    </p>
+  );
+}
+
 export function UnpricedModels({ days, className }: { days: Days; className?: string }) {
   const query = useSummary(days);
   return (
@@ -38,17 +48,20 @@ export function UnpricedModels({ days, className }: { days: Days; className?: st
       </CardHeader>
       <CardContent>
         <QueryView query={query} loading={<LoadingRows rows={3} label="Loading unpriced models" />}>
-          {(summary) =>
-            summary.unpriced.length === 0 ? (
-              <EmptyState title="All models priced">Every model and service used has a price.</EmptyState>
-            ) : (
-              <ul className="grid gap-4">
-                {summary.unpriced.map((item) => (
-                  <UnpricedRow key={item.item} item={item} />
-                ))}
-              </ul>
-            )
-          }
+          {(summary) => (
+            <>
+              <EstimatedLine estimated={summary.estimated} />
+              {summary.unpriced.length === 0 ? (
+                <EmptyState title="All models priced">Every model and service used has a price.</EmptyState>
+              ) : (
+                <ul className="grid gap-4">
+                  {summary.unpriced.map((item) => (
+                    <UnpricedRow key={item.item} item={item} />
+                  ))}
+                </ul>
+              )}
+            </>
+          )}
         </QueryView>
       </CardContent>
     </Card>

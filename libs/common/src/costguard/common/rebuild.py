@@ -12,6 +12,7 @@ rebuilds at a time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import date
@@ -34,6 +35,9 @@ from costguard.common.db import Connection
 log = logging.getLogger(__name__)
 
 _LOCK_KEY = 7_310_000_002
+# NOTIFY channel: a day's events were priced again (payload: the date). Telemetry's
+# reconciler rebuilds today's counters from the new prices when it hears it.
+REPRICED = "costguard_repriced"
 
 # The same figures as ingest adds: each event's stored price in whole nano-dollars (rounded
 # per event; a row stored without a price, which only the rollup prices, counts 0 until it
@@ -121,6 +125,9 @@ class CounterReconciler:
         self._interval_s = interval_s
         self._due = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+        self.listening = asyncio.Event()  # set once reprices are heard
         self.passes = 0
         self._passed = asyncio.Condition()
         self._stopping = False
@@ -177,14 +184,43 @@ class CounterReconciler:
                 pass
             self._due.clear()
 
+    def _repriced(self, *args: object) -> None:
+        self._due.set()
+
+    async def _listen(self) -> None:
+        """Rebuild soon after a reprice anywhere: LISTEN on :data:`REPRICED`."""
+        while not self._stopping:
+            try:
+                async with self._pool.acquire() as conn:
+                    await conn.add_listener(REPRICED, self._repriced)
+                    self.listening.set()
+                    while not self._stopping and not conn.is_closed():
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(5.0):
+                                await self._stopped.wait()
+                    if not conn.is_closed():
+                        await conn.remove_listener(REPRICED, self._repriced)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self.listening.clear()
+                log.warning("reprice listener lost its connection; reconnecting", exc_info=True)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._stopped.wait()
+
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run())
+        self._listener = loop.create_task(self._listen())
 
     async def stop(self) -> None:
         # A flag as well as cancel(): a cancellation that lands inside asyncpg while a
         # rebuild runs can be swallowed there, and the loop must still end.
         self._stopping = True
         self._due.set()
+        self._stopped.set()
+        if self._listener is not None:
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from costguard.common.counters import LiveCounters, global_key, tier_key
+from costguard.common.counters import UNATTRIBUTED, LiveCounters, global_key, tier_key
 from costguard.common.days import day_bounds
 from costguard.common.pricing import NANO
 from costguard.gateway import params, queries
@@ -69,8 +69,11 @@ async def _caps_today(res: Resources) -> list[dict[str, Any]]:
     return out
 
 
-def _series(rows: list[Any], dates: list[date], tiers: tuple[str, ...]) -> dict[str, Any]:
+def _series(rows: list[Any], dates: list[date], configured: tuple[str, ...]) -> dict[str, Any]:
     by_date = {row["date"]: row for row in rows}
+    # Cost events without a user have a tier of their own, shown when there are any.
+    unattributed = any(UNATTRIBUTED in row["tier_breakdown_json"] for row in rows)
+    tiers = (*configured, UNATTRIBUTED) if unattributed else configured
     cost_by_tier = []
     for day in dates:
         breakdown = by_date[day]["tier_breakdown_json"] if day in by_date else {}
@@ -115,6 +118,16 @@ def _unpriced(rows: list[Any], total: Decimal) -> list[dict[str, Any]]:
     ]
 
 
+def _estimated(rows: list[Any], total: Decimal) -> dict[str, Any]:
+    """LLM calls whose usage never arrived, priced at their estimate, over the window."""
+    cost = sum((row["estimated_cost_usd"] for row in rows), Decimal(0))
+    return {
+        "events": sum(row["estimated_events"] for row in rows),
+        "cost_usd": usd(cost),
+        "share": ratio(cost, total),
+    }
+
+
 @admin_only
 async def cost_summary(request: Request) -> Response:
     days = params.days(request)
@@ -146,7 +159,14 @@ async def cost_summary(request: Request) -> Response:
             "cache_hit_rate": ratio(sum(h["hits"] for h in hits.values()), calls),
         },
         "sparklines": series["sparklines"],
-        "today": {"caps": await _caps_today(res)},
+        "today": {
+            # The live counters: the figure the caps are enforced on, the same stored
+            # prices the rollup adds up (which reaches it within a dirty-date pass).
+            "cost_usd": usd(
+                Decimal((await LiveCounters(res.redis).read(global_key(today)))["cost_nusd"]) * NANO
+            ),
+            "caps": await _caps_today(res),
+        },
         "series": {
             "cost_by_tier": series["cost_by_tier"],
             "jobs_by_domain": [dict(d) for d in domains],
@@ -167,6 +187,7 @@ async def cost_summary(request: Request) -> Response:
             "month_projected_cost_usd": usd(mtd / today.day * month_days),
         },
         "unpriced": _unpriced(rows, total),
+        "estimated": _estimated(rows, total),
     }
     return JSONResponse(body)
 

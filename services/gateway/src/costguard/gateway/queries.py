@@ -8,7 +8,8 @@ SERIES = """
 SELECT date, coalesce(jobs, 0) AS jobs, coalesce(ai_calls, 0) AS ai_calls,
        coalesce(cpu_ms, 0) AS cpu_ms, coalesce(tokens_in, 0) AS tokens_in,
        coalesce(tokens_out, 0) AS tokens_out, coalesce(cost_usd, 0) AS cost_usd,
-       coalesce(tier_breakdown_json, '{}') AS tier_breakdown_json, unpriced_json
+       coalesce(tier_breakdown_json, '{}') AS tier_breakdown_json, unpriced_json,
+       estimated_cost_usd, estimated_events
 FROM cost_global_daily WHERE date BETWEEN $1 AND $2 ORDER BY date
 """
 

@@ -32,6 +32,7 @@ from costguard.common.pricing import (
     llm_rate_rows,
     overlay_rate_rows,
 )
+from costguard.common.rebuild import REPRICED
 from costguard.rollup import metrics, sql
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,10 @@ async def rollup_costs_for_date(
                     sql.REFRESH_ENTITIES, [t for t, _ in entities], [i for _, i in entities]
                 )
                 await conn.execute(sql.UPSERT_MONTH, day, *_month_bounds(day))
+                if reprice:
+                    # Delivered at commit: telemetry rebuilds today's counters at the new
+                    # prices (its reconciler listens).
+                    await conn.execute("SELECT pg_notify($1, $2)", REPRICED, day.isoformat())
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", ROLLUP_LOCK)
     assert totals is not None
