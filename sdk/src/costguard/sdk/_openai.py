@@ -39,11 +39,6 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
 from openai.types.responses import (
     Response,
-    ResponseCompletedEvent,
-    ResponseCreatedEvent,
-    ResponseErrorEvent,
-    ResponseFailedEvent,
-    ResponseIncompleteEvent,
     ResponseUsage,
 )
 
@@ -509,35 +504,42 @@ class ChatMeter(LlmMeter):
 
 
 class ResponsesMeter(LlmMeter):
+    """Read by shape, not class: ``beta.responses`` has classes of its own, alike."""
+
+    def _take(self, response: object, *, usage: bool = True) -> None:
+        model = getattr(response, "model", None)
+        self.model = model if isinstance(model, str) and model else self.model
+        if usage:
+            self.usage = responses_usage(
+                cast(ResponseUsage | None, getattr(response, "usage", None))
+            )
+
     def parsed(self, result: object) -> None:
         if isinstance(result, InstrumentedStream):
             result.attach(self)
-        elif isinstance(result, Response):
-            self.model, self.usage = result.model, responses_usage(result.usage)
-            self.failure = "response_failed" if result.status == "failed" else ""
-            self.received.append(result.output_text)
+        elif isinstance(result, Response) or hasattr(result, "output"):
+            self._take(result)
+            self.failure = "response_failed" if getattr(result, "status", "") == "failed" else ""
+            self.received.append(_text(getattr(result, "output_text", "")))
             self.ended()
         else:
             self.left()
 
     def observe(self, item: object) -> bool:
-        if isinstance(item, ResponseCreatedEvent):
-            self.model = item.response.model or self.model
-        elif isinstance(item, ResponseCompletedEvent | ResponseIncompleteEvent):
-            self.model = item.response.model or self.model
-            self.usage = responses_usage(item.response.usage)
-        elif isinstance(item, ResponseFailedEvent):
-            self.model = item.response.model or self.model
-            self.usage = responses_usage(item.response.usage)
-            self.failure = "response_failed"
-        elif isinstance(item, ResponseErrorEvent):
+        kind, delta = _text(getattr(item, "type", None)), getattr(item, "delta", None)
+        response = getattr(item, "response", None)
+        if kind == "response.created":
+            self._take(response, usage=False)
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            self._take(response)
+            if kind == "response.failed":
+                self.failure = "response_failed"
+        elif kind == "error":
             self.failure = "api_error"
-        else:
-            kind, delta = getattr(item, "type", ""), getattr(item, "delta", None)
-            # Text deltas (output text, refusals, function arguments, reasoning summaries),
-            # not the base64 of audio.
-            if isinstance(delta, str) and kind.endswith(".delta") and "audio" not in kind:
-                self.received.append(delta)
+        # Text deltas (output text, refusals, function arguments, reasoning summaries),
+        # not the base64 of audio.
+        elif isinstance(delta, str) and kind.endswith(".delta") and "audio" not in kind:
+            self.received.append(delta)
         return True
 
 

@@ -175,12 +175,14 @@ class MeteredPost:
         self._setup = setup
 
     async def __call__(self, path: str, **params: Any) -> Any:
-        factory = METERS.get(path)
+        # Matched without the query: beta resources post to e.g. "/responses?beta=true".
+        endpoint = path.split("?", 1)[0]
+        factory = METERS.get(endpoint)
         given = params.get("body")
         if factory is None or not (given is None or isinstance(given, Mapping)):
             return await self._post(path, **params)
         body = dict(given or {})
-        meter = factory(self._setup, path, body, params.get("files"))
+        meter = factory(self._setup, endpoint, body, params.get("files"))
         if given is not None:
             params["body"] = body  # the chat meter may have asked for stream usage
         options = dict(params.get("options") or {})
