@@ -1,12 +1,15 @@
 """A small fake of the OpenAI HTTP API, served by uvicorn on a free loopback port.
 
-Enough of ``POST /v1/chat/completions`` and ``POST /v1/responses`` for the real
-``openai.AsyncOpenAI`` client to run unmodified: JSON replies, SSE streams in the wire
+Enough of ``POST /v1/chat/completions``, ``/v1/responses``, ``/v1/embeddings``,
+``/v1/images/generations``, ``/v1/audio/speech`` and ``/v1/audio/transcriptions`` for the
+real ``openai.AsyncOpenAI`` client to run unmodified: JSON replies, SSE streams in the wire
 format the API uses (chat: ``data:`` chunks then ``data: [DONE]``; responses: typed
-``event:`` lines ending in ``response.completed``), scripted usage (cached and reasoning
-tokens included), scripted HTTP failures with OpenAI-style error bodies, a chat stream
-that ends without its usage chunk, and a request that never answers. Every request it
-receives is kept in ``requests``.
+``event:`` lines ending in ``response.completed``), audio bytes, multipart uploads,
+scripted usage (cached and reasoning tokens included), scripted HTTP failures with
+OpenAI-style error bodies, streams that end without their usage (``stream_usage``), that
+stall (``stall_after``: the client's read timeout fires) or are cut mid-body
+(``cut_after``: the connection closes without the end of the chunked body), and a request
+that never answers. Every request it receives is kept in ``requests``.
 
 async with serve_fake_openai() as fake:
     client = AsyncOpenAI(base_url=fake.base_url, api_key="test", max_retries=0)
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -95,7 +99,14 @@ class FakeOpenAI:
     model: str = "gpt-4o-mini-2024-07-18"  # what responses report, whatever was requested
     text: str = "Spend is down twelve percent this week."
     usage: ScriptedUsage = field(default_factory=ScriptedUsage)
-    stream_usage: bool = True  # False: a chat stream ends without its usage chunk
+    stream_usage: bool = True  # False: a stream ends without its usage (chat: no usage
+    # chunk; responses: response.completed reports none)
+    stall_after: int | None = None  # frames sent, then the stream waits until stopped
+    cut_after: int | None = None  # frames sent, then the connection is dropped
+    embedding_model: str = "text-embedding-3-small"
+    embedding_tokens: int = 8
+    transcript: str = "Welcome back to the show."
+    transcript_seconds: float = 42.5  # the duration a verbose_json transcription reports
     chunk_interval_s: float = 0.0  # pause between streamed pieces, as a real model takes
     hang: bool = False  # True: requests are never answered (until the server stops)
     requests: list[ReceivedRequest] = field(default_factory=list)
@@ -124,11 +135,20 @@ class FakeOpenAI:
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/responses", self._responses, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+                Route("/v1/images/generations", self._images, methods=["POST"]),
+                Route("/v1/audio/speech", self._speech, methods=["POST"]),
+                Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
             ]
         )
 
     async def _receive(self, request: Request) -> tuple[dict[str, Any], Response | None]:
-        body: dict[str, Any] = await request.json()
+        kind = request.headers.get("content-type", "")
+        body: dict[str, Any]
+        if kind.startswith("multipart/form-data"):
+            body = multipart_fields(kind, await request.body())
+        else:
+            body = await request.json()
         self.requests.append(ReceivedRequest(request.url.path, body))
         if self.hang:
             await self._released.wait()
@@ -157,8 +177,79 @@ class FakeOpenAI:
             return JSONResponse(self._response("completed"))
         return StreamingResponse(self._sse(self._response_events()), media_type="text/event-stream")
 
+    async def _embeddings(self, request: Request) -> Response:
+        body, failure = await self._receive(request)
+        if failure is not None:
+            return failure
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.25, -0.5, 0.125]}
+            for i in range(len(inputs))
+        ]
+        usage = {"prompt_tokens": self.embedding_tokens, "total_tokens": self.embedding_tokens}
+        return JSONResponse(
+            {"object": "list", "data": data, "model": self.embedding_model, "usage": usage}
+        )
+
+    async def _images(self, request: Request) -> Response:
+        body, failure = await self._receive(request)
+        if failure is not None:
+            return failure
+        reply: dict[str, Any] = {
+            "created": CREATED,
+            "data": [{"b64_json": "iVBORw0KGgo="} for _ in range(body.get("n") or 1)],
+        }
+        if str(body.get("model", "")).startswith("gpt-image"):
+            # GPT Image says what it made; "auto" (or nothing) chose these
+            reply["size"] = body["size"] if body.get("size", "auto") != "auto" else "1024x1536"
+            reply["quality"] = body["quality"] if body.get("quality", "auto") != "auto" else "high"
+            reply["usage"] = {
+                "input_tokens": 20,
+                "input_tokens_details": {"image_tokens": 0, "text_tokens": 20},
+                "output_tokens": 4160,
+                "total_tokens": 4180,
+            }
+        return JSONResponse(reply)
+
+    async def _speech(self, request: Request) -> Response:
+        _, failure = await self._receive(request)
+        if failure is not None:
+            return failure
+        return Response(b"ID3" + bytes(2045), media_type="audio/mpeg")
+
+    async def _transcriptions(self, request: Request) -> Response:
+        body, failure = await self._receive(request)
+        if failure is not None:
+            return failure
+        response_format = body.get("response_format", "json")
+        if response_format == "text":
+            return Response(self.transcript, media_type="text/plain")
+        if response_format == "verbose_json":
+            return JSONResponse(
+                {
+                    "task": "transcribe",
+                    "language": "english",
+                    "duration": self.transcript_seconds,
+                    "text": self.transcript,
+                    "segments": [],
+                    "usage": {"type": "duration", "seconds": math.ceil(self.transcript_seconds)},
+                }
+            )
+        usage = {
+            "type": "tokens",
+            "input_tokens": 90,
+            "output_tokens": 12,
+            "total_tokens": 102,
+            "input_token_details": {"audio_tokens": 90, "text_tokens": 0},
+        }
+        return JSONResponse({"text": self.transcript, "usage": usage})
+
     async def _sse(self, frames: Iterator[tuple[str | None, str]]) -> AsyncIterator[bytes]:
         for number, (event, data) in enumerate(frames):
+            if number == self.stall_after:
+                await self._released.wait()
+            if number == self.cut_after:
+                raise ConnectionAbortedError("the fake drops the connection mid-stream")
             if number and self.chunk_interval_s:
                 await asyncio.sleep(self.chunk_interval_s)
             head = f"event: {event}\n" if event else ""
@@ -220,7 +311,7 @@ class FakeOpenAI:
             "status": status,
             "model": self.model,
             "output": [message] if done else [],
-            "usage": self.usage.responses() if done else None,
+            "usage": self.usage.responses() if done and self.stream_usage else None,
             "error": None,
             "incomplete_details": None,
             "instructions": None,
@@ -241,10 +332,31 @@ class FakeOpenAI:
         where = {"item_id": "msg_fake", "output_index": 0, "content_index": 0}
         yield event("response.created", response=self._response("in_progress"))
         yield event("response.in_progress", response=self._response("in_progress"))
+        item = {"type": "message", "id": "msg_fake", "status": "in_progress",
+                "role": "assistant", "content": []}  # fmt: skip
+        yield event("response.output_item.added", output_index=0, item=item)
+        part = {"type": "output_text", "text": "", "annotations": []}
+        yield event("response.content_part.added", part=part, **where)
         for piece in self.pieces():
             yield event("response.output_text.delta", delta=piece, logprobs=[], **where)
         yield event("response.output_text.done", text=self.text, logprobs=[], **where)
+        yield event("response.content_part.done", part={**part, "text": self.text}, **where)
+        done = self._response("completed")["output"][0]
+        yield event("response.output_item.done", output_index=0, item=done)
         yield event("response.completed", response=self._response("completed"))
+
+
+def multipart_fields(content_type: str, raw: bytes) -> dict[str, Any]:
+    """The fields of a multipart/form-data body: text as str, a file as its bytes."""
+    boundary = content_type.split("boundary=", 1)[1].strip('"').encode()
+    fields: dict[str, Any] = {}
+    for part in raw.split(b"--" + boundary)[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, value = part.strip(b"\r\n").partition(b"\r\n\r\n")
+        name = head.split(b'name="', 1)[1].split(b'"', 1)[0].decode()
+        fields[name] = value if b"filename=" in head else value.decode()
+    return fields
 
 
 @asynccontextmanager

@@ -106,6 +106,22 @@ CASES: dict[tuple[str, str, str], Case] = {
         3 * Decimal("0.02"),  # $0.06
         "ai",
     ),
+    ("ai_api_call", "openai_image", "images"): Case(
+        2, {"model": "dall-e-3", "quality": "hd", "size": "1792x1024",
+            "operation": "images.generate"},
+        2 * Decimal("0.120"),  # OpenAI's hd wide image: $0.24
+        "ai",
+    ),
+    ("ai_api_call", "openai_tts", "characters"): Case(
+        1234, {"model": "tts-1-hd", "voice": "alloy", "response_format": "mp3"},
+        1234 * Decimal("30") / M,  # $30 per 1M characters: $0.03702
+        "ai",
+    ),
+    ("ai_api_call", "openai_transcription", "seconds"): Case(
+        90.5, {"model": "gpt-4o-mini-transcribe"},
+        Decimal("90.5") * Decimal("0.003") / 60,  # $0.003 a minute: $0.004525
+        "ai",
+    ),
     ("s3_operation", "s3_put", "requests"): Case(
         1, {"operation": "PutObject", "s3_key": "ep-1/audio.mp3", "file_size_mb": 5.5,
             "content_type": "audio/mpeg"},
@@ -158,7 +174,7 @@ def doc_rows() -> list[tuple[str, str, str]]:
 
 def test_the_doc_lists_the_priced_vocabulary_and_each_row_has_a_case() -> None:
     rows = doc_rows()
-    assert len(rows) == len(set(rows)) == 12
+    assert len(rows) == len(set(rows)) == 15
     assert set(rows) == set(CASES) == vocabulary() == KNOWN
 
 
@@ -346,6 +362,10 @@ MODELS = [
     "gemini-2.5-flash-preview-tts",
     "imagen-4.0-generate-001",
     "gemini-2.5-flash-image",
+    "dall-e-3",
+    "gpt-image-1",
+    "tts-1",
+    "whisper-1",
     "gemini-9",  # known to nobody
     "gpt-4o",  # on the sheet, but as an openai model
     "",
@@ -377,6 +397,8 @@ _ANY = {
     "duration_seconds": _SIZES,
     "memory_mb": st.sampled_from([128, 512, 1536, 10_240, 0, -5, "1024", 1.5]),
     "operation": st.sampled_from(["SendMessageBatch", "SendMessage", "sendMessageBatch", 7]),
+    "quality": st.sampled_from(["standard", "hd", "low", "high", "auto", "", 3, None]),
+    "size": st.sampled_from(["1024x1024", "1792x1024", "1536x1024", "512x512", "", None, 1]),
 }
 _TOKENS = st.integers(0, 300_000)
 _METADATA = st.one_of(
@@ -385,6 +407,14 @@ _METADATA = st.one_of(
     st.fixed_dictionaries(
         {"model": st.sampled_from(MODELS), "input_tokens": _TOKENS, "output_tokens": _TOKENS},
         optional={"cached_input_tokens": st.one_of(_TOKENS, _COUNTS)},
+    ),
+    # OpenAI images, of a quality and size that are often priced
+    st.fixed_dictionaries(
+        {
+            "model": st.sampled_from(["dall-e-3", "dall-e-2", "gpt-image-1", "tts-1"]),
+            "quality": st.sampled_from(["standard", "hd", "low", "medium", "high"]),
+            "size": st.sampled_from(["1024x1024", "1024x1792", "1536x1024", "256x256"]),
+        }
     ),
 )
 _KNOWN = sorted(vocabulary())

@@ -551,6 +551,30 @@ def test_a_sheet_stored_by_the_code_before_the_overlay_still_loads() -> None:
     ) in (changes)
 
 
+def test_a_version_2_sheet_stored_before_the_openai_overlay_kinds_still_loads() -> None:
+    stored = json.loads((DATA / "price_sheet_v2.json").read_text())
+    assert stored["version"] == 2
+    assert {item["kind"] for item in stored["overlay"]} == {"tts", "image"}
+    old = PriceSheet.from_json(stored)  # its digest checked against its rates
+    assert old.digest == stored["digest"]
+    assert old.to_json() == stored
+    assert old.overlay_rate("sized_image", "dall-e-3/standard/1024x1024") is None
+    # today's overlay adds the OpenAI kinds, and changes none of the rates it had
+    assert old.overlay is not None
+    new = replace(old, overlay={**default_overlay(), **old.overlay})
+    changes = price_changes(old, new)
+    assert changes
+    assert {c.item.split("/")[0] for c in changes} == {
+        "overlay.sized_image",
+        "overlay.characters",
+        "overlay.audio_seconds",
+    }
+    assert all(c.old is None for c in changes)
+    assert PriceChange("overlay.characters/tts-1.per_image", None, "0.000015") in changes
+    again = PriceSheet.from_json(json.loads(json.dumps(new.to_json())))
+    assert (again.digest, again.overlay) == (new.digest, new.overlay)
+
+
 def test_the_digest_ignores_order_and_spelling_of_equal_numbers(sheet: PriceSheet) -> None:
     shuffled = sheet.to_json()
     shuffled["llm"] = list(reversed(shuffled["llm"]))

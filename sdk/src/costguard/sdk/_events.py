@@ -60,7 +60,8 @@ def stamp_ns(epoch_ns: int) -> Timestamp:
 class LlmCall:
     """One LLM call. Token counts follow the OpenTelemetry GenAI conventions:
     ``input_tokens`` include ``cached_input_tokens``; ``output_tokens`` include
-    ``reasoning_tokens``. ``usage_reported=False`` means the counts are unknown.
+    ``reasoning_tokens``. ``usage_reported=False`` means the provider did not report them:
+    they are estimates (``instrument_openai`` counts them locally) or unknown.
     ``context_type`` says what the call was for (``insight``, ``summary``, ``chat``, ...);
     empty takes the user context's, else :data:`DEFAULT_CONTEXT_TYPE`."""
 

@@ -1,4 +1,4 @@
-"""An instrumented ``openai.AsyncOpenAI``: every chat completion and response is recorded.
+"""An instrumented ``openai.AsyncOpenAI``: every call OpenAI bills for is recorded.
 
 from openai import AsyncOpenAI
 from costguard.sdk.openai import instrument_openai
@@ -8,170 +8,204 @@ reply = await client.chat.completions.create(model="gpt-4o-mini", messages=[...]
 async with await client.responses.create(model="gpt-4o-mini", input="hi", stream=True) as s:
     async for event in s: ...
 
-``chat.completions.create`` and ``responses.create``, streaming or not, record exactly one
-LLM event each (see ``LlmCall``): the model the response reports (else the requested one),
-input/cached/output/reasoning tokens from ``usage``, wall-clock latency (for a stream:
-until it ends), success and an error code (see ``error_code``). Errors are recorded and
-re-raised unchanged. A stream is recorded when it is exhausted, closed or its ``async
-with`` block exits; a stream that ends without usage is recorded with
-``usage_reported=False``. Streaming chat calls ask for usage in the stream
-(``stream_options.include_usage``); the extra usage-only chunk is passed on only to callers
-that asked for it themselves, so they see the same chunks as with the bare client.
-Everything else on the client (``embeddings``, ``chat.completions.parse``, ...) passes
-through to the wrapped client unrecorded. This module needs the ``openai`` extra.
+The instrumented client is a copy of the given one (``AsyncOpenAI.copy()``: the same
+options and connection pool) whose HTTP POSTs to the priced endpoints are metered, so every
+method and form that reaches them records, the helpers and raw forms included:
+
+- ``chat.completions`` ``create`` (streamed or not), ``parse`` and ``stream``; ``responses``
+  ``create``, ``parse`` and ``stream``; ``embeddings.create``: one LLM event each (see
+  ``LlmCall``), operation ``chat.completions``, ``responses`` or ``embeddings.create``, with
+  the model the response reports (else the requested one), input/cached/output/reasoning
+  tokens from ``usage``, latency (a stream: until it ends), success and an error code
+  (``error_code``). ``beta.chat.completions`` and ``beta.responses`` are the same.
+- ``images.generate`` (and ``edit``, ``create_variation``), ``audio.speech.create``,
+  ``audio.transcriptions.create`` (and ``audio.translations.create``): one cost event each,
+  ``ai_api_call`` / ``openai_image`` (images returned, with ``model``, ``size``,
+  ``quality``), ``openai_tts`` (characters of the input, with ``model``, ``voice``,
+  ``response_format``), ``openai_transcription`` (seconds of audio; see
+  ``TranscriptionMeter``), priced by docs/cost-events.md.
+- each of those through ``with_raw_response`` (recorded from the parsed body) and
+  ``with_streaming_response`` (from the body when the caller parses it, else when the
+  ``async with`` ends), at the client, the resource or the method level.
+
+Usage that never arrives is estimated and flagged ``usage_reported=False``, never 0: a
+stream that ends without usage, one closed or dropped before it (``break``, ``close()``,
+leaving ``async with``), a raw body never parsed, a call that fails once sent (a timeout,
+a connection cut mid-stream). The input tokens are counted from the request, the output
+tokens from the text the caller received (``_tokens``: tiktoken for OpenAI models, else
+``ceil(characters / 4)``). A call OpenAI refused (an HTTP error status) or that never left
+(connection refused) is recorded as a failure with no tokens, and records no cost event.
+Streaming chat calls ask for usage in the stream (``stream_options.include_usage``); the
+extra usage-only chunk is passed on only to callers that asked for it themselves. Errors
+are re-raised unchanged, and recording never breaks a call. Anything else on the client
+(files, batches, moderations, ...) is the copy's, unrecorded. Needs the ``openai`` extra.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal, overload
+from collections.abc import Callable, Mapping
+from typing import Any, cast, get_args
 
 from openai import AsyncOpenAI, AsyncStream
+from openai._client import AsyncOpenAIWithRawResponse, AsyncOpenAIWithStreamedResponse
+from openai.resources.audio import AsyncAudio
+from openai.resources.beta import AsyncBeta
 from openai.resources.chat import AsyncChat
-from openai.resources.chat.completions import AsyncCompletions
+from openai.resources.embeddings import AsyncEmbeddings
+from openai.resources.images import AsyncImages
 from openai.resources.responses import AsyncResponses
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.responses import Response, ResponseStreamEvent
 
+from costguard.sdk import _tokens
 from costguard.sdk._client import TelemetryClient
 from costguard.sdk._context import UserContext
 from costguard.sdk._openai import (
     CHAT_COMPLETIONS,
+    EMBEDDINGS,
     RESPONSES,
     CallRecorder,
-    ChatChunks,
+    ChatMeter,
+    CostRecorder,
+    EmbeddingsMeter,
+    ImagesMeter,
     InstrumentedStream,
-    ResponseEvents,
-    chat_usage,
+    Meter,
+    ResponsesMeter,
+    SpeechMeter,
+    TranscriptionMeter,
+    answered,
     error_code,
-    responses_usage,
+    post_parser,
+    read_upload,
 )
 
 __all__ = ["InstrumentedOpenAI", "InstrumentedStream", "error_code", "instrument_openai"]
 
 
-class _Instrumented:
+class _Setup:
+    """What every meter of one instrumented client is made with."""
+
     def __init__(
         self, telemetry: TelemetryClient | None, user_ctx: UserContext | None, context_type: str
     ) -> None:
-        self._telemetry = telemetry
-        self._user_ctx = user_ctx
-        self._context_type = context_type
+        self.telemetry = telemetry
+        self.user_ctx = user_ctx
+        self.context_type = context_type
 
-    def _recorder(self, operation: str, params: Mapping[str, Any]) -> CallRecorder:
+    def llm(
+        self,
+        operation: str,
+        body: Mapping[str, Any],
+        count: Callable[[str, Mapping[str, Any]], int],
+    ) -> CallRecorder:
         return CallRecorder(
             operation=operation,
-            requested_model=params.get("model"),
-            telemetry=self._telemetry,
-            user_ctx=self._user_ctx,
-            context_type=self._context_type,
+            requested_model=body.get("model"),
+            telemetry=self.telemetry,
+            user_ctx=self.user_ctx,
+            context_type=self.context_type,
+            estimate_input=lambda model: count(model, body),
+        )
+
+    def cost(self, service: str, unit: str) -> CostRecorder:
+        return CostRecorder(
+            service=service, unit=unit, telemetry=self.telemetry, user_ctx=self.user_ctx
         )
 
 
-class InstrumentedChatCompletions(_Instrumented):
-    """``client.chat.completions`` whose ``create`` is recorded."""
+def _chat(setup: _Setup, path: str, body: dict[str, Any], files: object) -> Meter:
+    asked = True
+    if body.get("stream"):
+        asked = _ask_for_stream_usage(body)
+    recorder = setup.llm(CHAT_COMPLETIONS, body, _tokens.chat_input_tokens)
+    return ChatMeter(recorder, pass_usage_chunk=asked)
 
-    def __init__(
-        self,
-        inner: AsyncCompletions,
-        telemetry: TelemetryClient | None,
-        user_ctx: UserContext | None,
-        context_type: str,
-    ) -> None:
-        super().__init__(telemetry, user_ctx, context_type)
-        self._inner = inner
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+def _responses(setup: _Setup, path: str, body: dict[str, Any], files: object) -> Meter:
+    return ResponsesMeter(setup.llm(RESPONSES, body, _tokens.responses_input_tokens))
 
-    @overload
-    async def create(
-        self, *, stream: Literal[True], **params: Any
-    ) -> InstrumentedStream[ChatCompletionChunk]: ...
-    @overload
-    async def create(
-        self, *, stream: Literal[False] | None = ..., **params: Any
-    ) -> ChatCompletion: ...
-    @overload
-    async def create(
-        self, *, stream: bool, **params: Any
-    ) -> ChatCompletion | InstrumentedStream[ChatCompletionChunk]: ...
-    async def create(
-        self, **params: Any
-    ) -> ChatCompletion | InstrumentedStream[ChatCompletionChunk]:
-        """``AsyncCompletions.create`` with the same arguments, recorded as one LLM event."""
-        pass_usage_chunk = _ask_for_stream_usage(params) if params.get("stream") else True
-        recorder = self._recorder(CHAT_COMPLETIONS, params)
+
+def _embeddings(setup: _Setup, path: str, body: dict[str, Any], files: object) -> Meter:
+    return EmbeddingsMeter(setup.llm(EMBEDDINGS, body, _tokens.embedding_input_tokens))
+
+
+_IMAGE_OPERATIONS = {
+    "/images/generations": "images.generate",
+    "/images/edits": "images.edit",
+    "/images/variations": "images.create_variation",
+}
+
+
+def _images(setup: _Setup, path: str, body: dict[str, Any], files: object) -> Meter:
+    recorder = setup.cost("openai_image", "images")
+    return ImagesMeter(recorder, operation=_IMAGE_OPERATIONS[path], body=body)
+
+
+def _speech(setup: _Setup, path: str, body: dict[str, Any], files: object) -> Meter:
+    return SpeechMeter(setup.cost("openai_tts", "characters"), body=body)
+
+
+def _transcription(setup: _Setup, path: str, body: dict[str, Any], files: object) -> Meter:
+    operation = path.strip("/").replace("/", ".") + ".create"  # audio.transcriptions.create
+    return TranscriptionMeter(
+        setup.cost("openai_transcription", "seconds"),
+        operation=operation,
+        body=body,
+        upload=read_upload(files),
+    )
+
+
+MeterFactory = Callable[[_Setup, str, dict[str, Any], object], Meter]
+# Every priced endpoint, by the path the client POSTs to; others are not metered.
+METERS: dict[str, MeterFactory] = {
+    "/chat/completions": _chat,
+    "/responses": _responses,
+    "/embeddings": _embeddings,
+    **dict.fromkeys(_IMAGE_OPERATIONS, _images),
+    "/audio/speech": _speech,
+    "/audio/transcriptions": _transcription,
+    "/audio/translations": _transcription,
+}
+
+
+class MeteredPost:
+    """The instrumented copy's ``post``: the client's, metered for the paths of ``METERS``."""
+
+    def __init__(self, post: Callable[..., Any], setup: _Setup) -> None:
+        self._post = post
+        self._setup = setup
+
+    async def __call__(self, path: str, **params: Any) -> Any:
+        # Matched without the query: beta resources post to e.g. "/responses?beta=true".
+        endpoint = path.split("?", 1)[0]
+        factory = METERS.get(endpoint)
+        given = params.get("body")
+        if factory is None or not (given is None or isinstance(given, Mapping)):
+            return await self._post(path, **params)
+        body = dict(given or {})
+        meter = factory(self._setup, endpoint, body, params.get("files"))
+        if given is not None:
+            params["body"] = body  # the chat meter may have asked for stream usage
+        options = dict(params.get("options") or {})
+        options["post_parser"] = post_parser(meter, options.get("post_parser"))
+        params["options"] = options
+        stream_cls = params.get("stream_cls")
+        chunk = get_args(stream_cls)
+        if chunk and getattr(stream_cls, "__origin__", None) is AsyncStream:
+            # The same stream, made by the client, whose items the meter sees.
+            params["stream_cls"] = cast(Any, InstrumentedStream)[chunk[0]]
         try:
-            result: ChatCompletion | AsyncStream[ChatCompletionChunk]
-            result = await self._inner.create(**params)
+            result = await self._post(path, **params)
         except BaseException as exc:
-            recorder.failed(exc)
+            meter.failed(exc)
             raise
-        if isinstance(result, AsyncStream):
-            return InstrumentedStream(
-                result, ChatChunks(pass_usage_chunk=pass_usage_chunk), recorder
-            )
-        recorder.succeeded(model=result.model, usage=chat_usage(result.usage))
+        await answered(meter, result, stream=bool(params.get("stream")))
         return result
-
-
-class InstrumentedResponses(_Instrumented):
-    """``client.responses`` whose ``create`` is recorded."""
-
-    def __init__(
-        self,
-        inner: AsyncResponses,
-        telemetry: TelemetryClient | None,
-        user_ctx: UserContext | None,
-        context_type: str,
-    ) -> None:
-        super().__init__(telemetry, user_ctx, context_type)
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    @overload
-    async def create(
-        self, *, stream: Literal[True], **params: Any
-    ) -> InstrumentedStream[ResponseStreamEvent]: ...
-    @overload
-    async def create(self, *, stream: Literal[False] | None = ..., **params: Any) -> Response: ...
-    @overload
-    async def create(
-        self, *, stream: bool, **params: Any
-    ) -> Response | InstrumentedStream[ResponseStreamEvent]: ...
-    async def create(self, **params: Any) -> Response | InstrumentedStream[ResponseStreamEvent]:
-        """``AsyncResponses.create`` with the same arguments, recorded as one LLM event."""
-        recorder = self._recorder(RESPONSES, params)
-        try:
-            result: Response | AsyncStream[ResponseStreamEvent]
-            result = await self._inner.create(**params)
-        except BaseException as exc:
-            recorder.failed(exc)
-            raise
-        if isinstance(result, AsyncStream):
-            return InstrumentedStream(result, ResponseEvents(), recorder)
-        failure = "response_failed" if result.status == "failed" else ""
-        recorder.succeeded(model=result.model, usage=responses_usage(result.usage), failure=failure)
-        return result
-
-
-class InstrumentedChat:
-    """``client.chat`` with recorded ``completions``."""
-
-    def __init__(self, inner: AsyncChat, completions: InstrumentedChatCompletions) -> None:
-        self._inner = inner
-        self.completions = completions
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 class InstrumentedOpenAI:
-    """An ``AsyncOpenAI`` whose ``chat.completions.create`` and ``responses.create`` are
-    recorded; every other attribute is the wrapped client's (``unwrapped``)."""
+    """An ``AsyncOpenAI`` whose billed calls are recorded (see the module docstring):
+    ``metered`` is the instrumented copy, whose every attribute this one has, and
+    ``unwrapped`` the client given, untouched."""
 
     def __init__(
         self,
@@ -182,14 +216,46 @@ class InstrumentedOpenAI:
         context_type: str = "",
     ) -> None:
         self.unwrapped = client
-        completions = InstrumentedChatCompletions(
-            client.chat.completions, telemetry, user_ctx, context_type
-        )
-        self.chat = InstrumentedChat(client.chat, completions)
-        self.responses = InstrumentedResponses(client.responses, telemetry, user_ctx, context_type)
+        self.metered = client.copy()
+        setup = _Setup(telemetry, user_ctx, context_type)
+        # Resources take the client's ``post`` when they are made, so every one of the
+        # copy's (chat, responses, beta, the raw and streaming forms) is metered.
+        object.__setattr__(self.metered, "post", MeteredPost(self.metered.post, setup))
+
+    @property
+    def chat(self) -> AsyncChat:
+        return self.metered.chat
+
+    @property
+    def responses(self) -> AsyncResponses:
+        return self.metered.responses
+
+    @property
+    def embeddings(self) -> AsyncEmbeddings:
+        return self.metered.embeddings
+
+    @property
+    def images(self) -> AsyncImages:
+        return self.metered.images
+
+    @property
+    def audio(self) -> AsyncAudio:
+        return self.metered.audio
+
+    @property
+    def beta(self) -> AsyncBeta:
+        return self.metered.beta
+
+    @property
+    def with_raw_response(self) -> AsyncOpenAIWithRawResponse:
+        return self.metered.with_raw_response
+
+    @property
+    def with_streaming_response(self) -> AsyncOpenAIWithStreamedResponse:
+        return self.metered.with_streaming_response
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.unwrapped, name)
+        return getattr(self.metered, name)
 
 
 def instrument_openai(
@@ -199,7 +265,7 @@ def instrument_openai(
     user_ctx: UserContext | None = None,
     context_type: str = "",
 ) -> InstrumentedOpenAI:
-    """Wrap ``client`` so that each chat completion and response records one LLM event.
+    """Wrap ``client`` so that each call OpenAI bills for records one event.
 
     ``telemetry`` defaults to the SDK's configured client. Attribution comes from
     ``user_ctx`` when given, else from the ``UserContext`` current when each call starts;

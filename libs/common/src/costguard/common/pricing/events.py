@@ -13,6 +13,11 @@ carry that rate's unit. Per kind of rate:
 - ``tts`` (``gemini_tts``/``tokens``): input and output tokens at the sheet's overlay rates
   (:mod:`.overlay`); ``image`` (``gemini_image``/``images``): quantity x the model's price
   per image.
+- ``sized_image`` (``openai_image``/``images``): quantity x the overlay's price of one image
+  of ``metadata.model`` at ``metadata.quality`` and ``metadata.size`` (both non-empty
+  strings); ``characters`` (``openai_tts``/``characters``) and ``audio_seconds``
+  (``openai_transcription``/``seconds``): quantity x the overlay's price per character of
+  input text, per second of input audio, of ``metadata.model``.
 - ``storage`` (``s3_put``, ``s3_copy``): quantity x the PUT price, plus
   ``COST_AWS_S3_STORAGE_DAYS`` of storage for the object: ``metadata.size_bytes`` when it is
   a number, else ``metadata.file_size_mb`` x 2**20 (MiB, what ``buffer.length / 1024 / 1024``
@@ -46,6 +51,7 @@ from typing import Any, Literal, NamedTuple
 
 from costguard.common.pricing.aws import AwsPrices
 from costguard.common.pricing.llm import EXACT, ZERO, llm_call_cost
+from costguard.common.pricing.overlay import OverlayKind, sized_image_key
 from costguard.common.pricing.sheet import PriceSheet
 
 CATEGORY_AI = "ai"
@@ -58,9 +64,22 @@ PER_KIB = Decimal("0.0009765625")  # 1 / 1024
 PER_SQS_CHUNK = Decimal("0.0000152587890625")  # 1 / 65536: SQS bills 64 KiB per request
 SQS_BATCH = "SendMessageBatch"
 
-RateKind = Literal["llm", "tts", "image", "storage", "sqs", "lambda", "per_unit"]
-_MODEL_KINDS = ("llm", "tts", "image")
+RateKind = Literal[
+    "llm",
+    "tts",
+    "image",
+    "sized_image",
+    "characters",
+    "audio_seconds",
+    "storage",
+    "sqs",
+    "lambda",
+    "per_unit",
+]
+_MODEL_KINDS = ("llm", "tts", "image", "sized_image", "characters", "audio_seconds")
 _TOKEN_KINDS = ("llm", "tts")
+_PER_UNIT_KINDS: tuple[OverlayKind, ...] = ("image", "sized_image", "characters", "audio_seconds")
+_IMAGE_VARIANT = ("quality", "size")  # what a sized_image's price depends on, with the model
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,11 @@ def event_rates(aws: AwsPrices) -> Mapping[tuple[str, str], EventRate]:
         EventRate("ai_api_call", "gemini_text", "tokens", "llm", category=CATEGORY_AI),
         EventRate("ai_api_call", "gemini_tts", "tokens", "tts", category=CATEGORY_AI),
         EventRate("ai_api_call", "gemini_image", "images", "image", category=CATEGORY_AI),
+        EventRate("ai_api_call", "openai_image", "images", "sized_image", category=CATEGORY_AI),
+        EventRate("ai_api_call", "openai_tts", "characters", "characters", category=CATEGORY_AI),
+        EventRate(
+            "ai_api_call", "openai_transcription", "seconds", "audio_seconds", category=CATEGORY_AI
+        ),
         EventRate("s3_operation", "s3_put", "requests", "storage", put, storage),
         EventRate("s3_operation", "s3_copy", "requests", "storage", put, storage),
         EventRate("s3_operation", "s3_list", "requests", "per_unit", put),
@@ -213,12 +237,21 @@ def _unpriceable(rate: EventRate, *, unit: str, has_model: bool, meta: Mapping[s
         for name in ("input_tokens", "output_tokens"):
             if _count(meta, name) is None:
                 return f"metadata {quoted(name)} is missing or not a non-negative integer"
+    if rate.kind == "sized_image":
+        for name in _IMAGE_VARIANT:
+            if _text(meta, name) is None:
+                return f"metadata {quoted(name)} is missing or not a non-empty string"
     if rate.kind == "llm" and meta.get("cached_input_tokens") is not None:
-        cached = _count(meta, "cached_input_tokens")
-        if cached is None:
-            return "metadata 'cached_input_tokens' is not a non-negative integer"
-        if cached > (_count(meta, "input_tokens") or 0):
-            return "metadata 'cached_input_tokens' exceeds 'input_tokens'"
+        return _cached_tokens_problem(meta)
+    return ""
+
+
+def _cached_tokens_problem(meta: Mapping[str, Any]) -> str:
+    cached = _count(meta, "cached_input_tokens")
+    if cached is None:
+        return "metadata 'cached_input_tokens' is not a non-negative integer"
+    if cached > (_count(meta, "input_tokens") or 0):
+        return "metadata 'cached_input_tokens' exceeds 'input_tokens'"
     return ""
 
 
@@ -234,13 +267,23 @@ def _model_cost(
         if llm is None or not llm.priced:
             return no_price, ZERO
         return "", llm_call_cost(llm, inp, _count(meta, "cached_input_tokens") or 0, out)
-    overlay = sheet.overlay_rate("tts" if rate.kind == "tts" else "image", model)
+    if rate.kind == "tts":
+        overlay = sheet.overlay_rate("tts", model)
+        if overlay is None:
+            return no_price, ZERO
+        with localcontext(EXACT):
+            return "", inp * overlay.input_per_token + out * overlay.output_per_token
+    kind = next(known for known in _PER_UNIT_KINDS if known == rate.kind)
+    key = model
+    if kind == "sized_image":
+        quality, size = (_text(meta, name) or "" for name in _IMAGE_VARIANT)
+        key = sized_image_key(model, quality, size)
+        no_price = f"{no_price} at quality {quoted(quality)} and size {quoted(size)}"
+    overlay = sheet.overlay_rate(kind, key)
     if overlay is None:
         return no_price, ZERO
     with localcontext(EXACT):
-        if rate.kind == "tts":
-            return "", inp * overlay.input_per_token + out * overlay.output_per_token
-        return "", amount * overlay.per_image
+        return "", amount * overlay.per_unit
 
 
 def _aws_cost(rate: EventRate, amount: Decimal, meta: Mapping[str, Any]) -> Decimal:
@@ -300,9 +343,14 @@ def _count(meta: Mapping[str, Any], key: str) -> int | None:
     return int(number)
 
 
+def _text(meta: Mapping[str, Any], key: str) -> str | None:
+    """A non-empty JSON string from the metadata, else ``None``."""
+    value = meta.get(key)
+    return value if isinstance(value, str) and value != "" else None
+
+
 def _model(meta: Mapping[str, Any]) -> str | None:
-    model = meta.get("model")
-    return model if isinstance(model, str) and model != "" else None
+    return _text(meta, "model")
 
 
 # The SQL twin of ``cost_event_cost``: every ``cost_events`` row created in [$1, $2) with
@@ -310,9 +358,11 @@ def _model(meta: Mapping[str, Any]) -> str | None:
 # rollup's temporary rate tables: ``rollup_event_rates`` (``event_rate_rows``),
 # ``rollup_llm_rates`` (``llm_rate_rows``, built from the day's models, including those of
 # ``ai_api_call``/``gemini_text`` events) and ``rollup_overlay_rates``
-# (``overlay_rate_rows``). ``n`` finds each event's rate and reads, once, the metadata that
-# rate's kind needs (a cast sits inside a CASE, so a non-number is never cast); ``m`` checks
-# counts and defaults; ``x`` finds the model's price and the reason. ``n`` is MATERIALIZED:
+# (``overlay_rate_rows``; a ``sized_image`` rate's model is ``<model>/<quality>/<size>``,
+# and ``per_image`` is the price per unit of quantity of each per-unit kind). ``n`` finds
+# each event's rate and reads, once, the metadata that rate's kind needs (a cast sits inside
+# a CASE, so a non-number is never cast); ``m`` checks counts and defaults; ``x`` finds the
+# model's price and the reason. ``n`` is MATERIALIZED:
 # Postgres would otherwise inline each of its expressions wherever it is used and read the
 # JSON many times over (300,000 events took 4 s instead of 2 s on the 2-core dev machine;
 # materializing ``m`` or ``x`` as well made it slower). 0.0009765625 is 1/1024,
@@ -324,10 +374,19 @@ WITH n AS MATERIALIZED (
            t.event_type IS NOT NULL AS known_type,
            r.event_type IS NOT NULL AS known, r.unit AS rate_unit, r.kind,
            r.category AS rate_category, r.per_unit, r.per_byte, r.per_gb_second,
-           CASE WHEN r.kind IN ('llm', 'tts', 'image')
+           CASE WHEN r.kind IN ('llm', 'tts', 'image', 'sized_image', 'characters',
+                                'audio_seconds')
                      AND jsonb_typeof(e.metadata -> 'model') = 'string'
                      AND e.metadata ->> 'model' <> ''
                 THEN e.metadata ->> 'model' END AS model,
+           CASE WHEN r.kind = 'sized_image'
+                     AND jsonb_typeof(e.metadata -> 'quality') = 'string'
+                     AND e.metadata ->> 'quality' <> ''
+                THEN e.metadata ->> 'quality' END AS quality,
+           CASE WHEN r.kind = 'sized_image'
+                     AND jsonb_typeof(e.metadata -> 'size') = 'string'
+                     AND e.metadata ->> 'size' <> ''
+                THEN e.metadata ->> 'size' END AS size,
            CASE WHEN r.kind IN ('llm', 'tts')
                      AND jsonb_typeof(e.metadata -> 'input_tokens') = 'number'
                 THEN (e.metadata ->> 'input_tokens')::numeric END AS input_tokens,
@@ -367,8 +426,8 @@ WITH n AS MATERIALIZED (
 m AS (
     SELECT event_id, user_id, tier, created_at, episode_id, podcast_id, event_type, service,
            unit, quantity, known_type, known, rate_unit, kind, rate_category, per_unit,
-           per_byte, per_gb_second, model, stored_bytes, batch, body_bytes, duration_seconds,
-           memory_mb,
+           per_byte, per_gb_second, model, quality, size, stored_bytes, batch, body_bytes,
+           duration_seconds, memory_mb,
            CASE WHEN input_tokens >= 0 AND input_tokens = trunc(input_tokens)
                 THEN input_tokens END AS input_tokens,
            CASE WHEN output_tokens >= 0 AND output_tokens = trunc(output_tokens)
@@ -388,19 +447,27 @@ x AS (
                    || ''' for event type ''' || m.event_type || ''''
                WHEN m.unit <> m.rate_unit
                    THEN 'unit ''' || m.unit || ''' does not match ''' || m.rate_unit || ''''
-               WHEN m.kind IN ('llm', 'tts', 'image') AND m.model IS NULL
+               WHEN m.kind IN ('llm', 'tts', 'image', 'sized_image', 'characters',
+                               'audio_seconds') AND m.model IS NULL
                    THEN 'metadata ''model'' is missing or not a non-empty string'
                WHEN m.kind IN ('llm', 'tts') AND m.input_tokens IS NULL
                    THEN 'metadata ''input_tokens'' is missing or not a non-negative integer'
                WHEN m.kind IN ('llm', 'tts') AND m.output_tokens IS NULL
                    THEN 'metadata ''output_tokens'' is missing or not a non-negative integer'
+               WHEN m.kind = 'sized_image' AND m.quality IS NULL
+                   THEN 'metadata ''quality'' is missing or not a non-empty string'
+               WHEN m.kind = 'sized_image' AND m.size IS NULL
+                   THEN 'metadata ''size'' is missing or not a non-empty string'
                WHEN m.kind = 'llm' AND m.cached_input_tokens IS NULL
                    THEN 'metadata ''cached_input_tokens'' is not a non-negative integer'
                WHEN m.kind = 'llm' AND m.cached_input_tokens > m.input_tokens
                    THEN 'metadata ''cached_input_tokens'' exceeds ''input_tokens'''
                WHEN m.kind = 'llm' AND l.model IS NULL
                    THEN 'no price for model ''' || m.model || ''''
-               WHEN m.kind IN ('tts', 'image') AND o.model IS NULL
+               WHEN m.kind = 'sized_image' AND o.model IS NULL
+                   THEN 'no price for model ''' || m.model || ''' at quality ''' || m.quality
+                       || ''' and size ''' || m.size || ''''
+               WHEN m.kind IN ('tts', 'image', 'characters', 'audio_seconds') AND o.model IS NULL
                    THEN 'no price for model ''' || m.model || ''''
            END AS reason
     FROM m
@@ -408,7 +475,10 @@ x AS (
         ON m.kind = 'llm' AND l.priced AND l.model = m.model AND l.provider = 'google'
         AND m.input_tokens
             BETWEEN l.min_input_tokens AND coalesce(l.max_input_tokens, m.input_tokens)
-    LEFT JOIN rollup_overlay_rates o ON o.kind = m.kind AND o.model = m.model
+    LEFT JOIN rollup_overlay_rates o ON o.kind = m.kind
+        AND o.model = CASE WHEN m.kind = 'sized_image'
+                           THEN m.model || '/' || m.quality || '/' || m.size
+                           ELSE m.model END
 )
 SELECT event_id, user_id, tier, created_at, episode_id, podcast_id, event_type, service, unit,
        quantity,
@@ -420,6 +490,9 @@ SELECT event_id, user_id, tier, created_at, episode_id, podcast_id, event_type, 
                + output_tokens * output_per_token + per_request
            WHEN 'tts' THEN input_tokens * overlay_input + output_tokens * overlay_output
            WHEN 'image' THEN quantity * per_image
+           WHEN 'sized_image' THEN quantity * per_image
+           WHEN 'characters' THEN quantity * per_image
+           WHEN 'audio_seconds' THEN quantity * per_image
            WHEN 'storage' THEN quantity * per_unit + stored_bytes * per_byte
            WHEN 'sqs' THEN (CASE WHEN quantity > 0 THEN GREATEST(
                    CASE WHEN batch THEN CEIL(quantity * 0.1) ELSE quantity END,

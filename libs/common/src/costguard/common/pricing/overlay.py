@@ -21,6 +21,40 @@ gemini-2.5-flash-image-preview              image  0.039 per image
 gemini-2.0-flash-preview-image-generation   image  0.039 per image
 ==========================================  =====  =============================================
 
+OpenAI's images, speech and transcriptions (``openai_image``, ``openai_tts``,
+``openai_transcription``, recorded by ``instrument_openai``) are priced per image of a
+quality and size, per character of input text and per second of input audio. Figures are
+OpenAI's published prices (https://platform.openai.com/docs/pricing, standard, as of 2025).
+A ``sized_image`` rate is keyed ``<model>/<quality>/<size>``; DALL-E 2 has one quality,
+recorded as ``standard``:
+
+============================  ============  ====================================================
+model                         kind          USD
+============================  ============  ====================================================
+dall-e-3                      sized_image   standard: 0.040 (1024x1024), 0.080 (1024x1792,
+                                            1792x1024); hd: 0.080 (1024x1024), 0.120 (wide)
+dall-e-2                      sized_image   standard: 0.020 (1024x1024), 0.018 (512x512),
+                                            0.016 (256x256)
+gpt-image-1                   sized_image   1024x1024: low 0.011, medium 0.042, high 0.167;
+                                            1024x1536 and 1536x1024: low 0.016, medium 0.063,
+                                            high 0.25
+tts-1                         characters    15.00 per 1M characters
+tts-1-hd                      characters    30.00 per 1M characters
+gpt-4o-mini-tts               characters    0.015 per minute of audio, priced as 15.00 per 1M
+                                            characters: an estimate at 1,000 characters a
+                                            minute (OpenAI bills it by text and audio tokens)
+whisper-1                     audio_seconds 0.006 per minute (0.0001 a second)
+gpt-4o-transcribe             audio_seconds 0.006 per minute (0.0001 a second)
+gpt-4o-mini-transcribe        audio_seconds 0.003 per minute (0.00005 a second)
+============================  ============  ====================================================
+
+A rate has three prices, as the rollup's ``rollup_overlay_rates`` table has three price
+columns: ``input_per_token`` and ``output_per_token`` (``tts``), and ``per_image``, which
+is the price per unit of the event's quantity for every other kind: per image (``image``,
+``sized_image``), per character (``characters``), per second (``audio_seconds``);
+:attr:`OverlayRate.per_unit` names it so. Adding kinds changed no stored sheet: the entries
+of the kinds before keep their JSON, so the sheets stored before load with their digests.
+
 Each price sheet stores the overlay it was built with (covered by its digest), so changing a
 figure here reprices only dates rolled up afterwards or deliberately repriced.
 """
@@ -35,13 +69,20 @@ from typing import Literal
 
 from costguard.common.pricing.llm import ZERO
 
-OverlayKind = Literal["tts", "image"]
-OVERLAY_KINDS: tuple[OverlayKind, ...] = ("tts", "image")
+OverlayKind = Literal["tts", "image", "sized_image", "characters", "audio_seconds"]
+OVERLAY_KINDS: tuple[OverlayKind, ...] = (
+    "tts",
+    "image",
+    "sized_image",
+    "characters",
+    "audio_seconds",
+)
 
 
 @dataclass(frozen=True)
 class OverlayRate:
-    """One model's price: per token (``tts``) or per image (``image``), in USD."""
+    """One model's price, in USD: per token (``tts``), else per unit of quantity, kept in
+    ``per_image`` (see the module docstring)."""
 
     kind: OverlayKind
     model: str
@@ -57,6 +98,11 @@ class OverlayRate:
         rates = (self.input_per_token, self.output_per_token, self.per_image)
         if any(not isinstance(r, Decimal) or not r.is_finite() or r < 0 for r in rates):
             raise ValueError(f"rates of {self.model!r} must be finite Decimals >= 0")
+
+    @property
+    def per_unit(self) -> Decimal:
+        """The price per unit of quantity: an image, a character, a second of audio."""
+        return self.per_image
 
 
 OverlayPrices = Mapping[tuple[OverlayKind, str], OverlayRate]
@@ -75,6 +121,32 @@ def _image(model: str, per_image: str) -> OverlayRate:
     return OverlayRate("image", model, per_image=Decimal(per_image))
 
 
+def sized_image_key(model: str, quality: str, size: str) -> str:
+    """The overlay model of a ``sized_image`` rate (the SQL builds the same text)."""
+    return f"{model}/{quality}/{size}"
+
+
+def _sized(model: str, quality: str, size: str, per_image: str) -> OverlayRate:
+    return OverlayRate(
+        "sized_image", sized_image_key(model, quality, size), per_image=Decimal(per_image)
+    )
+
+
+def _per_unit(kind: OverlayKind, model: str, per_unit: Decimal) -> OverlayRate:
+    return OverlayRate(kind, model, per_image=per_unit)
+
+
+_TALL, _WIDE = "1024x1792", "1792x1024"
+
+
+def _per_second(per_minute: str) -> Decimal:
+    """USD a second from USD a minute; the figures used divide exactly (0.006 / 60)."""
+    second = Decimal(per_minute) / 60
+    if second * 60 != Decimal(per_minute):
+        raise ValueError(f"{per_minute} a minute is no exact price a second")
+    return second
+
+
 _DEFAULT = (
     _tts("gemini-2.5-flash-preview-tts", "0.50", "10.00"),
     _tts("gemini-2.5-pro-preview-tts", "1.00", "20.00"),
@@ -85,6 +157,35 @@ _DEFAULT = (
     _image("gemini-2.5-flash-image", "0.039"),
     _image("gemini-2.5-flash-image-preview", "0.039"),
     _image("gemini-2.0-flash-preview-image-generation", "0.039"),
+    _sized("dall-e-3", "standard", "1024x1024", "0.040"),
+    _sized("dall-e-3", "standard", _TALL, "0.080"),
+    _sized("dall-e-3", "standard", _WIDE, "0.080"),
+    _sized("dall-e-3", "hd", "1024x1024", "0.080"),
+    _sized("dall-e-3", "hd", _TALL, "0.120"),
+    _sized("dall-e-3", "hd", _WIDE, "0.120"),
+    _sized("dall-e-2", "standard", "1024x1024", "0.020"),
+    _sized("dall-e-2", "standard", "512x512", "0.018"),
+    _sized("dall-e-2", "standard", "256x256", "0.016"),
+    *(
+        _sized("gpt-image-1", quality, size, price)
+        for quality, square, portrait in (
+            ("low", "0.011", "0.016"),
+            ("medium", "0.042", "0.063"),
+            ("high", "0.167", "0.25"),
+        )
+        for size, price in (
+            ("1024x1024", square),
+            ("1024x1536", portrait),
+            ("1536x1024", portrait),
+        )
+    ),
+    _per_unit("characters", "tts-1", Decimal("15.00").scaleb(-6)),
+    _per_unit("characters", "tts-1-hd", Decimal("30.00").scaleb(-6)),
+    # $0.015 a minute at 1,000 characters a minute: an estimate, see the table
+    _per_unit("characters", "gpt-4o-mini-tts", Decimal("0.015").scaleb(-3)),
+    _per_unit("audio_seconds", "whisper-1", _per_second("0.006")),
+    _per_unit("audio_seconds", "gpt-4o-transcribe", _per_second("0.006")),
+    _per_unit("audio_seconds", "gpt-4o-mini-transcribe", _per_second("0.003")),
 )
 
 

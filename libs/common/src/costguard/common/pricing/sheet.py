@@ -15,7 +15,11 @@ the digest: two sheets with the same digest price every event the same.
 
 Version 1 sheets (stored before the overlay of :mod:`.overlay` existed) still load, with
 ``overlay=None``, and keep their digest; they price no ``gemini_tts`` or ``gemini_image``
-event until the rollup adds the overlay to them (``costguard.rollup.sheets``).
+event until the rollup adds the overlay to them (``costguard.rollup.sheets``). The overlay
+kinds added later (OpenAI's ``sized_image``, ``characters`` and ``audio_seconds``) are
+entries of the same version 2 form: a version 2 sheet stored before them loads with its
+digest, prices none of their events until the rollup adds the missing overlay models to
+it, and a sheet made since holds more entries (so a new digest), in the same JSON.
 """
 
 from __future__ import annotations
@@ -271,11 +275,12 @@ def _overlay_json(rate: OverlayRate) -> dict[str, str]:
 def _overlay_from_json(item: Any) -> OverlayRate:
     if not isinstance(item, Mapping):
         raise ValueError("price sheet overlay entries must be objects")
-    kind = _str(item, "kind")
-    if kind not in OVERLAY_KINDS:
+    name = _str(item, "kind")
+    kind = next((known for known in OVERLAY_KINDS if known == name), None)
+    if kind is None:
         raise ValueError(f"price sheet overlay kind must be one of {OVERLAY_KINDS}")
     return OverlayRate(
-        kind="tts" if kind == "tts" else "image",
+        kind=kind,
         model=_str(item, "model"),
         input_per_token=_decimal(item, "input_per_token"),
         output_per_token=_decimal(item, "output_per_token"),
