@@ -37,6 +37,12 @@ from costguard.common.config import Env
 from costguard.common.pricing.llm import EXACT
 
 GIB = 2**30
+GB_MONTH_SECONDS = 30 * 86_400  # the month a GB-month price is taken over: 30 days
+# 1 / 2,592,000 has no finite decimal expansion, so the per-byte-second rate is kept to 40
+# places (23 significant digits at $0.023: a relative error below 1e-23) and
+# every product after it is exact: SQL and Python multiply the very same numbers, and a
+# day's storage costs add up to an object's lifetime cost to the last digit.
+PER_BYTE_SECOND_QUANTUM = Decimal("1e-40")
 # Per-byte rates are kept to 1e-24 USD (1e-15 USD per GiB), far below the 1e-8 the rollup
 # stores, so that SQL and Python multiply the very same numbers.
 PER_BYTE_QUANTUM = Decimal("1e-24")
@@ -83,3 +89,11 @@ class AwsPrices:
         with localcontext(EXACT):
             exact = self.s3_storage_gb_month * self.s3_storage_days / 30 / GIB
             return exact.quantize(PER_BYTE_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+    @property
+    def s3_storage_per_byte_second(self) -> Decimal:
+        """What holding one byte for one second costs: the GB-month price / (2**30 x
+        2,592,000), to :data:`PER_BYTE_SECOND_QUANTUM`."""
+        with localcontext(EXACT):
+            exact = self.s3_storage_gb_month / (GIB * GB_MONTH_SECONDS)
+            return exact.quantize(PER_BYTE_SECOND_QUANTUM, rounding=ROUND_HALF_EVEN)
