@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from redis.exceptions import RedisError
 from costguard.common.counters import LiveCounters, Usage
 from costguard.common.db import Connection
 from costguard.common.pricing import SeedPrices
+from costguard.common.storage import record_objects
 from costguard.telemetry import metrics
 from costguard.telemetry.rows import (
     COST_COLUMNS,
@@ -127,13 +129,16 @@ _TABLES = {
         COST_COLUMNS,
         "CREATE TEMP TABLE IF NOT EXISTS stage_cost_events "
         "(LIKE cost_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
-        # Cloud operations are priced by the rollup; the live counters do not hold them.
+        # Cloud operations are priced by the rollup; the live counters do not hold them. The
+        # ids inserted go to ``record_objects``, for the S3 objects they store or delete.
         """
         WITH inserted AS (
             INSERT INTO cost_events SELECT * FROM stage_cost_events
-            ON CONFLICT (event_id) DO NOTHING RETURNING created_at AS at
+            ON CONFLICT (event_id) DO NOTHING RETURNING event_id, created_at AS at
         )
-        SELECT (at AT TIME ZONE $1)::date AS day, count(*) AS events FROM inserted GROUP BY 1
+        SELECT (at AT TIME ZONE $1)::date AS day, count(*) AS events,
+               array_agg(event_id) AS event_ids
+        FROM inserted GROUP BY 1
         """,
         ("timezone",),
     ),
@@ -270,12 +275,18 @@ class Ingestor:
             async with self._pool.acquire() as conn, conn.transaction():
                 usages: list[Usage] = []
                 days: set[date] = set()
+                stored_costs: list[uuid.UUID] = []
                 for kind, table in _TABLES.items():
                     if rows[kind]:
                         inserted = await _insert(conn, table, rows[kind], params)
                         accepted[kind] += sum(row["events"] for row in inserted)
                         usages += self._usages(kind, inserted)
                         days.update(row["day"] for row in inserted)
+                        if kind == "cost":
+                            stored_costs = [i for row in inserted for i in row["event_ids"]]
+                objects = await record_objects(conn, stored_costs, tz=self._tz, mark_dirty=False)
+                # One sorted statement for every date: two could deadlock with another batch.
+                days.update(objects.dirty_dates)
                 if days:
                     # The rollup re-rolls these days (issue 5: near-live today, late events).
                     await conn.execute(_MARK_DIRTY, sorted(days))
