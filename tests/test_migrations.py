@@ -141,19 +141,21 @@ def test_cli_names_a_bad_database_url() -> None:
 
 # Rows in costguard's first cost-event vocabulary, as the SDK and the dev seed wrote them
 # before migration 0009, each with what the first vocabulary's rates charged for it, by hand
-# ($0.005 per 1,000 PUTs, $0.023 per GB-month for 30 days, $0.0004 per 1,000 GETs, free
-# deletes, $0.10 per 1,000 emails, $0.40 per million SQS requests of up to 64 KiB, whatever
-# the message count, $0.0000166667 per GB-second and $0.20 per million Lambda requests).
+# ($0.005 per 1,000 PUTs, $0.0004 per 1,000 GETs, free deletes, $0.10 per 1,000 emails,
+# $0.40 per million SQS requests of up to 64 KiB, whatever the message count, $0.0000166667
+# per GB-second and $0.20 per million Lambda requests). Storage, which the first vocabulary
+# charged 30 days of with each upload, is now what is held: the upload that names its key is
+# held from noon to the end of the day (the backfill of 0011 found it), the others hold
+# nothing that could end.
 GIB = 2**30
-STORAGE = Decimal("0.023") / GIB  # per byte, for the 30 days charged
+HALF_A_DAY = Decimal("0.023") / GIB / 2_592_000 * 43_200  # per byte, from noon to midnight
 FIRST_VOCABULARY: list[tuple[str, str, str, str, dict[str, Any], Decimal]] = [
     ("s3.put_object", "s3", "1", "request",
      {"key": "a.mp3", "size_bytes": GIB // 2, "size_mb": 512.0, "size_known": True},
-     Decimal("0.000005") + GIB // 2 * STORAGE),
+     Decimal("0.000005") + GIB // 2 * HALF_A_DAY),
     ("s3.put_object", "s3", "1", "request",
      {"key": "b.mp3", "size_bytes": 0, "size_known": False}, Decimal("0.000005")),
-    ("s3.copy_object", "s3", "1", "request", {"size_bytes": 1_048_576},
-     Decimal("0.000005") + 1_048_576 * STORAGE),
+    ("s3.copy_object", "s3", "1", "request", {"size_bytes": 1_048_576}, Decimal("0.000005")),
     ("s3.get_object", "s3", "2", "request", {"key": "a.mp3", "size_bytes": GIB},
      2 * Decimal("0.0000004")),
     ("s3.head_object", "s3", "1", "request", {}, Decimal("0.0000004")),
@@ -179,7 +181,7 @@ FIRST_VOCABULARY: list[tuple[str, str, str, str, dict[str, Any], Decimal]] = [
 ]  # fmt: skip
 
 
-async def test_0009_rewrites_the_first_vocabulary_and_a_rerun_prices_it_the_same(
+async def test_0009_rewrites_the_first_vocabulary_and_a_rerun_prices_it_as_before(
     empty_db: str,
 ) -> None:
     migrations = load_migrations()
@@ -241,7 +243,7 @@ async def test_0009_rewrites_the_first_vocabulary_and_a_rerun_prices_it_the_same
             "SendMessageBatch",
         ]
 
-        # Re-rolling the day prices every event as the first vocabulary did.
+        # Re-rolling the day prices every event as the first vocabulary did, storage aside.
         prices = Pricing(SeedPrices.from_env({}), AwsPrices.from_env({}))
         result = await rollup_costs_for_date(
             pool, date(2026, 11, 20), tz=ZoneInfo("UTC"), pricing=prices

@@ -95,7 +95,11 @@ async def rollup_costs_for_date(
                     columns=OVERLAY_RATE_COLUMNS,
                 )
                 await conn.execute(
-                    sql.GROUP_EVENTS, *bounds, sheet.seed.cpu_ms, sheet.seed.db_row_1k
+                    sql.GROUP_EVENTS,
+                    *bounds,
+                    sheet.seed.cpu_ms,
+                    sheet.seed.db_row_1k,
+                    sheet.aws.s3_storage_per_byte_second,
                 )
                 await conn.execute(sql.UPSERT_USERS, day, sheet_id)
                 await conn.execute(sql.DELETE_STALE_USERS, day)

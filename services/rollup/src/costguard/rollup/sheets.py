@@ -4,8 +4,10 @@ A date keeps the sheet it was first priced with: a re-run months later prices th
 events the same way. Models that first appear in a late event are added to that sheet at
 the library's prices for the date, and overlay models (Gemini text to speech and images)
 the sheet lacks at today's overlay prices, a sheet stored before the overlay existed
-getting all of them; the rates it has stay. A deliberate reprice builds a fresh sheet from
-today's library, overlay and environment instead.
+getting all of them; the rates it has stay. A sheet stored while an upload was charged
+``s3_storage_days`` of storage loses that retired rate when its date is rolled up again,
+since storage is now priced by what is held: the new sheet says so. A deliberate reprice
+builds a fresh sheet from today's library, overlay and environment instead.
 """
 
 from __future__ import annotations
@@ -67,8 +69,11 @@ async def sheet_for_date(
         sheet = await _stored(conn, previous_id)
         missing = sorted(models - set(sheet.llm))
         overlay = {**default_overlay(), **(sheet.overlay or {})}
-        if not missing and overlay == sheet.overlay:
+        aws_now = dataclasses.replace(sheet.aws, s3_storage_days=None)
+        if not missing and overlay == sheet.overlay and aws_now == sheet.aws:
             return sheet, previous_id
-        added = build_price_sheet(missing, seed=sheet.seed, aws=sheet.aws, at=bounds[0])
-        sheet = dataclasses.replace(sheet, llm={**sheet.llm, **added.llm}, overlay=overlay)
+        added = build_price_sheet(missing, seed=sheet.seed, aws=aws_now, at=bounds[0])
+        sheet = dataclasses.replace(
+            sheet, aws=aws_now, llm={**sheet.llm, **added.llm}, overlay=overlay
+        )
     return sheet, await save_sheet(conn, sheet)

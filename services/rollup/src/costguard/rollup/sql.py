@@ -8,6 +8,7 @@ global, entities, month) is derived from those groups, so the raw events are sca
 from __future__ import annotations
 
 from costguard.common.pricing import AI_EVENT_MODELS_SQL, COST_EVENTS_SQL, LLM_CALL_COST_SQL
+from costguard.common.storage import HELD_DURING_DAY_SQL, STORAGE_SERVICE
 
 # For the rollup's transaction: group in memory rather than spill sorts to disk, and skip
 # JIT compilation (it cost about a second per statement and saved less).
@@ -25,8 +26,7 @@ CREATE TEMP TABLE IF NOT EXISTS rollup_llm_rates (
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS rollup_event_rates (
     event_type text NOT NULL, service text NOT NULL, unit text NOT NULL, kind text NOT NULL,
-    per_unit numeric NOT NULL, per_byte numeric NOT NULL, per_gb_second numeric NOT NULL,
-    category text NOT NULL
+    per_unit numeric NOT NULL, per_gb_second numeric NOT NULL, category text NOT NULL
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS rollup_overlay_rates (
     kind text NOT NULL, model text NOT NULL, input_per_token numeric NOT NULL,
@@ -39,7 +39,10 @@ CREATE TEMP TABLE IF NOT EXISTS rollup_overlay_rates (
 # their model, provider and input-token band; the sheet is built from the day's models, so
 # every one has a row (unknown models at the seed constants, flagged). Cost events are
 # priced by ``COST_EVENTS_SQL``; those it cannot price cost 0 and are flagged ``unpriced``
-# under their item (service, type and model) with the reason.
+# under their item (service, type and model) with the reason. S3 storage comes last: one row
+# per object held during the day, at $5 per byte-second (``HELD_DURING_DAY_SQL``), charged to
+# whoever stored it; such a row is no event, so its ``at`` is NULL and ``events`` counts
+# ``at``.
 _GROUP_EVENTS_TEMPLATE = """
 CREATE TEMP TABLE rollup_groups ON COMMIT DROP AS
 WITH ev AS (
@@ -74,27 +77,36 @@ WITH ev AS (
            CASE WHEN p.unit = 'emails' THEN p.quantity ELSE 0 END,
            p.stored_bytes / 1048576, p.reason, p.cost, p.item
     FROM (COST_EVENTS) p
+    UNION ALL
+    SELECT coalesce(h.user_id, ''), coalesce(h.tier, ''), NULL, h.episode_id, h.podcast_id,
+           'STORAGE_SERVICE', 'aws', 0, 0, 0, 0, 0, 0, 0, NULL, h.cost, NULL
+    FROM (HELD_DURING_DAY) h
 )
 SELECT GROUPING(user_id, tier) = 0 AS by_user,
        GROUPING(episode_id, podcast_id, service, category) = 0 AS by_entity,
        GROUPING(unpriced, reason) = 0 AS by_unpriced,
        user_id, tier, episode_id, podcast_id, service, category, unpriced, reason,
-       max(at) AS last_at, count(*) AS events, sum(jobs) AS jobs, sum(ai_calls) AS ai_calls,
+       max(at) AS last_at, count(at) AS events, sum(jobs) AS jobs, sum(ai_calls) AS ai_calls,
        sum(cpu_ms) AS cpu_ms, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
        sum(emails) AS emails, sum(storage_mb) AS storage_mb, sum(cost) AS cost
 FROM ev
 GROUP BY GROUPING SETS (
     (user_id, tier), (episode_id, podcast_id, service, category), (unpriced, reason))
 """
-GROUP_EVENTS = _GROUP_EVENTS_TEMPLATE.replace("LLM_COST", LLM_CALL_COST_SQL.strip()).replace(
-    "COST_EVENTS", COST_EVENTS_SQL.strip()
+GROUP_EVENTS = (
+    _GROUP_EVENTS_TEMPLATE.replace("LLM_COST", LLM_CALL_COST_SQL.strip())
+    .replace("COST_EVENTS", COST_EVENTS_SQL.strip())
+    # its price is $3 on its own, $5 here
+    .replace("HELD_DURING_DAY", HELD_DURING_DAY_SQL.strip().replace("$3", "$5"))
+    .replace("STORAGE_SERVICE", STORAGE_SERVICE)
 )
 
 UPSERT_USERS = """
 INSERT INTO cost_user_daily AS d (user_id, date, tier, jobs, ai_calls, cpu_ms, tokens_in,
                                   tokens_out, cost_usd, price_sheet_id, updated_at)
-SELECT user_id, $1::date, (array_agg(tier ORDER BY last_at DESC))[1], sum(jobs), sum(ai_calls),
-       sum(cpu_ms), sum(tokens_in), sum(tokens_out), round(sum(cost), 8), $2, now()
+SELECT user_id, $1::date, (array_agg(tier ORDER BY last_at DESC NULLS LAST))[1], sum(jobs),
+       sum(ai_calls), sum(cpu_ms), sum(tokens_in), sum(tokens_out), round(sum(cost), 8), $2,
+       now()
 FROM rollup_groups WHERE by_user GROUP BY user_id
 ON CONFLICT (user_id, date) DO UPDATE SET
     tier = EXCLUDED.tier, jobs = EXCLUDED.jobs, ai_calls = EXCLUDED.ai_calls,
