@@ -37,6 +37,7 @@ _DATA_TABLES = (
     "rollup_dirty_dates",
     "rollup_runs",
     "entity_costs_daily",
+    "s3_objects",
 )
 
 

@@ -199,4 +199,33 @@ OWN_TABLES = {
             "cost_monthly_summary_pkey": "PRIMARY KEY (year, month)",
         },
     ),
+    "s3_objects": Table(
+        columns=[
+            Column("event_id", "uuid", not_null=True, default=None),
+            Column("key_index", "integer", not_null=True, default="0"),
+            Column("bucket", "text", not_null=True, default=None),
+            Column("s3_key", "text", not_null=True, default=None),
+            Column("size_bytes", "numeric", not_null=True, default=None),
+            Column("stored_at", "timestamp with time zone", not_null=True, default=None),
+            Column("ended_at", "timestamp with time zone", not_null=False, default=None),
+            Column("user_id", "character varying(64)", not_null=False, default=None),
+            Column("tier", "character varying(32)", not_null=False, default=None),
+            Column("episode_id", "character varying(64)", not_null=False, default=None),
+            Column("podcast_id", "character varying(64)", not_null=False, default=None),
+        ],
+        indexes={
+            "s3_objects_pkey": "UNIQUE btree (event_id, key_index)",
+            "s3_objects_key_idx": "btree (bucket, s3_key, stored_at)",
+            "s3_objects_live_idx": (
+                "btree (stored_at) WHERE ((ended_at IS NULL) AND (size_bytes > (0)::numeric))"
+            ),
+            "s3_objects_ended_idx": (
+                "btree (ended_at, stored_at)"
+                " WHERE ((ended_at IS NOT NULL) AND (size_bytes > (0)::numeric))"
+            ),
+        },
+        keys={
+            "s3_objects_pkey": "PRIMARY KEY (event_id, key_index)",
+        },
+    ),
 }

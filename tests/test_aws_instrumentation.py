@@ -13,7 +13,7 @@ import io
 import logging
 import zipfile
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -716,11 +716,21 @@ async def test_what_the_instrumentation_records_the_rollup_prices(
     day = await db.fetchrow("SELECT * FROM cost_global_daily WHERE date = $1", today)
     assert day is not None
     assert day["unpriced_json"] == {}
-    # By hand, at the us-east-1 list prices: a PUT and 1 MiB stored for a month, a GET, a
-    # free DELETE, 2 emails, 3 messages in one batch request, one 1.235 s invocation at 256 MB.
+    put_at, delete_at = [
+        r["created_at"]
+        for r in await db.fetch(
+            "SELECT created_at FROM cost_events WHERE service IN ('s3_put', 's3_delete')"
+            " ORDER BY id"
+        )
+    ]
+    held = Decimal((delete_at - put_at) // timedelta(microseconds=1)) / 10**6
+    assert 0 < held < 60
+    # By hand, at the us-east-1 list prices: a PUT, 1 MiB held from the PUT to the DELETE
+    # (at $0.023 per GiB held 30 days), a GET, a free DELETE, 2 emails, 3 messages in one
+    # batch request, one 1.235 s invocation at 256 MB.
     expected = (
         Decimal("0.005") / 1000
-        + Decimal(1) / 1024 * Decimal("0.023")
+        + held / 1024 * Decimal("0.023") / 2_592_000
         + Decimal("0.0004") / 1000
         + 2 * Decimal("0.10") / 1000
         + Decimal("0.40") / 10**6
@@ -728,8 +738,8 @@ async def test_what_the_instrumentation_records_the_rollup_prices(
         + Decimal("1.235") * Decimal("0.25") * Decimal("0.0000166667")
     )
     assert day["cost_usd"] == expected.quantize(Decimal("0.00000001"), ROUND_HALF_UP)
-    assert set(day["cost_by_service_json"]) == {"s3_put", "s3_get", "s3_delete", "ses", "sqs",
-                                                "lambda"}  # fmt: skip
+    assert set(day["cost_by_service_json"]) == {"s3_put", "s3_get", "s3_delete", "s3_storage",
+                                                "ses", "sqs", "lambda"}  # fmt: skip
 
 
 class UnreachableTelemetry(TelemetryClient):

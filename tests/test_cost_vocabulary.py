@@ -12,8 +12,8 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -72,9 +72,7 @@ class Case:
     metadata: dict[str, Any]
     expected: Decimal  # by hand, exact
     category: str = "aws"
-    # Storage is priced at a per-byte rate kept to 1e-24 USD, so it is within this of the
-    # exact figure (and the same once rounded to the rollup's 8 decimals).
-    tolerance: Decimal = field(default=Decimal(0))
+    held_bytes: Decimal = Decimal(0)  # an object it stores, held until the end of the day
 
 
 SEED_EXAMPLE = {
@@ -125,14 +123,12 @@ CASES: dict[tuple[str, str, str], Case] = {
     ("s3_operation", "s3_put", "requests"): Case(
         1, {"operation": "PutObject", "s3_key": "ep-1/audio.mp3", "file_size_mb": 5.5,
             "content_type": "audio/mpeg"},
-        # the app's buffer.length / 1024 / 1024: 5.5 MiB stored for 30 days
-        PUT + Decimal("5.5") * MIB / GIB * GB_MONTH * 30 / 30,  # $0.00012853515625
-        tolerance=Decimal("1e-15"),
+        # the request; the app's buffer.length / 1024 / 1024, 5.5 MiB, is held from the PUT
+        PUT, held_bytes=Decimal("5.5") * MIB,
     ),
     ("s3_operation", "s3_copy", "requests"): Case(
-        1, {"operation": "CopyObject", "size_bytes": GIB},
-        PUT + GB_MONTH,  # $0.023005
-        tolerance=Decimal("1e-15"),
+        # names no key, so no object whose end could be known: the request alone
+        1, {"operation": "CopyObject", "size_bytes": GIB}, PUT,
     ),
     ("s3_operation", "s3_list", "requests"): Case(4, {"operation": "ListObjectsV2"}, 4 * PUT),
     ("s3_operation", "s3_get", "requests"): Case(
@@ -159,6 +155,10 @@ CASES: dict[tuple[str, str, str], Case] = {
         3 * LAMBDA_REQUEST + Decimal("4.5") * 1536 / 1024 * GB_SECOND,
     ),
 }  # fmt: skip
+
+
+def seconds(held: timedelta) -> Decimal:
+    return Decimal(held // timedelta(microseconds=1)) / M
 
 
 def doc_rows() -> list[tuple[str, str, str]]:
@@ -251,22 +251,24 @@ async def test_every_row_of_the_doc_is_priced_as_it_says(
     assert (day["unpriced_json"], day["unpriced_cost_usd"]) == ({}, 0)
     episodes = {r["entity_id"]: r for r in await db.fetch("SELECT * FROM entity_costs")}
     stored = {r["episode_id"]: r for r in await db.fetch("SELECT * FROM cost_events")}
+    day_end = datetime.combine(today + timedelta(days=1), time(), UTC)
+    total = Decimal(0)
     for index, ((event_type, service, unit), case) in enumerate(CASES.items()):
         name = f"ep-{index}"
-        assert episodes[name]["total_cost_usd"] == case.expected.quantize(CENT, ROUND_HALF_UP), (
-            service
-        )
-        assert episodes[name]["cost_by_category"] == {
-            case.category: f"{case.expected.quantize(CENT, ROUND_HALF_UP):f}"
-        }
-        assert episodes[name]["cost_by_service"].keys() == {service}
         row = stored[name]
+        # what the object costs from its PUT to the end of the day, by hand
+        held = case.held_bytes * seconds(day_end - row["created_at"]) * GB_MONTH / GIB / 2_592_000
+        cost = (case.expected + held).quantize(CENT, ROUND_HALF_UP)
+        assert episodes[name]["total_cost_usd"] == cost, service
+        assert episodes[name]["cost_by_category"] == {case.category: f"{cost:f}"}
+        services = {service, "s3_storage"} if case.held_bytes else {service}
+        assert episodes[name]["cost_by_service"].keys() == services
         priced = cost_event_cost(
             sheet, event_type, service, row["quantity"], unit, metadata=row["metadata"]
         )
-        assert abs(priced.cost - case.expected) <= case.tolerance, service
+        assert priced.cost == case.expected, service
         assert priced.category == case.category
-    total = sum((case.expected for case in CASES.values()), Decimal(0))
+        total += case.expected + held
     assert abs(day["cost_usd"] - total) <= CENT / 2
     pod = await db.fetchrow("SELECT usage_metrics FROM entity_costs WHERE entity_id = 'pod-doc'")
     assert pod is not None

@@ -72,7 +72,9 @@ async def demo(db: asyncpg.Pool, stack: DevStack) -> None:
     rollups = Rollups(db, tz=utc, pricing=Pricing(SeedPrices.from_env({}), AwsPrices.from_env({})))
     await rollups.run("test", [today - timedelta(days=d) for d in range(DAYS, -1, -1)])
     redis = Redis.from_url(stack.redis.url, decode_responses=True)
-    rebuilder = CounterReconciler(db, LiveCounters(redis), timezone=utc, interval_s=60)
+    rebuilder = CounterReconciler(
+        db, LiveCounters(redis), timezone=utc, aws=AwsPrices.from_env({}), interval_s=60
+    )
     await rebuilder.rebuild_today(wait=True)
     await redis.aclose()
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from costguard.common.migrate import (
     rollback_newest,
 )
 from costguard.common.pricing import AwsPrices, SeedPrices
+from costguard.common.storage import record_objects
 from costguard.devstack import DevStack
 from costguard.rollup.rollup import Pricing, rollup_costs_for_date
 
@@ -140,19 +141,21 @@ def test_cli_names_a_bad_database_url() -> None:
 
 # Rows in costguard's first cost-event vocabulary, as the SDK and the dev seed wrote them
 # before migration 0009, each with what the first vocabulary's rates charged for it, by hand
-# ($0.005 per 1,000 PUTs, $0.023 per GB-month for 30 days, $0.0004 per 1,000 GETs, free
-# deletes, $0.10 per 1,000 emails, $0.40 per million SQS requests of up to 64 KiB, whatever
-# the message count, $0.0000166667 per GB-second and $0.20 per million Lambda requests).
+# ($0.005 per 1,000 PUTs, $0.0004 per 1,000 GETs, free deletes, $0.10 per 1,000 emails,
+# $0.40 per million SQS requests of up to 64 KiB, whatever the message count, $0.0000166667
+# per GB-second and $0.20 per million Lambda requests). Storage, which the first vocabulary
+# charged 30 days of with each upload, is now what is held: the upload that names its key is
+# held from noon to the end of the day (the backfill of 0011 found it), the others hold
+# nothing that could end.
 GIB = 2**30
-STORAGE = Decimal("0.023") / GIB  # per byte, for the 30 days charged
+HALF_A_DAY = Decimal("0.023") / GIB / 2_592_000 * 43_200  # per byte, from noon to midnight
 FIRST_VOCABULARY: list[tuple[str, str, str, str, dict[str, Any], Decimal]] = [
     ("s3.put_object", "s3", "1", "request",
      {"key": "a.mp3", "size_bytes": GIB // 2, "size_mb": 512.0, "size_known": True},
-     Decimal("0.000005") + GIB // 2 * STORAGE),
+     Decimal("0.000005") + GIB // 2 * HALF_A_DAY),
     ("s3.put_object", "s3", "1", "request",
      {"key": "b.mp3", "size_bytes": 0, "size_known": False}, Decimal("0.000005")),
-    ("s3.copy_object", "s3", "1", "request", {"size_bytes": 1_048_576},
-     Decimal("0.000005") + 1_048_576 * STORAGE),
+    ("s3.copy_object", "s3", "1", "request", {"size_bytes": 1_048_576}, Decimal("0.000005")),
     ("s3.get_object", "s3", "2", "request", {"key": "a.mp3", "size_bytes": GIB},
      2 * Decimal("0.0000004")),
     ("s3.head_object", "s3", "1", "request", {}, Decimal("0.0000004")),
@@ -178,7 +181,7 @@ FIRST_VOCABULARY: list[tuple[str, str, str, str, dict[str, Any], Decimal]] = [
 ]  # fmt: skip
 
 
-async def test_0009_rewrites_the_first_vocabulary_and_a_rerun_prices_it_the_same(
+async def test_0009_rewrites_the_first_vocabulary_and_a_rerun_prices_it_as_before(
     empty_db: str,
 ) -> None:
     migrations = load_migrations()
@@ -240,7 +243,7 @@ async def test_0009_rewrites_the_first_vocabulary_and_a_rerun_prices_it_the_same
             "SendMessageBatch",
         ]
 
-        # Re-rolling the day prices every event as the first vocabulary did.
+        # Re-rolling the day prices every event as the first vocabulary did, storage aside.
         prices = Pricing(SeedPrices.from_env({}), AwsPrices.from_env({}))
         result = await rollup_costs_for_date(
             pool, date(2026, 11, 20), tz=ZoneInfo("UTC"), pricing=prices
@@ -272,3 +275,67 @@ async def test_0009_rewrites_the_first_vocabulary_and_a_rerun_prices_it_the_same
     finally:
         await pool.close()
         await conn.close()
+
+
+# Cost events as the SDK and the podcast app record S3 operations, and some that name no
+# object: what 0011's backfill reads, which must be what record_objects reads.
+S3_EVENTS: list[tuple[str, dict[str, Any]]] = [
+    ("s3_put", {"bucket": "media", "s3_key": "a.mp3", "size_bytes": 1000, "file_size_mb": 1}),
+    ("s3_put", {"s3_key": "ep-1/audio.mp3", "file_size_mb": 5.5}),  # the app: no bucket
+    ("s3_copy", {"bucket": "media", "s3_key": "a.mp3", "size_bytes": -3}),
+    ("s3_put", {"bucket": "media", "s3_key": "b.mp3", "size_bytes": "12"}),  # size unread
+    ("s3_delete", {"bucket": "media", "s3_key": "a.mp3"}),
+    ("s3_delete", {"bucket": "media", "keys": ["b.mp3", 7, "c.mp3", ""], "deleted_count": 3}),
+    ("s3_delete", {"bucket": "media", "s3_key": "", "keys": ["d.mp3"]}),
+    ("s3_put", {"bucket": "media", "s3_key": "k" * 1025, "size_bytes": 1}),  # not S3's
+    ("s3_put", {"bucket": 5, "s3_key": "e.mp3", "size_bytes": 1}),  # bucket '' then
+    ("s3_put", {"bucket": "media", "size_bytes": 1}),  # names no object
+    ("s3_get", {"bucket": "media", "s3_key": "a.mp3", "size_bytes": 1000}),
+]
+
+
+async def test_0011_backfills_the_objects_record_objects_would_have_recorded(
+    empty_db: str,
+) -> None:
+    conn = await asyncpg.connect(empty_db)
+    pool = await create_pool(empty_db, max_size=2)
+    try:
+        await migrate_up(conn)
+        start = datetime(2026, 11, 20, 9, tzinfo=UTC)
+        ids = []
+        for minute, (service, metadata) in enumerate(S3_EVENTS):
+            ids.append(uuid.uuid4())
+            await pool.execute(
+                "INSERT INTO cost_events (event_id, event_type, service, quantity, unit, "
+                "metadata, user_id, tier, created_at) "
+                "VALUES ($1, 's3_operation', $2, 1, 'requests', $3, 'u1', 'pro', $4)",
+                ids[-1], service, metadata, start + timedelta(minutes=minute),
+            )  # fmt: skip
+        async with pool.acquire() as recording, recording.transaction():
+            await record_objects(recording, ids, tz=ZoneInfo("UTC"))
+        query = "SELECT * FROM s3_objects ORDER BY stored_at, key_index"
+        recorded = [dict(r) for r in await pool.fetch(query)]
+        newer = [m for m in reversed(load_migrations()) if m.version >= 11]
+        assert [await rollback_newest(conn) for _ in newer] == [m.label for m in newer]
+        await migrate_up(conn)
+        backfilled = [dict(r) for r in await pool.fetch(query)]
+    finally:
+        await pool.close()
+        await conn.close()
+    assert backfilled == recorded
+    named = [(r["bucket"], r["s3_key"], r["key_index"], r["size_bytes"]) for r in recorded]
+    assert named == [
+        ("media", "a.mp3", 0, 1000),
+        ("", "ep-1/audio.mp3", 0, Decimal("5.5") * 1_048_576),
+        ("media", "a.mp3", 0, 0),
+        ("media", "b.mp3", 0, 0),
+        ("media", "a.mp3", 0, 0),
+        ("media", "b.mp3", 0, 0),
+        ("media", "c.mp3", 2, 0),
+        ("media", "d.mp3", 0, 0),  # an empty s3_key names nothing: the list does
+        ("", "e.mp3", 0, 1),
+    ]
+    ends = {(r["s3_key"], r["stored_at"]): r["ended_at"] for r in recorded}
+    assert ends[("a.mp3", start)] == start + timedelta(minutes=2)  # overwritten by the copy
+    assert ends[("a.mp3", start + timedelta(minutes=2))] == start + timedelta(minutes=4)
+    assert ends[("b.mp3", start + timedelta(minutes=3))] == start + timedelta(minutes=5)

@@ -86,8 +86,15 @@ def _mix(now: datetime) -> list[Any]:
             output_tokens=50, usage_reported=False, created_at=at),
         job(user_id="bob", tier="pro", cpu_ms=12_345, rows_read=700, rows_written=300,
             created_at=at),
+        # S3: an object held from noon to the end of the day, one deleted a minute after it
+        # was put (its request and a minute of storage).
         cost(user_id="ann", tier="free", service="s3_put",
              metadata=_meta(size_bytes=5 * 2**20, bucket="b", s3_key="a.mp3"), created_at=at),
+        cost(user_id="bob", tier="pro", service="s3_put",
+             metadata=_meta(size_bytes=2**30, bucket="b", s3_key="tmp.wav"),
+             created_at=ts(now - timedelta(minutes=1))),
+        cost(user_id="bob", tier="pro", service="s3_delete",
+             metadata=_meta(bucket="b", s3_key="tmp.wav"), created_at=at),
         cost(user_id="bob", tier="pro", event_type="ses_email", service="ses", quantity=3,
              unit="emails", created_at=at),
         cost(user_id="bob", tier="pro", event_type="sqs_message", service="sqs", quantity=12,
@@ -107,7 +114,7 @@ async def _live(redis: Redis, key: str) -> Decimal:
 async def test_live_counters_equal_the_rollup_per_global_tier_and_user(
     telemetry: Telemetry, db: asyncpg.Pool, redis_client: Redis, gateway: httpx.AsyncClient
 ) -> None:
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     events = _mix(now)
     result = await telemetry.ingestor.store(events)
     assert (result.accepted, result.rejections) == (len(events), ())
@@ -157,6 +164,11 @@ async def test_live_counters_equal_the_rollup_per_global_tier_and_user(
     assert g["estimated_events"] == 1
     assert g["estimated_cost_usd"] == (900 * Decimal("0.15") + 50 * Decimal("0.6")) / MILLION
     assert rolled.cost_usd == g["cost_usd"]
+    # A GiB held one minute: $0.023 per GiB-month of 30 days.
+    minute = Decimal("0.023") * 60 / 2_592_000
+    storage = Decimal(g["cost_by_service_json"]["s3_storage"])
+    held = Decimal("0.023") * 5 / 1024 * 12 * 3600 / 2_592_000 + minute
+    assert abs(storage - held) <= Decimal("1e-8")
 
     # The gateway: today's figure is the caps figure, and the rollup's, to the same price.
     posted = await gateway.post(

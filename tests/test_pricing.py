@@ -44,8 +44,10 @@ from costguard.common.pricing import (
     to_nano_usd,
     vocabulary,
 )
+from costguard.common.pricing.events import stored_bytes
 
 DATA = Path(__file__).with_name("data")
+RETIRED = "s3_storage_days"  # read from old sheets only
 SEED = SeedPrices.from_env({})
 AWS = AwsPrices.from_env({})
 AT = datetime(2026, 6, 1, tzinfo=UTC)
@@ -303,8 +305,12 @@ def test_gemini_flash_rates_are_the_ones_the_tests_write_by_hand(gemini: PriceSh
         ),
         (("ai_api_call", "gemini_image", 2, "images", {"model": "gemini-2.5-flash-image"}),
          2 * Decimal("0.039")),
-        # $0.005 per 1,000 PUTs; a size of 0 (unknown to the SDK) adds no storage
+        # $0.005 per 1,000 PUTs, whatever the size: storage is priced by what is held
         (("s3_operation", "s3_put", 1, "requests", {"size_known": False, "size_bytes": 0}),
+         Decimal("0.005") / 1000),
+        (("s3_operation", "s3_put", 2, "requests", {"size_bytes": 5 * GIB, "s3_key": "a"}),
+         2 * Decimal("0.005") / 1000),
+        (("s3_operation", "s3_copy", 1, "requests", {"file_size_mb": 1024}),
          Decimal("0.005") / 1000),
         (("s3_operation", "s3_list", 4, "requests", {}), 4 * Decimal("0.005") / 1000),
         (("s3_operation", "s3_get", 1, "requests", {"size_bytes": 5 * GIB}),
@@ -378,28 +384,27 @@ def test_the_tts_overlay_agrees_with_genai_prices() -> None:
         assert (rate.input_per_token * M, rate.output_per_token * M) == (Decimal(inp), Decimal(out))
 
 
-def test_an_upload_is_charged_a_month_of_storage_by_default(gemini: PriceSheet) -> None:
-    # 1 GiB: $0.005/1,000 for the PUT, then 1 GB-month at $0.023
-    cost = cost_event_cost(
-        gemini, "s3_operation", "s3_put", 1, "requests", metadata={"size_bytes": GIB}
-    ).cost
-    assert abs(cost - Decimal("0.023005")) < Decimal("1e-12")
-    # the app's file_size_mb (buffer.length / 1024 / 1024) when there is no size_bytes
-    by_mb = cost_event_cost(
-        gemini, "s3_operation", "s3_copy", 1, "requests", metadata={"file_size_mb": 1024}
-    ).cost
-    assert by_mb == cost
-    # a size_bytes that is a number wins, even a negative one (which counts as 0)
-    odd = {"size_bytes": -5, "file_size_mb": 1024}
-    assert cost_event_cost(
-        gemini, "s3_operation", "s3_put", 1, "requests", metadata=odd
-    ).cost == Decimal("0.000005")
-    # kept one day instead of thirty: a thirtieth of the storage
-    daily = replace(gemini, aws=AwsPrices.from_env({"COST_AWS_S3_STORAGE_DAYS": "1"}))
-    cost = cost_event_cost(
-        daily, "s3_operation", "s3_put", 1, "requests", metadata={"size_bytes": GIB}
-    ).cost
-    assert abs(cost - (Decimal("0.000005") + Decimal("0.023") / 30)) < Decimal("1e-12")
+def test_the_size_an_upload_stores_is_read_as_the_rollup_reads_it() -> None:
+    # size_bytes when it is a number, else the app's file_size_mb (buffer.length / 1024 /
+    # 1024) in MiB; a size_bytes that is a number wins, even a negative one (which counts as 0)
+    assert stored_bytes({"size_bytes": GIB, "file_size_mb": 1}) == GIB
+    assert stored_bytes({"file_size_mb": 5.5}) == Decimal("5.5") * 2**20
+    assert stored_bytes({"size_bytes": -5, "file_size_mb": 1024}) == 0
+    assert stored_bytes({"size_bytes": "12", "s3_key": "a"}) == 0
+
+
+def test_storage_is_priced_per_byte_second_at_a_gib_held_for_thirty_days() -> None:
+    rate = AWS.s3_storage_per_byte_second
+    exact = Decimal("0.023") / (Decimal(GIB) * 2_592_000)  # at the context's 28 digits
+    assert abs(rate - exact) < Decimal("1e-40")
+    assert rate == rate.quantize(Decimal("1e-40"))
+    # a GiB held 30 days is the GB-month price, to 22 decimal places
+    assert abs(GIB * 2_592_000 * rate - Decimal("0.023")) < Decimal("1e-22")
+    cheaper = AwsPrices.from_env({"COST_AWS_S3_STORAGE_GB_MONTH": "0.0125"})
+    assert cheaper.s3_storage_per_byte_second < rate
+    # the retired variable is not read
+    assert AwsPrices.from_env({"COST_AWS_S3_STORAGE_DAYS": "1"}) == AWS
+    assert AWS.s3_storage_days is None
 
 
 @pytest.mark.parametrize(
@@ -483,7 +488,6 @@ def test_aws_defaults_are_the_documented_list_prices() -> None:
             s3_put_per_1k=Decimal("0.005"),
             s3_get_per_1k=Decimal("0.0004"),
             s3_storage_gb_month=Decimal("0.023"),
-            s3_storage_days=Decimal(30),
             ses_per_1k_emails=Decimal("0.10"),
             sqs_per_million=Decimal("0.40"),
             lambda_gb_second=Decimal("0.0000166667"),
@@ -491,7 +495,7 @@ def test_aws_defaults_are_the_documented_list_prices() -> None:
         )
         == AWS
     )
-    assert all(type(getattr(AWS, f.name)) is Decimal for f in fields(AWS))
+    assert all(type(getattr(AWS, f.name)) is Decimal for f in fields(AWS) if f.name != RETIRED)
 
 
 def test_aws_prices_are_overridden_from_the_environment(gemini: PriceSheet) -> None:
@@ -524,7 +528,8 @@ def test_the_sheet_round_trips_through_json(sheet: PriceSheet) -> None:
     rate = again.llm_rate("gemini-2.5-pro", "google")
     assert rate.tiers == sheet.llm_rate("gemini-2.5-pro", "google").tiers
     assert all(type(t.output_per_token) is Decimal for t in rate.tiers)
-    assert stored["version"] == 2
+    assert stored["version"] == 3
+    assert "s3_storage_days" not in stored["aws"]
     assert again.overlay == sheet.overlay == default_overlay()
     imagen = {"kind": "image", "model": "imagen-4.0-ultra-generate-001"}
     assert {**imagen, "input_per_token": "0", "output_per_token": "0", "per_image": "0.06"} in (
@@ -575,6 +580,31 @@ def test_a_version_2_sheet_stored_before_the_openai_overlay_kinds_still_loads() 
     assert (again.digest, again.overlay) == (new.digest, new.overlay)
 
 
+def test_a_sheet_stored_while_uploads_were_charged_storage_days_still_loads() -> None:
+    stored = json.loads((DATA / "price_sheet_v2.json").read_text())  # by the code before
+    assert (stored["version"], stored["aws"]["s3_storage_days"]) == (2, "30")
+    old = PriceSheet.from_json(stored)  # its digest checked against its rates
+    assert old.digest == stored["digest"]
+    assert old.to_json() == stored
+    assert old.aws.s3_storage_days == 30
+    assert old.overlay is not None
+    assert {kind for kind, _ in old.overlay} == {"tts", "image"}
+    # the retired rate prices nothing: an upload is its request
+    upload = {"size_bytes": GIB, "s3_key": "a.mp3"}
+    priced = cost_event_cost(old, "s3_operation", "s3_put", 1, "requests", metadata=upload)
+    assert priced.cost == Decimal("0.000005")
+    # dropping it is a change of the sheet, and the only one
+    new = replace(old, aws=replace(old.aws, s3_storage_days=None))
+    assert new.version == 3
+    assert new.digest != old.digest
+    assert price_changes(old, new) == [PriceChange("aws.s3_storage_days", "30", None)]
+    assert PriceSheet.from_json(new.to_json()) == new
+    # a version 3 sheet may not carry it
+    forged = {**new.to_json(), "aws": stored["aws"]}
+    with pytest.raises(ValueError, match="AwsPrices needs exactly"):
+        PriceSheet.from_json(forged)
+
+
 def test_the_digest_ignores_order_and_spelling_of_equal_numbers(sheet: PriceSheet) -> None:
     shuffled = sheet.to_json()
     shuffled["llm"] = list(reversed(shuffled["llm"]))
@@ -599,6 +629,8 @@ def _bumped_sheets(sheet: PriceSheet) -> Iterator[tuple[str, PriceSheet]]:
         bumped = getattr(sheet.seed, f.name) + Decimal("1e-12")
         yield f"seed.{f.name}", replace(sheet, seed=replace(sheet.seed, **{f.name: bumped}))
     for f in fields(AwsPrices):
+        if f.name == RETIRED:
+            continue
         bumped = getattr(sheet.aws, f.name) + Decimal("1e-12")
         yield f"aws.{f.name}", replace(sheet, aws=replace(sheet.aws, **{f.name: bumped}))
     rate = sheet.llm[("gpt-4o", "openai")]
@@ -663,12 +695,13 @@ def test_rate_rows_load_every_band_and_event_type(sheet: PriceSheet) -> None:
         "requests",
         "lambda",
         Decimal("0.0000002"),
-        Decimal(0),
         Decimal("0.0000166667"),
         "aws",
     )
+    assert events[("s3_operation", "s3_put")][2:] == ("requests", "upload", Decimal("0.000005"),
+                                                      Decimal(0), "aws")  # fmt: skip
     assert events[("ai_api_call", "gemini_text")][3] == "llm"
-    assert all(type(value) is Decimal for row in events.values() for value in row[4:7])
+    assert all(type(value) is Decimal for row in events.values() for value in row[4:6])
 
     overlay = {row[:2]: row for row in overlay_rate_rows(sheet)}
     assert all(len(row) == len(OVERLAY_RATE_COLUMNS) for row in overlay.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from costguard.common.pricing import (
     AwsPrices,
+    PriceChange,
     PriceSheet,
     SeedPrices,
     default_overlay,
@@ -298,6 +300,8 @@ async def test_rows_written_as_the_seed_writes_them_roll_up(db: asyncpg.Pool) ->
 async def test_a_date_kept_on_a_sheet_from_before_the_overlay_gains_the_overlay_only(
     db: asyncpg.Pool,
 ) -> None:
+    # ... and loses the retired storage days, which priced every upload before storage was
+    # priced by what is held.
     # The date was rolled up by the code before the overlay, with its version 1 sheet.
     stored = json.loads((Path(__file__).with_name("data") / "price_sheet_v1.json").read_text())
     old_id = await db.fetchval(
@@ -321,8 +325,16 @@ async def test_a_date_kept_on_a_sheet_from_before_the_overlay_gains_the_overlay_
     new = PriceSheet.from_json(
         await db.fetchval("SELECT sheet FROM price_sheets WHERE id = $1", result.price_sheet_id)
     )
-    assert (new.seed, new.aws, new.llm) == (old.seed, old.aws, old.llm)
+    assert (new.seed, new.llm) == (old.seed, old.llm)
+    assert (old.aws.s3_storage_days, new.aws) == (
+        Decimal(30),
+        replace(old.aws, s3_storage_days=None),
+    )
     assert new.overlay == default_overlay()
-    assert {change.item.split(".")[0] for change in price_changes(old, new)} == {"overlay"}
+    changes = price_changes(old, new)
+    assert {change.item.split(".")[0] for change in changes} == {"overlay", "aws"}
+    assert [c for c in changes if c.item.startswith("aws.")] == [
+        PriceChange("aws.s3_storage_days", "30", None)
+    ]
     again = await rollup(db)
     assert (again.price_sheet_id, again.cost_usd) == (result.price_sheet_id, result.cost_usd)

@@ -34,6 +34,7 @@ from costguard.common.counters import LiveCounters
 from costguard.common.db import create_pool
 from costguard.common.health import health_status
 from costguard.common.migrate import migrate_up
+from costguard.common.pricing import AwsPrices
 from costguard.common.rebuild import CounterReconciler
 from costguard.common.redis import create_redis
 from costguard.devstack.seed import DAYS, seed_demo
@@ -207,6 +208,7 @@ async def _seed(stack: DevStack, rollup_addr: str, service_token: str) -> None:
             pool,
             LiveCounters(redis),
             timezone=ZoneInfo("UTC"),
+            aws=AwsPrices.from_env(os.environ),
             interval_s=60,
         )
         await rebuilder.rebuild_today(wait=True)

@@ -12,8 +12,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
+
+from costguard.common.storage import record_objects
 
 USERS = [
     (f"user-{i:02d}", ("free", "free", "free", "pro", "pro", "enterprise")[i % 6])
@@ -243,9 +246,10 @@ async def seed_demo(conn: asyncpg.Connection, *, now: datetime | None = None) ->
                 "success",
             ),
         )
+        stored_cloud = [r for r in cloud if r[10] <= cutoff]
         await conn.copy_records_to_table(
             "cost_events",
-            records=[r for r in cloud if r[10] <= cutoff],
+            records=stored_cloud,
             columns=(
                 "event_id",
                 "event_type",
@@ -260,6 +264,8 @@ async def seed_demo(conn: asyncpg.Connection, *, now: datetime | None = None) ->
                 "created_at",
             ),
         )
+        # The uploads' objects, as telemetry would have recorded them: held from then on.
+        await record_objects(conn, [r[0] for r in stored_cloud], tz=ZoneInfo("UTC"))
         await conn.execute(
             "INSERT INTO cost_budgets (apply_scope, daily_cpu_ms_cap, daily_jobs_cap, "
             "llm_input_tokens_cap, llm_output_tokens_cap, daily_cost_usd_cap, updated_by) "

@@ -54,8 +54,10 @@ class DaySheet:
 
 
 def covers(sheet: PriceSheet, models: Iterable[Model]) -> bool:
-    """Whether the sheet prices every model and has every overlay model of today's code."""
-    if any(model not in sheet.llm for model in models):
+    """Whether the sheet prices every model, has every overlay model of today's code and
+    none of the rates it has retired (``s3_storage_days``, from before storage was priced
+    by what is held)."""
+    if any(model not in sheet.llm for model in models) or sheet.aws.s3_storage_days is not None:
         return False
     return sheet.overlay is not None and default_overlay().keys() <= sheet.overlay.keys()
 
@@ -83,6 +85,16 @@ FROM (SELECT day, pg_advisory_xact_lock_shared($2, day - date '2000-01-01')
       FROM unnest($1::date[]) AS u(day) ORDER BY day) d
 LEFT JOIN price_sheet_days s ON s.date = d.day
 """
+
+
+async def aws_prices_of_day(conn: Connection, day: date, default: AwsPrices) -> AwsPrices:
+    """The AWS prices of the day's sheet in force; ``default`` when the day has none yet."""
+    data: dict[str, Any] | None = await conn.fetchval(
+        "SELECT s.sheet FROM price_sheet_days d JOIN price_sheets s ON s.id = d.price_sheet_id "
+        "WHERE d.date = $1",
+        day,
+    )
+    return default if data is None else PriceSheet.from_json(data).aws
 
 
 class DaySheets:
@@ -159,10 +171,12 @@ class DaySheets:
                 stored = await self.load(conn, sheet_id)
                 if covers(stored, models):
                     return self._remember(day, sheet_id)
-                added = self._build(day, models - set(stored.llm), seed=stored.seed, aws=stored.aws)
+                # Storage is priced by what is held: a retired s3_storage_days goes.
+                aws = dataclasses.replace(stored.aws, s3_storage_days=None)
+                added = self._build(day, models - set(stored.llm), seed=stored.seed, aws=aws)
                 overlay = {**default_overlay(), **(stored.overlay or {})}
                 sheet = dataclasses.replace(
-                    stored, llm={**stored.llm, **added.llm}, overlay=overlay
+                    stored, aws=aws, llm={**stored.llm, **added.llm}, overlay=overlay
                 )
             sheet_id = await save_sheet(conn, sheet)
             await conn.execute(_SET_DAY, day, sheet_id)

@@ -29,8 +29,11 @@ from costguard.common.counters import (
     tier_key,
     user_key,
 )
+from costguard.common.day_sheets import aws_prices_of_day
 from costguard.common.days import day_bounds, today
 from costguard.common.db import Connection
+from costguard.common.pricing import AwsPrices
+from costguard.common.storage import HELD_DURING_DAY_SQL
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,10 @@ REPRICED = "costguard_repriced"
 # The same figures as ingest adds: each event's stored price in whole nano-dollars (rounded
 # per event; a row stored without a price, which only the rollup prices, counts 0 until it
 # has one), and each user counted under the tier of their latest event of the day (ties:
-# the greater tier name), cost events without a user as unattributed. $3: that tier's name.
-_TOTALS = """
+# the greater tier name), cost events without a user as unattributed; plus the S3 storage
+# held during the day, per object (``costguard.common.storage``), which never decides a
+# tier. $3: the unattributed tier's name; $4: the day's storage price per byte-second.
+_TOTALS_TEMPLATE = """
 WITH ev AS (
     SELECT user_id, tier, costguard_tier_vote(coalesce(started_at, created_at)) AS vote,
            1 AS jobs, coalesce(cpu_ms, 0) AS cpu_ms, 0 AS tokens_in, 0 AS tokens_out,
@@ -61,6 +66,11 @@ WITH ev AS (
            0, 0, 0, 0, 0, coalesce(round(cost_usd * 1000000000), 0)
     FROM cost_events
     WHERE created_at >= $1 AND created_at < $2
+    UNION ALL
+    SELECT h.user_id, CASE WHEN h.user_id IS NULL THEN $3 ELSE coalesce(h.tier, $3) END,
+           CASE WHEN h.user_id IS NOT NULL AND h.tier IS NOT NULL THEN -1 ELSE -2 END,
+           0, 0, 0, 0, 0, round(h.cost * 1000000000)
+    FROM (HELD_DURING_DAY) h
 ),
 scoped AS (
     SELECT user_id, (array_agg(tier ORDER BY vote DESC, tier COLLATE "C" DESC))[1] AS tier,
@@ -82,6 +92,9 @@ SELECT GROUPING(tier) AS no_tier, GROUPING(user_id) AS no_user, user_id,
 FROM scoped
 GROUP BY GROUPING SETS ((), (tier), (user_id))
 """
+_TOTALS = _TOTALS_TEMPLATE.replace(
+    "HELD_DURING_DAY", HELD_DURING_DAY_SQL.strip().replace("$3", "$4")
+)
 
 
 @dataclass(frozen=True)
@@ -92,11 +105,13 @@ class DayTotals:
     user_tiers: dict[str, tuple[str, int]]
 
 
-async def totals_for_day(conn: Connection, day: date, tz: ZoneInfo) -> DayTotals:
+async def totals_for_day(conn: Connection, day: date, tz: ZoneInfo, aws: AwsPrices) -> DayTotals:
+    """The day's counters from Postgres; ``aws``: the prices when the day has no sheet yet."""
     start, end = day_bounds(day, tz)
+    storage = (await aws_prices_of_day(conn, day, aws)).s3_storage_per_byte_second
     figures: dict[str, dict[str, int]] = {}
     user_tiers: dict[str, tuple[str, int]] = {}
-    for row in await conn.fetch(_TOTALS, start, end, UNATTRIBUTED):
+    for row in await conn.fetch(_TOTALS, start, end, UNATTRIBUTED, storage):
         if row["no_tier"] and row["no_user"]:
             key = global_key(day)
         elif not row["no_tier"]:
@@ -117,11 +132,13 @@ class CounterReconciler:
         counters: LiveCounters,
         *,
         timezone: ZoneInfo,
+        aws: AwsPrices,
         interval_s: float,
     ) -> None:
         self._pool = pool
         self._counters = counters
         self._tz = timezone
+        self._aws = aws
         self._interval_s = interval_s
         self._due = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -148,9 +165,10 @@ class CounterReconciler:
                 return False
             await conn.execute("SET LOCAL lock_timeout = '10s'")
             await conn.execute(
-                "LOCK TABLE telemetry_job_events, telemetry_llm_events, cost_events IN SHARE MODE"
+                "LOCK TABLE telemetry_job_events, telemetry_llm_events, cost_events, s3_objects "
+                "IN SHARE MODE"
             )
-            totals = await totals_for_day(conn, day, self._tz)
+            totals = await totals_for_day(conn, day, self._tz, self._aws)
             await self._counters.replace_day(day, totals.figures, totals.user_tiers)
         log.info(
             "live counters rebuilt", extra={"day": day.isoformat(), "keys": len(totals.figures)}

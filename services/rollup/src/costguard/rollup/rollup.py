@@ -101,7 +101,12 @@ async def rollup_costs_for_date(
                     in_force = await sheets.replace(conn, day, models)
                 await conn.execute(sql.SESSION_SETTINGS)
                 await _price_events(conn, bounds, in_force, pricing_sql)
-                await conn.execute(sql.GROUP_EVENTS, *bounds, UNATTRIBUTED)
+                await conn.execute(
+                    sql.GROUP_EVENTS,
+                    *bounds,
+                    UNATTRIBUTED,
+                    in_force.sheet.aws.s3_storage_per_byte_second,
+                )
                 sheet_id = in_force.sheet_id
                 await conn.execute(sql.UPSERT_USERS, day, sheet_id)
                 await conn.execute(sql.DELETE_STALE_USERS, day)

@@ -17,6 +17,7 @@ from costguard.common.pricing import (
     LLM_NO_TOKENS,
     LLM_UNKNOWN_MODEL,
 )
+from costguard.common.storage import HELD_DURING_DAY_SQL, STORAGE_SERVICE
 
 # For the rollup's transaction: group in memory rather than spill sorts to disk, and skip
 # JIT compilation (it cost about a second per statement and saved less).
@@ -34,8 +35,7 @@ CREATE TEMP TABLE IF NOT EXISTS rollup_llm_rates (
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS rollup_event_rates (
     event_type text NOT NULL, service text NOT NULL, unit text NOT NULL, kind text NOT NULL,
-    per_unit numeric NOT NULL, per_byte numeric NOT NULL, per_gb_second numeric NOT NULL,
-    category text NOT NULL
+    per_unit numeric NOT NULL, per_gb_second numeric NOT NULL, category text NOT NULL
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS rollup_overlay_rates (
     kind text NOT NULL, model text NOT NULL, input_per_token numeric NOT NULL,
@@ -136,19 +136,23 @@ def _pricing(to_price: str, event_to_price: str) -> Pricing:
 PRICE_PENDING = _pricing("cost_usd IS NULL", "e.cost_usd IS NULL")
 PRICE_ALL = _pricing("true", "true")
 
-# One row per event with its stored cost, grouped three ways in one pass. $1, $2: the day's
-# bounds; $3: the tier of what has no user (or no tier). ``vote`` decides a user's tier for
+# One row per event with its stored cost, and one per S3 object held during the day with
+# its storage cost for the day (``costguard.common.storage``: not an event, so not
+# ``counted``; attributed to whoever stored it, and never deciding their tier), grouped
+# three ways in one pass. $1, $2: the day's bounds; $3: the tier of what has no user (or no
+# tier); $4: the storage price per byte-second. ``vote`` decides a user's tier for
 # the day (their latest event's; see costguard_tier_vote). A call whose usage never arrived
 # is ``estimated``; an event priced other than by its own price says why (``reason``) under
 # its ``unpriced`` item. Uploads count their object's size in ``storage_mb``.
-GROUP_EVENTS = """
+_GROUP_EVENTS_TEMPLATE = """
 CREATE TEMP TABLE rollup_groups ON COMMIT DROP AS
 WITH ev AS (
     SELECT user_id, tier, costguard_tier_vote(coalesce(started_at, created_at)) AS vote,
            episode_id, podcast_id, 'compute'::text AS service, 'compute'::text AS category,
            1 AS jobs, 0 AS ai_calls, coalesce(cpu_ms, 0) AS cpu_ms, 0::bigint AS tokens_in,
            0::bigint AS tokens_out, 0::numeric AS emails, 0::numeric AS storage_mb,
-           false AS estimated, NULL::text AS reason, cost_usd AS cost, NULL::text AS unpriced
+           false AS estimated, NULL::text AS reason, cost_usd AS cost, NULL::text AS unpriced,
+           1 AS counted
     FROM telemetry_job_events
     WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
     UNION ALL
@@ -156,7 +160,8 @@ WITH ev AS (
            'ai', 0, 1, 0, coalesce(input_tokens, 0), coalesce(output_tokens, 0), 0, 0,
            NOT coalesce(usage_reported, true) AND NOT coalesce(cache_hit, false),
            unpriced_reason, cost_usd,
-           CASE WHEN unpriced_reason IS NOT NULL THEN 'llm:' || provider || '/' || llm_model END
+           CASE WHEN unpriced_reason IS NOT NULL THEN 'llm:' || provider || '/' || llm_model END,
+           1
     FROM telemetry_llm_events
     WHERE created_at >= $1 AND created_at < $2
     UNION ALL
@@ -171,15 +176,20 @@ WITH ev AS (
                 WHEN jsonb_typeof(metadata -> 'file_size_mb') = 'number'
                 THEN GREATEST((metadata ->> 'file_size_mb')::numeric, 0)
                 ELSE 0 END,
-           false, unpriced_reason, cost_usd, unpriced_item
+           false, unpriced_reason, cost_usd, unpriced_item, 1
     FROM cost_events
     WHERE created_at >= $1 AND created_at < $2
+    UNION ALL
+    SELECT h.user_id, CASE WHEN h.user_id IS NULL THEN $3 ELSE coalesce(h.tier, $3) END,
+           CASE WHEN h.tier IS NULL THEN -2 ELSE -1 END, h.episode_id, h.podcast_id,
+           'STORAGE_SERVICE', 'aws', 0, 0, 0, 0, 0, 0, 0, false, NULL, h.cost, NULL, 0
+    FROM (HELD_DURING_DAY) h
 )
 SELECT GROUPING(user_id, tier) = 0 AS by_user,
        GROUPING(episode_id, podcast_id, service, category) = 0 AS by_entity,
        GROUPING(unpriced, reason) = 0 AS by_unpriced,
        user_id, tier, episode_id, podcast_id, service, category, unpriced, reason,
-       max(vote) AS vote, count(*) AS events, sum(jobs) AS jobs, sum(ai_calls) AS ai_calls,
+       max(vote) AS vote, sum(counted) AS events, sum(jobs) AS jobs, sum(ai_calls) AS ai_calls,
        sum(cpu_ms) AS cpu_ms, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
        sum(emails) AS emails, sum(storage_mb) AS storage_mb, sum(cost) AS cost,
        count(*) FILTER (WHERE estimated) AS estimated_events,
@@ -188,6 +198,11 @@ FROM ev
 GROUP BY GROUPING SETS (
     (user_id, tier), (episode_id, podcast_id, service, category), (unpriced, reason))
 """
+GROUP_EVENTS = _GROUP_EVENTS_TEMPLATE.replace(
+    # its price is $3 on its own, $4 here
+    "HELD_DURING_DAY",
+    HELD_DURING_DAY_SQL.strip().replace("$3", "$4"),
+).replace("STORAGE_SERVICE", STORAGE_SERVICE)
 
 # A user's day counts under the tier of their latest event (ties: the greater tier name):
 # the live counters follow the same rule, so the users grouped by tier equal the breakdown.

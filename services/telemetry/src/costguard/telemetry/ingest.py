@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,7 +30,9 @@ from redis.exceptions import RedisError
 
 from costguard.common.counters import UNATTRIBUTED, LiveCounters, Usage
 from costguard.common.day_sheets import DaySheet, DaySheets, Model
+from costguard.common.days import day_bounds
 from costguard.common.db import Connection
+from costguard.common.storage import ObjectChange, held_within, record_objects
 from costguard.telemetry import metrics
 from costguard.telemetry.prices import PRICE_COLUMNS, event_day, models_of, priced
 from costguard.telemetry.rows import (
@@ -131,18 +135,21 @@ _TABLES = {
         "CREATE TEMP TABLE IF NOT EXISTS stage_cost_events "
         "(LIKE cost_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
         # A cost event without a user counts as unattributed; one with a user but no tier
-        # counts under the user's tier for the day and does not decide it (vote -2).
+        # counts under the user's tier for the day and does not decide it (vote -2). The ids
+        # inserted go to ``record_objects``, for the S3 objects they store or delete.
         """
         WITH inserted AS (
             INSERT INTO cost_events SELECT * FROM stage_cost_events
-            ON CONFLICT (event_id) DO NOTHING RETURNING user_id, tier, cost_usd, created_at AS at
+            ON CONFLICT (event_id) DO NOTHING RETURNING event_id, user_id, tier, cost_usd,
+                                                    created_at AS at
         )
         SELECT (at AT TIME ZONE $1)::date AS day,
                CASE WHEN user_id IS NULL THEN $2 ELSE coalesce(tier, $2) END AS tier, user_id,
                max(CASE WHEN tier IS NULL THEN -2 ELSE costguard_tier_vote(at) END) AS vote,
                count(*) AS events, 0::bigint AS jobs, 0::bigint AS cpu_ms, 0::bigint AS tokens_in,
                0::bigint AS tokens_out, 0::bigint AS ai_calls,
-               sum(round(cost_usd * 1000000000))::bigint AS cost_nusd, NULL::text[] AS settles
+               sum(round(cost_usd * 1000000000))::bigint AS cost_nusd, NULL::text[] AS settles,
+               array_agg(event_id) AS event_ids
         FROM inserted GROUP BY 1, 2, 3
         """,
         ("timezone", "unattributed"),
@@ -235,6 +242,37 @@ class Ingestor:
             if abs((today - row["day"]).days) <= 1
         ]
 
+    def _storage_usages(
+        self, changes: Sequence[ObjectChange], in_force: Mapping[date, DaySheet]
+    ) -> list[Usage]:
+        """What the batch changed in the storage held yesterday and today, per object (in
+        whole nano-dollars, rounded per object as the rebuild sums them), for the live
+        counters: a new object holds to its end or the end of the day, a delete or an
+        overwrite ends an earlier one. Storage never decides a user's tier (vote -1)."""
+        if not changes:
+            return []
+        today = datetime.now(self._tz).date()
+        usages = []
+        for day in (today - timedelta(days=1), today):
+            aws = in_force[day].sheet.aws if day in in_force else self._sheets.aws
+            bounds = day_bounds(day, self._tz)
+            for change in changes:
+                now = held_within(change.size_bytes, change.stored_at, change.ended_at, bounds, aws)
+                before = (
+                    held_within(
+                        change.size_bytes, change.stored_at, change.old_ended_at, bounds, aws
+                    )
+                    if not change.inserted
+                    else Decimal(0)
+                )
+                delta = nano_usd(now) - nano_usd(before)
+                if delta:
+                    user = change.user_id
+                    tier = (change.tier if user else None) or UNATTRIBUTED
+                    vote = -1 if user and change.tier else -2
+                    usages.append(Usage(day, tier, user, vote, (0, 0, 0, 0, 0, delta)))
+        return usages
+
     async def _count(self, usages: list[Usage]) -> None:
         if self._counters is None or not usages:
             return
@@ -309,6 +347,7 @@ class Ingestor:
                     continue  # a model new to a day's sheet (or a reprice): extend, again
                 usages: list[Usage] = []
                 dirty: set[date] = set()
+                stored_costs: list[uuid.UUID] = []
                 for kind, table in _TABLES.items():
                     if rows[kind]:
                         stored = _priced(kind, rows[kind], days[kind], in_force)
@@ -316,12 +355,23 @@ class Ingestor:
                         accepted[kind] += sum(row["events"] for row in inserted)
                         usages += self._usages(inserted)
                         dirty.update(row["day"] for row in inserted)
+                        if kind == "cost":
+                            stored_costs = [i for row in inserted for i in row["event_ids"]]
+                objects = await record_objects(conn, stored_costs, tz=self._tz, mark_dirty=False)
+                usages += self._storage_usages(objects.changes, in_force)
+                # One sorted statement for every date: two could deadlock with another batch.
+                dirty.update(objects.dirty_dates)
                 if dirty:
                     # The rollup re-rolls these days (near-live today, late events).
                     await conn.execute(_MARK_DIRTY, sorted(dirty))
                 await self._count(usages)
                 return
         raise RuntimeError("no price sheet covers the batch's models; try again")
+
+
+def nano_usd(amount: Decimal) -> int:
+    """Whole nano-dollars, half up: what Postgres' round(cost * 1e9) gives for a cost >= 0."""
+    return int((amount * 1_000_000_000).to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def _priced(

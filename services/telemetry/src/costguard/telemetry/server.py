@@ -31,6 +31,7 @@ async def build(config: TelemetryConfig) -> Telemetry:
         pool,
         counters,
         timezone=config.core.timezone,
+        aws=config.aws,
         interval_s=config.reconcile_interval_s,
     )
     ingestor = Ingestor(

@@ -46,6 +46,7 @@ async def build(config: ThrottleConfig) -> ThrottleApp:
         pool,
         LiveCounters(redis),
         timezone=config.core.timezone,
+        aws=config.aws,
         interval_s=60.0,
     )
     alerts = AlertRecorder(pool)

@@ -18,10 +18,11 @@ carry that rate's unit. Per kind of rate:
   strings); ``characters`` (``openai_tts``/``characters``) and ``audio_seconds``
   (``openai_transcription``/``seconds``): quantity x the overlay's price per character of
   input text, per second of input audio, of ``metadata.model``.
-- ``storage`` (``s3_put``, ``s3_copy``): quantity x the PUT price, plus
-  ``COST_AWS_S3_STORAGE_DAYS`` of storage for the object: ``metadata.size_bytes`` when it is
-  a number, else ``metadata.file_size_mb`` x 2**20 (MiB, what ``buffer.length / 1024 / 1024``
-  gives), else nothing.
+- ``upload`` (``s3_put``, ``s3_copy``): quantity x the PUT price. The object's storage is
+  not part of the request's cost: :mod:`costguard.common.storage` prices it day by day for
+  as long as the object is held. The size uploaded (:func:`stored_bytes`:
+  ``metadata.size_bytes`` when it is a number, else ``metadata.file_size_mb`` x 2**20, MiB,
+  what ``buffer.length / 1024 / 1024`` gives, else 0) is the day's ``storage_mb`` usage.
 - ``sqs`` (``sqs_message``/``sqs``/``messages``): quantity is messages sent; SQS bills each
   64 KiB chunk of payload as a request and a batch of up to 10 messages as one, so the
   requests billed are ``max(base, ceil(body_bytes / 65536))`` where ``base`` is
@@ -71,7 +72,7 @@ RateKind = Literal[
     "sized_image",
     "characters",
     "audio_seconds",
-    "storage",
+    "upload",
     "sqs",
     "lambda",
     "per_unit",
@@ -91,7 +92,6 @@ class EventRate:
     unit: str
     kind: RateKind
     per_unit: Decimal = ZERO
-    per_byte: Decimal = ZERO
     per_gb_second: Decimal = ZERO
     category: str = CATEGORY_AWS
 
@@ -116,18 +116,16 @@ EVENT_RATE_COLUMNS = (
     "unit",
     "kind",
     "per_unit",
-    "per_byte",
     "per_gb_second",
     "category",
 )
-EventRateRow = tuple[str, str, str, str, Decimal, Decimal, Decimal, str]
+EventRateRow = tuple[str, str, str, str, Decimal, Decimal, str]
 
 
 @cache
 def event_rates(aws: AwsPrices) -> Mapping[tuple[str, str], EventRate]:
     """Every known ``(event_type, service)``: the vocabulary of docs/cost-events.md."""
     put, get = aws.s3_put_per_1k.scaleb(-3), aws.s3_get_per_1k.scaleb(-3)
-    storage = aws.s3_storage_per_byte
     rates = [
         EventRate("ai_api_call", "gemini_text", "tokens", "llm", category=CATEGORY_AI),
         EventRate("ai_api_call", "gemini_tts", "tokens", "tts", category=CATEGORY_AI),
@@ -137,8 +135,8 @@ def event_rates(aws: AwsPrices) -> Mapping[tuple[str, str], EventRate]:
         EventRate(
             "ai_api_call", "openai_transcription", "seconds", "audio_seconds", category=CATEGORY_AI
         ),
-        EventRate("s3_operation", "s3_put", "requests", "storage", put, storage),
-        EventRate("s3_operation", "s3_copy", "requests", "storage", put, storage),
+        EventRate("s3_operation", "s3_put", "requests", "upload", put),
+        EventRate("s3_operation", "s3_copy", "requests", "upload", put),
         EventRate("s3_operation", "s3_list", "requests", "per_unit", put),
         EventRate("s3_operation", "s3_get", "requests", "per_unit", get),
         EventRate("s3_operation", "s3_head", "requests", "per_unit", get),
@@ -176,7 +174,6 @@ def event_rate_rows(sheet: PriceSheet) -> list[EventRateRow]:
             r.unit,
             r.kind,
             r.per_unit,
-            r.per_byte,
             r.per_gb_second,
             r.category,
         )
@@ -288,8 +285,6 @@ def _model_cost(
 
 def _aws_cost(rate: EventRate, amount: Decimal, meta: Mapping[str, Any]) -> Decimal:
     with localcontext(EXACT):
-        if rate.kind == "storage":
-            return amount * rate.per_unit + stored_bytes(meta) * rate.per_byte
         if rate.kind == "sqs":
             return sqs_requests(amount, meta) * rate.per_unit
         if rate.kind == "lambda":
@@ -300,8 +295,9 @@ def _aws_cost(rate: EventRate, amount: Decimal, meta: Mapping[str, Any]) -> Deci
 
 
 def stored_bytes(meta: Mapping[str, Any]) -> Decimal:
-    """The object size an upload is charged storage for: ``size_bytes`` when it is a
-    number, else ``file_size_mb`` MiB, else 0 (negative numbers count as 0)."""
+    """The size of an uploaded object: ``size_bytes`` when it is a number, else
+    ``file_size_mb`` MiB, else 0 (negative numbers count as 0). Its storage is priced by
+    :mod:`costguard.common.storage`, which reads the size the same way."""
     if _number(meta, "size_bytes") is not None:
         return metadata_number(meta, "size_bytes")
     with localcontext(EXACT):
@@ -354,7 +350,7 @@ def _model(meta: Mapping[str, Any]) -> str | None:
 
 
 # The SQL twin of ``cost_event_cost``: every ``cost_events`` row created in [$1, $2) with
-# its cost, category, reason and item, and the bytes it is charged storage for. It reads the
+# its cost, category, reason and item, and the bytes it uploads (``stored_bytes``). It reads the
 # rollup's temporary rate tables: ``rollup_event_rates`` (``event_rate_rows``),
 # ``rollup_llm_rates`` (``llm_rate_rows``, built from the day's models, including those of
 # ``ai_api_call``/``gemini_text`` events) and ``rollup_overlay_rates``
@@ -373,7 +369,7 @@ WITH n AS MATERIALIZED (
            e.event_type, e.service, e.unit, e.quantity,
            t.event_type IS NOT NULL AS known_type,
            r.event_type IS NOT NULL AS known, r.unit AS rate_unit, r.kind,
-           r.category AS rate_category, r.per_unit, r.per_byte, r.per_gb_second,
+           r.category AS rate_category, r.per_unit, r.per_gb_second,
            CASE WHEN r.kind IN ('llm', 'tts', 'image', 'sized_image', 'characters',
                                 'audio_seconds')
                      AND jsonb_typeof(e.metadata -> 'model') = 'string'
@@ -399,7 +395,7 @@ WITH n AS MATERIALIZED (
            CASE WHEN r.kind = 'llm'
                      AND jsonb_typeof(e.metadata -> 'cached_input_tokens') = 'number'
                 THEN (e.metadata ->> 'cached_input_tokens')::numeric END AS cached_input_tokens,
-           CASE WHEN r.kind <> 'storage' THEN 0
+           CASE WHEN r.kind <> 'upload' THEN 0
                 WHEN jsonb_typeof(e.metadata -> 'size_bytes') = 'number'
                 THEN GREATEST((e.metadata ->> 'size_bytes')::numeric, 0)
                 WHEN jsonb_typeof(e.metadata -> 'file_size_mb') = 'number'
@@ -426,7 +422,7 @@ WITH n AS MATERIALIZED (
 m AS (
     SELECT event_id, user_id, tier, created_at, episode_id, podcast_id, event_type, service,
            unit, quantity, known_type, known, rate_unit, kind, rate_category, per_unit,
-           per_byte, per_gb_second, model, quality, size, stored_bytes, batch, body_bytes,
+           per_gb_second, model, quality, size, stored_bytes, batch, body_bytes,
            duration_seconds, memory_mb,
            CASE WHEN input_tokens >= 0 AND input_tokens = trunc(input_tokens)
                 THEN input_tokens END AS input_tokens,
@@ -493,7 +489,6 @@ SELECT event_id, user_id, tier, created_at, episode_id, podcast_id, event_type, 
            WHEN 'sized_image' THEN quantity * per_image
            WHEN 'characters' THEN quantity * per_image
            WHEN 'audio_seconds' THEN quantity * per_image
-           WHEN 'storage' THEN quantity * per_unit + stored_bytes * per_byte
            WHEN 'sqs' THEN (CASE WHEN quantity > 0 THEN GREATEST(
                    CASE WHEN batch THEN CEIL(quantity * 0.1) ELSE quantity END,
                    CEIL(body_bytes * 0.0000152587890625)) ELSE 0 END) * per_unit
@@ -505,7 +500,7 @@ SELECT event_id, user_id, tier, created_at, episode_id, podcast_id, event_type, 
        CASE WHEN reason IS NULL THEN NULL
             WHEN model IS NOT NULL THEN service || ':' || event_type || ':' || model
             ELSE service || ':' || event_type END AS item,
-       CASE WHEN reason IS NULL AND kind = 'storage' THEN stored_bytes ELSE 0 END
+       CASE WHEN reason IS NULL AND kind = 'upload' THEN stored_bytes ELSE 0 END
            AS stored_bytes
 FROM x
 """

@@ -15,11 +15,13 @@ the digest: two sheets with the same digest price every event the same.
 
 Version 1 sheets (stored before the overlay of :mod:`.overlay` existed) still load, with
 ``overlay=None``, and keep their digest; they price no ``gemini_tts`` or ``gemini_image``
-event until the rollup adds the overlay to them (``costguard.rollup.sheets``). The overlay
-kinds added later (OpenAI's ``sized_image``, ``characters`` and ``audio_seconds``) are
-entries of the same version 2 form: a version 2 sheet stored before them loads with its
-digest, prices none of their events until the rollup adds the missing overlay models to
-it, and a sheet made since holds more entries (so a new digest), in the same JSON.
+event until the day's sheet gains the overlay (``costguard.common.day_sheets``). The
+overlay kinds added later (OpenAI's ``sized_image``, ``characters`` and ``audio_seconds``)
+are entries of the same form: a sheet stored before them loads with its digest, prices none
+of their events until the missing overlay models are added to it, and a sheet made since
+holds more entries (so a new digest), in the same JSON. Version 1 and 2 sheets (stored
+while an upload was charged ``s3_storage_days`` of storage) load with that retired rate,
+which keeps their digest and prices nothing; version 3 sheets have none.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from costguard.common.pricing.aws import AwsPrices
+from costguard.common.pricing.aws import RETIRED, AwsPrices
 from costguard.common.pricing.llm import LlmRate, LlmTier, unpriced_llm_rate
 from costguard.common.pricing.overlay import (
     OVERLAY_KINDS,
@@ -45,8 +47,8 @@ from costguard.common.pricing.overlay import (
 )
 from costguard.common.pricing.seed import SeedPrices
 
-SHEET_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # 1: before the overlay
+SHEET_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # 1: before the overlay; 1 and 2: with s3_storage_days
 _WIDE = Context(prec=1000)  # normalize() rounds to its context: never lose a digit
 
 LLM_RATE_COLUMNS = (
@@ -107,7 +109,7 @@ class PriceSheet:
     def rates_json(self) -> dict[str, Any]:
         """The rates as JSON: what the digest covers."""
         rates: dict[str, Any] = {
-            "version": 1 if self.overlay is None else SHEET_VERSION,
+            "version": self.version,
             "seed": _decimals_json(self.seed),
             "aws": _decimals_json(self.aws),
             "llm": [_llm_json(rate) for rate in self.llm.values()],
@@ -115,6 +117,13 @@ class PriceSheet:
         if self.overlay is not None:
             rates["overlay"] = [_overlay_json(rate) for rate in self.overlay.values()]
         return rates
+
+    @property
+    def version(self) -> int:
+        """The format the sheet is stored in: 3, or what an older sheet was stored as."""
+        if self.aws.s3_storage_days is None:
+            return SHEET_VERSION
+        return 1 if self.overlay is None else 2
 
     def to_json(self) -> dict[str, Any]:
         return {**self.rates_json(), "llm_source": self.llm_source, "digest": self.digest}
@@ -127,11 +136,12 @@ class PriceSheet:
             raise ValueError(f"unsupported price sheet version {version!r}")
         rates = [_llm_from_json(item) for item in _list(data, "llm")]
         overlay = None
-        if version != 1:
+        if version == 2 or (version == SHEET_VERSION and "overlay" in data):
             overlay = overlay_prices([_overlay_from_json(item) for item in _list(data, "overlay")])
+        retired = RETIRED if version < SHEET_VERSION else frozenset()
         sheet = cls(
             seed=SeedPrices(**_decimals_from_json(SeedPrices, _dict(data, "seed"))),
-            aws=AwsPrices(**_decimals_from_json(AwsPrices, _dict(data, "aws"))),
+            aws=AwsPrices(**_decimals_from_json(AwsPrices, _dict(data, "aws"), retired)),
             llm={(rate.model, rate.provider): rate for rate in rates},
             llm_source=str(data.get("llm_source", "")),
             overlay=overlay,
@@ -237,7 +247,8 @@ def decimal_text(value: Decimal) -> str:
 
 
 def _decimals_json(prices: SeedPrices | AwsPrices) -> dict[str, str]:
-    return {item.name: decimal_text(getattr(prices, item.name)) for item in fields(prices)}
+    values = {item.name: getattr(prices, item.name) for item in fields(prices)}
+    return {name: decimal_text(value) for name, value in values.items() if value is not None}
 
 
 def _llm_json(rate: LlmRate) -> dict[str, Any]:
@@ -316,8 +327,11 @@ def _llm_from_json(item: Any) -> LlmRate:
     )
 
 
-def _decimals_from_json(kind: type[SeedPrices | AwsPrices], data: Any) -> dict[str, Decimal]:
-    names = {item.name for item in fields(kind)}
+def _decimals_from_json(
+    kind: type[SeedPrices | AwsPrices], data: Any, retired: frozenset[str] = frozenset()
+) -> dict[str, Decimal]:
+    """The prices of ``kind``; ``retired`` ones are those a sheet of its version holds."""
+    names = {item.name for item in fields(kind) if item.name not in RETIRED} | retired
     if set(data) != names:
         raise ValueError(f"price sheet {kind.__name__} needs exactly {sorted(names)}")
     return {name: _decimal(data, name) for name in names}
