@@ -192,8 +192,9 @@ async def run(stack: DevStack, root: Path, gateway_port: int) -> None:
 
 
 async def _seed(stack: DevStack, rollup_addr: str, service_token: str) -> None:
-    """Demo data on a fresh database: rolled up through the rollup service, and today's
-    live counters rebuilt (the demo rows went to Postgres directly, not via telemetry)."""
+    """Demo data on a fresh database: rolled up (and so priced) through the rollup service,
+    then today's live counters rebuilt (the demo rows went to Postgres directly, not via
+    telemetry)."""
     conn = await asyncpg.connect(stack.postgres.dsn)
     try:
         seeded = await seed_demo(conn)
@@ -201,6 +202,16 @@ async def _seed(stack: DevStack, rollup_addr: str, service_token: str) -> None:
         await conn.close()
     if not seeded:
         return
+    today = datetime.now(UTC).date()
+    async with aio.insecure_channel(rollup_addr) as channel:
+        reply = await rollup_pb2_grpc.RollupServiceStub(channel).RollupRange(
+            rollup_pb2.RollupRangeRequest(
+                from_date=(today - timedelta(days=DAYS + 1)).isoformat(), to_date=today.isoformat()
+            ),
+            metadata=token_metadata(service_token),
+            timeout=300,
+        )
+    # After the rollup, which priced the demo rows: the counters add up stored prices.
     pool = await create_pool(stack.postgres.dsn, max_size=2)
     redis = create_redis(stack.redis.url)
     try:
@@ -215,15 +226,6 @@ async def _seed(stack: DevStack, rollup_addr: str, service_token: str) -> None:
     finally:
         await redis.aclose()
         await pool.close()
-    today = datetime.now(UTC).date()
-    async with aio.insecure_channel(rollup_addr) as channel:
-        reply = await rollup_pb2_grpc.RollupServiceStub(channel).RollupRange(
-            rollup_pb2.RollupRangeRequest(
-                from_date=(today - timedelta(days=DAYS + 1)).isoformat(), to_date=today.isoformat()
-            ),
-            metadata=token_metadata(service_token),
-            timeout=300,
-        )
     print(f"demo data: {DAYS} days seeded and rolled up ({len(reply.dates)} dates)", flush=True)
 
 
