@@ -15,7 +15,7 @@ from costguard.common.days import day_bounds
 from costguard.common.pricing import NANO
 from costguard.gateway import params, queries
 from costguard.gateway.auth import admin_only
-from costguard.gateway.money import ratio, usd
+from costguard.gateway.money import exact_text, ratio, usd
 from costguard.gateway.resources import Resources, resources
 
 _CAP_METRICS = (
@@ -48,6 +48,8 @@ async def _caps_today(res: Resources) -> list[dict[str, Any]]:
         key = global_key(now.date()) if scope == "global" else tier_key(now.date(), scope)
         live = await counters.read(key)
         for column, metric, field in _CAP_METRICS:
+            # A cost cap and its use are money; the other caps are counts, shown whole.
+            shown = usd if metric == "cost_usd" else exact_text
             cap = budget[column]
             if cap is None:
                 continue
@@ -60,8 +62,8 @@ async def _caps_today(res: Resources) -> list[dict[str, Any]]:
                 {
                     "scope": scope,
                     "metric": metric,
-                    "cap": usd(cap),
-                    "used": usd(used),
+                    "cap": shown(cap),
+                    "used": shown(used),
                     "fraction": ratio(used, cap) if cap else (1.0 if used else 0.0),
                     "reached_at": reached_at,
                 }
