@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +15,7 @@ from costguard.common.days import day_bounds
 from costguard.common.pricing import NANO
 from costguard.gateway import params, queries
 from costguard.gateway.auth import admin_only
+from costguard.gateway.forecast import averaged_days, month_forecast
 from costguard.gateway.money import exact_text, ratio, usd
 from costguard.gateway.resources import Resources, resources
 
@@ -28,7 +29,7 @@ _CAP_METRICS = (
 
 
 def _window(res: Resources, days: int) -> tuple[date, date, list[date]]:
-    today = datetime.now(res.config.core.timezone).date()
+    today = res.now().date()
     start = today - timedelta(days=days - 1)
     return start, today, [start + timedelta(days=i) for i in range(days)]
 
@@ -36,7 +37,7 @@ def _window(res: Resources, days: int) -> tuple[date, date, list[date]]:
 async def _caps_today(res: Resources) -> list[dict[str, Any]]:
     """Use today against each global and tier cap, and when today's pace reaches it."""
     tz = res.config.core.timezone
-    now = datetime.now(tz)
+    now = res.now()
     midnight, next_midnight = day_bounds(now.date(), tz)
     elapsed = max(1.0, (now - midnight).total_seconds())
     counters = LiveCounters(res.redis)
@@ -117,6 +118,31 @@ def _unpriced(rows: list[Any], total: Decimal) -> list[dict[str, Any]]:
     ]
 
 
+async def _forecast(res: Resources) -> dict[str, Any]:
+    now = res.now()
+    today = now.date()
+    mtd: Decimal = await res.pool.fetchval(queries.MONTH_TO_DATE, today.replace(day=1), today)
+    full = await res.pool.fetchrow(queries.FULL_DAYS, *averaged_days(today))
+    assert full is not None
+    forecast = month_forecast(
+        now,
+        res.config.core.timezone,
+        month_to_date=mtd,
+        full_days=full["days"],
+        full_days_cost=full["cost_usd"],
+    )
+    return {
+        "month_to_date_cost_usd": usd(forecast.month_to_date),
+        "month_projected_cost_usd": usd(forecast.projected),
+        "method": forecast.method,
+        "daily_average_usd": None
+        if forecast.daily_average is None
+        else usd(forecast.daily_average),
+        "days_averaged": forecast.days_averaged,
+        "remaining_days": f"{forecast.remaining_days.quantize(Decimal('0.0001')):f}",
+    }
+
+
 @admin_only
 async def cost_summary(request: Request) -> Response:
     days = params.days(request)
@@ -130,15 +156,14 @@ async def cost_summary(request: Request) -> Response:
     domains = await res.pool.fetch(queries.JOBS_BY_DOMAIN, begin, end)
     total = sum((r["cost_usd"] for r in rows), Decimal(0))
     calls = sum(h["calls"] for h in hits.values())
-    first_of_month = today.replace(day=1)
-    mtd: Decimal = await res.pool.fetchval(queries.MONTH_TO_DATE, first_of_month, today)
-    month_days = ((first_of_month + timedelta(days=32)).replace(day=1) - first_of_month).days
     series = _series(rows, dates, res.config.core.tiers)
     body = {
         "days": days,
         "from": start.isoformat(),
         "to": today.isoformat(),
         "timezone": tz.key,
+        # Today's figures are today's so far: the charts draw this date as a partial day.
+        "partial_date": today.isoformat(),
         "cards": {
             "cost_usd": usd(total),
             **{
@@ -164,10 +189,7 @@ async def cost_summary(request: Request) -> Response:
                 for day in dates
             ],
         },
-        "forecast": {
-            "month_to_date_cost_usd": usd(mtd),
-            "month_projected_cost_usd": usd(mtd / today.day * month_days),
-        },
+        "forecast": await _forecast(res),
         "unpriced": _unpriced(rows, total),
     }
     return JSONResponse(body)

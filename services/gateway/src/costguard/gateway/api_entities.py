@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -90,7 +90,7 @@ def _summed_maps(maps: Iterable[dict[str, Any]]) -> dict[str, str]:
 @admin_only
 async def daily(request: Request) -> Response:
     res = resources(request)
-    today = datetime.now(res.config.core.timezone).date()
+    today = res.now().date()
     last = params.iso_date(request, "to", today)
     first = params.iso_date(request, "from", last - timedelta(days=29))
     if first > last or (last - first).days > 366:
@@ -110,7 +110,7 @@ async def daily(request: Request) -> Response:
 async def monthly(request: Request) -> Response:
     """One month (``year`` and ``month``, default the current one), or a whole ``year``."""
     res = resources(request)
-    today = datetime.now(res.config.core.timezone).date()
+    today = res.now().date()
     year = params.integer(request, "year", today.year, 2000, 2100)
     month = params.integer(request, "month", today.month, 1, 12)
     has_year = "year" in request.query_params

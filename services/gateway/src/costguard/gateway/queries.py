@@ -45,6 +45,12 @@ MONTH_TO_DATE = (
     "SELECT coalesce(sum(cost_usd), 0) FROM cost_global_daily WHERE date BETWEEN $1 AND $2"
 )
 
+# The rolled-up days among the full days the forecast's pace comes from, and their cost.
+FULL_DAYS = """
+SELECT count(*) AS days, coalesce(sum(cost_usd), 0) AS cost_usd
+FROM cost_global_daily WHERE date BETWEEN $1 AND $2
+"""
+
 # The seed's four caps store "no cap" as the largest bigint; the view cost_budget_caps and
 # costguard_cap() read it as NULL.
 BUDGETS = """
