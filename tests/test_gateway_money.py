@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, Inexact
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from google.protobuf.struct_pb2 import Struct
 from grpc import aio
 from starlette.applications import Starlette
 
+from costguard.common.money import exact_sum
 from costguard.common.pricing import AwsPrices, SeedPrices
 from costguard.gateway.app import create_app
 from costguard.gateway.auth import hash_token
@@ -176,3 +177,14 @@ def test_the_shown_figure_is_rounded_half_away_from_zero_and_zero_is_0() -> None
     assert mean_usd(Decimal("0.00000025"), 3) == "0.00000008"
     assert mean_usd(Decimal("0.000000375"), 3) == "0.00000013"
     assert mean_usd(Decimal(0), 0) == "0"
+
+
+def test_sums_of_stored_figures_keep_every_digit() -> None:
+    # A day's exact sum can carry 24 places (S3 storage per byte): 29 digits here, beyond
+    # the 28 that Python's default context keeps.
+    days = [Decimal("12345.678901234567890123456781"), Decimal("0.000000000000000000000001")]
+    exact = Decimal("12345.678901234567890123456782")
+    assert sum(days, Decimal(0)) != exact  # what a plain sum would have stored
+    assert exact_sum(days) == exact
+    with pytest.raises(Inexact):
+        exact_sum([Decimal(10) ** 100, Decimal("0.1")])  # never rounds silently

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from costguard.common.counters import LiveCounters, global_key, tier_key
 from costguard.common.days import day_bounds
+from costguard.common.money import exact_arithmetic, exact_sum
 from costguard.common.pricing import NANO
 from costguard.gateway import params, queries
 from costguard.gateway.auth import admin_only
@@ -100,11 +101,12 @@ def _unpriced(rows: list[Any], total: Decimal) -> list[dict[str, Any]]:
     distinct reasons of its days, "" for days rolled up before reasons were recorded)."""
     sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     reasons: dict[str, set[str]] = defaultdict(set)
-    for row in rows:
-        for item, figures in row["unpriced_json"].items():
-            sums[item][0] += Decimal(figures["cost_usd"])
-            sums[item][1] += Decimal(figures["events"])
-            reasons[item].update(filter(None, str(figures.get("reason") or "").split("; ")))
+    with exact_arithmetic():
+        for row in rows:
+            for item, figures in row["unpriced_json"].items():
+                sums[item][0] += Decimal(figures["cost_usd"])
+                sums[item][1] += Decimal(figures["events"])
+                reasons[item].update(filter(None, str(figures.get("reason") or "").split("; ")))
     ranked = sorted(sums.items(), key=lambda kv: kv[1][0], reverse=True)
     return [
         {
@@ -154,7 +156,7 @@ async def cost_summary(request: Request) -> Response:
     _, end = day_bounds(today, tz)
     hits = {r["date"]: r for r in await res.pool.fetch(queries.CACHE_HITS, begin, end, tz.key)}
     domains = await res.pool.fetch(queries.JOBS_BY_DOMAIN, begin, end)
-    total = sum((r["cost_usd"] for r in rows), Decimal(0))
+    total = exact_sum(r["cost_usd"] for r in rows)
     calls = sum(h["calls"] for h in hits.values())
     series = _series(rows, dates, res.config.core.tiers)
     body = {

@@ -13,6 +13,7 @@ from grpc import aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from costguard.common.money import exact_arithmetic, exact_sum
 from costguard.common.request_ids import call_metadata
 from costguard.gateway import params, queries
 from costguard.gateway.auth import admin_only
@@ -73,7 +74,7 @@ def _totals(rows: Sequence[Record], counted: str) -> dict[str, Any]:
     totals: dict[str, Any] = {counted: len(rows)}
     # The seed's daily columns are NULL-able: a row its own code wrote may leave them empty.
     totals.update({name: sum(int(r[name] or 0) for r in rows) for name in _COUNTS})
-    totals["cost_usd"] = usd(sum((r["cost_usd"] or Decimal(0) for r in rows), Decimal(0)))
+    totals["cost_usd"] = usd(exact_sum(r["cost_usd"] or Decimal(0) for r in rows))
     return totals
 
 
@@ -81,9 +82,10 @@ def _summed_maps(maps: Iterable[dict[str, Any]]) -> dict[str, str]:
     """Maps of decimal strings (cost by service, by podcast), summed key by key exactly, each
     sum shown rounded once."""
     sums: dict[str, Decimal] = {}
-    for entries in maps:
-        for key, value in entries.items():
-            sums[key] = sums.get(key, Decimal(0)) + Decimal(str(value))
+    with exact_arithmetic():
+        for entries in maps:
+            for key, value in entries.items():
+                sums[key] = sums.get(key, Decimal(0)) + Decimal(str(value))
     return {key: usd(value) for key, value in sorted(sums.items())}
 
 
