@@ -7,8 +7,10 @@ nullability, key or index that is missing or renamed. A live type may differ fro
 seed's only as a widening listed, with its reason, in ``docs/schema.md``.
 
 ``OWN_TABLES`` are costguard's own tables for the podcast app's cost tracking (the seed
-names no columns for them), frozen column by column from their migration: a later
-migration may add to them but not change what is there. Index definitions are
+names no columns for them), frozen column by column from their migrations: a later
+migration may add to them but not change what is there, except to widen a type so that
+every value stays storable (the money columns became unconstrained ``numeric`` in 0010, to
+hold exact sums), and that is written here too. Index definitions are
 ``pg_indexes.indexdef`` after ``USING``, prefixed by ``UNIQUE`` for unique indexes;
 ``keys`` are the primary key and unique constraints.
 """
@@ -163,7 +165,7 @@ OWN_TABLES = {
             Column("entity_type", "character varying(16)", not_null=True, default=None),
             Column("entity_id", "character varying(64)", not_null=True, default=None),
             Column("podcast_id", "character varying(64)", not_null=False, default=None),
-            Column("total_cost_usd", "numeric(18,8)", not_null=True, default="0"),
+            Column("total_cost_usd", "numeric", not_null=True, default="0"),
             Column("cost_by_service", "jsonb", not_null=True, default="'{}'::jsonb"),
             Column("cost_by_category", "jsonb", not_null=True, default="'{}'::jsonb"),
             Column("usage_metrics", "jsonb", not_null=True, default="'{}'::jsonb"),
@@ -187,7 +189,7 @@ OWN_TABLES = {
             Column("cpu_ms", "bigint", not_null=True, default="0"),
             Column("tokens_in", "bigint", not_null=True, default="0"),
             Column("tokens_out", "bigint", not_null=True, default="0"),
-            Column("cost_usd", "numeric(18,8)", not_null=True, default="0"),
+            Column("cost_usd", "numeric", not_null=True, default="0"),
             Column("cost_by_service", "jsonb", not_null=True, default="'{}'::jsonb"),
             Column("podcast_breakdown", "jsonb", not_null=True, default="'{}'::jsonb"),
             Column("updated_at", "timestamp with time zone", not_null=True, default="now()"),

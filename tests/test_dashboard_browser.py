@@ -165,6 +165,29 @@ async def test_switching_to_30_days_changes_the_series(browser: Browser, site: s
     await page.close()
 
 
+async def test_the_forecast_states_its_method_and_today_is_drawn_as_a_partial_day(
+    browser: Browser, site: str
+) -> None:
+    page = await _signed_in(browser, site, 1180, 820)
+    summary = await page.evaluate(
+        "fetch('/api/admin/cost/summary?days=7').then((reply) => reply.json())"
+    )
+    forecast = summary["forecast"]
+    assert forecast["days_averaged"] == 7  # the demo has 30 full days before today
+    assert forecast["method"].startswith("month to date + ")
+    method = page.locator("[data-testid=forecast-method]")
+    assert await method.inner_text() == f"Projected as {forecast['method']}."
+    chart = page.locator("[data-testid=chart-cost-by-tier]")
+    await chart.locator(".recharts-reference-area").wait_for()
+    assert "today so far" in await chart.inner_text()
+    note = chart.locator("[data-testid=partial-day-note]")
+    assert "today so far, a partial day" in await note.inner_text()
+    assert await page.locator("[data-testid=chart-tokens] .recharts-reference-area").count() == 1
+    sparkline = page.locator("[data-testid=card-cost] .sparkline-partial path")
+    assert await sparkline.count() > 0
+    await page.close()
+
+
 SEED_CAPS = ("daily_cpu_ms_cap", "daily_jobs_cap", "llm_input_tokens_cap", "llm_output_tokens_cap")
 
 

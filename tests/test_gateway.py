@@ -9,7 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -196,7 +196,13 @@ async def test_summary_and_users_return_data(gateway: httpx.AsyncClient, db: asy
     assert summary["cards"]["cost_usd"] == "2.50000000"
     assert summary["series"]["cost_by_tier"][-1]["pro"] == "2.00000000"
     assert summary["unpriced"] == [
-        {"item": "llm:openai/house", "cost_usd": "0.25", "share": 0.1, "events": 4, "reason": ""},
+        {
+            "item": "llm:openai/house",
+            "cost_usd": "0.25000000",
+            "share": 0.1,
+            "events": 4,
+            "reason": "",
+        },
         {
             "item": "gemini_txt:ai_api_call",
             "cost_usd": "0",
@@ -383,7 +389,7 @@ async def test_entity_and_period_queries(gateway: httpx.AsyncClient, db: asyncpg
     episode = (await gateway.get("/api/admin/cost/episodes/ep1", headers=AS_ADMIN)).json()
     assert (episode["total_cost_usd"], episode["cost_by_service"]) == (
         "0.50000000",
-        {"openai": "0.5"},
+        {"openai": "0.50000000"},  # every figure shown to 8 places, the breakdown's too
     )
     podcast = (await gateway.get("/api/admin/cost/podcasts/p1/episodes", headers=AS_ADMIN)).json()
     assert [e["episode_id"] for e in podcast["episodes"]] == ["ep2", "ep1"]
@@ -478,8 +484,10 @@ def _conforms(body: Any, schema: str) -> None:
 
 
 def _usd(value: Decimal) -> str:
-    """As the gateway writes money: 8 places from the numeric(18, 8) columns, zero as "0"."""
-    return f"{value.quantize(Decimal('0.00000001')):f}" if value else "0"
+    """As the gateway writes money: the exact figure rounded once to 8 places, half away
+    from zero, and zero as "0"."""
+    rounded = value.quantize(Decimal("0.00000001"), ROUND_HALF_UP)
+    return f"{rounded:f}" if rounded else "0"
 
 
 async def test_a_podcasts_episodes_with_the_ai_and_aws_split(

@@ -248,23 +248,28 @@ async def test_0009_rewrites_the_first_vocabulary_and_a_rerun_prices_it_as_befor
         result = await rollup_costs_for_date(
             pool, date(2026, 11, 20), tz=ZoneInfo("UTC"), pricing=prices
         )
+        # Stored exact; compared as shown, rounded once to 8 places (the hand-made storage
+        # rate is a 28-digit Decimal division, the sheet's is kept to 1e-24 per byte).
         cents = Decimal("0.00000001")
         expected = sum((row[5] for row in FIRST_VOCABULARY), Decimal(0))
-        assert result.cost_usd == expected.quantize(cents, ROUND_HALF_UP)
+        assert result.cost_usd.quantize(cents, ROUND_HALF_UP) == expected.quantize(
+            cents, ROUND_HALF_UP
+        )
         episodes = {
             r["entity_id"]: r["total_cost_usd"]
             for r in await pool.fetch("SELECT entity_id, total_cost_usd FROM entity_costs")
         }
         for row, (*_, cost) in zip(before, FIRST_VOCABULARY, strict=True):
-            assert episodes[str(row["event_id"])] == cost.quantize(cents, ROUND_HALF_UP), row
+            shown = episodes[str(row["event_id"])].quantize(cents, ROUND_HALF_UP)
+            assert shown == cost.quantize(cents, ROUND_HALF_UP), row
         unpriced = await pool.fetchval("SELECT unpriced_json FROM cost_global_daily")
-        assert unpriced == {
-            "lambda:lambda.invoke": {
-                "cost_usd": "0.00000000",
-                "events": 1,
-                "reason": "unknown event type 'lambda.invoke'",
-            }
-        }
+        assert unpriced.keys() == {"lambda:lambda.invoke"}
+        item = unpriced["lambda:lambda.invoke"]
+        assert (Decimal(item["cost_usd"]), item["events"], item["reason"]) == (
+            Decimal(0),
+            1,
+            "unknown event type 'lambda.invoke'",
+        )
 
         # Down (the later migrations first): every row exactly as it was.
         newer = [m.label for m in reversed(migrations) if m.version > vocabulary.version]
@@ -339,3 +344,102 @@ async def test_0011_backfills_the_objects_record_objects_would_have_recorded(
     assert ends[("a.mp3", start)] == start + timedelta(minutes=2)  # overwritten by the copy
     assert ends[("a.mp3", start + timedelta(minutes=2))] == start + timedelta(minutes=4)
     assert ends[("b.mp3", start + timedelta(minutes=3))] == start + timedelta(minutes=5)
+
+
+_MONEY_COLUMNS = [
+    ("cost_user_daily", "cost_usd"),
+    ("cost_global_daily", "cost_usd"),
+    ("cost_global_daily", "unpriced_cost_usd"),
+    ("entity_costs_daily", "cost_usd"),
+    ("entity_costs", "total_cost_usd"),
+    ("cost_monthly_summary", "cost_usd"),
+    ("rollup_runs", "cost_usd"),
+]
+_COLUMN_TYPE = """
+SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+WHERE attrelid = $1::regclass AND attname = $2
+"""
+_EIGHTH = "0.000000125"  # half a unit of the 8th place: rounds up, once
+
+
+async def _money_types(conn: asyncpg.Connection) -> list[str]:
+    return [await conn.fetchval(_COLUMN_TYPE, table, column) for table, column in _MONEY_COLUMNS]
+
+
+async def test_0010_stores_exact_money_and_its_down_rounds_it_to_8_places(empty_db: str) -> None:
+    migrations = load_migrations()
+    (exact,) = [m for m in migrations if m.label == "0010_exact_money"]
+    conn = await asyncpg.connect(empty_db)
+    pool = await create_pool(empty_db, max_size=2)  # with the JSON codecs
+    try:
+        await migrate_up(conn, [m for m in migrations if m.version < exact.version])
+        assert await _money_types(conn) == ["numeric(18,8)"] * len(_MONEY_COLUMNS)
+        await migrate_up(conn, [m for m in migrations if m.version <= exact.version])
+        assert await _money_types(conn) == ["numeric"] * len(_MONEY_COLUMNS)
+
+        day, cost = date(2026, 11, 20), Decimal(_EIGHTH)
+        figures = {"pro": {"cost_usd": _EIGHTH, "jobs": 3}, "free": {"jobs": 1}}
+        unpriced = {"x:y": {"cost_usd": _EIGHTH, "events": 2, "reason": "unknown event type 'y'"}}
+        costs = {"ses": _EIGHTH, "odd": 7}
+        await pool.execute(
+            "INSERT INTO cost_user_daily (user_id, date, tier, cost_usd) "
+            "VALUES ('u', $1, 'pro', $2)",
+            day, cost,
+        )  # fmt: skip
+        await pool.execute(
+            "INSERT INTO cost_global_daily (date, cost_usd, unpriced_cost_usd, tier_breakdown_json,"
+            " cost_by_service_json, unpriced_json) VALUES ($1, $2, $2, $3, $4, $5),"
+            " ($1 + 1, 0, 0, NULL, '{}', '{}')",
+            day, cost, figures, costs, unpriced,
+        )  # fmt: skip
+        await pool.execute(
+            "INSERT INTO entity_costs_daily (entity_type, entity_id, date, cost_usd, "
+            "cost_by_service, cost_by_category) VALUES ('episode', 'ep', $1, $2, $3, $3)",
+            day, cost, costs,
+        )  # fmt: skip
+        await pool.execute(
+            "INSERT INTO entity_costs (entity_type, entity_id, total_cost_usd, cost_by_service, "
+            "cost_by_category) VALUES ('episode', 'ep', $1, $2, $2)",
+            cost, costs,
+        )  # fmt: skip
+        await pool.execute(
+            "INSERT INTO cost_monthly_summary (year, month, cost_usd, cost_by_service, "
+            "podcast_breakdown) VALUES (2026, 11, $1, $2, $2)",
+            cost, costs,
+        )  # fmt: skip
+        await pool.execute(
+            "INSERT INTO rollup_runs (trigger, from_date, to_date, cost_usd) "
+            "VALUES ('cli', $1, $1, $2)",
+            day, cost,
+        )  # fmt: skip
+        assert await pool.fetchval("SELECT cost_usd FROM cost_user_daily") == cost  # exact
+
+        assert await rollback_newest(conn) == exact.label
+        assert await _money_types(conn) == ["numeric(18,8)"] * len(_MONEY_COLUMNS)
+        rounded = Decimal("0.00000013")
+        for table, column in _MONEY_COLUMNS:
+            values = await pool.fetch(f"SELECT {column} FROM {table} WHERE {column} <> 0")
+            assert [r[0] for r in values] == [rounded], f"{table}.{column}"
+        rounded_costs = {"ses": "0.00000013", "odd": 7}  # a number that is no string: as it was
+        days = await pool.fetch("SELECT * FROM cost_global_daily ORDER BY date")
+        assert days[0]["tier_breakdown_json"] == {
+            "pro": {"cost_usd": "0.00000013", "jobs": 3},
+            "free": {"jobs": 1},
+        }
+        assert days[0]["cost_by_service_json"] == rounded_costs
+        assert days[0]["unpriced_json"] == {
+            "x:y": {"cost_usd": "0.00000013", "events": 2, "reason": "unknown event type 'y'"}
+        }
+        assert (days[1]["tier_breakdown_json"], days[1]["unpriced_json"]) == (None, {})
+        for table, maps in [
+            ("entity_costs_daily", ("cost_by_service", "cost_by_category")),
+            ("entity_costs", ("cost_by_service", "cost_by_category")),
+            ("cost_monthly_summary", ("cost_by_service", "podcast_breakdown")),
+        ]:
+            row = await pool.fetchrow(f"SELECT * FROM {table}")
+            assert row is not None
+            assert [row[name] for name in maps] == [rounded_costs] * 2, table
+        assert await migrate_up(conn) == [m.label for m in migrations if m.version >= exact.version]
+    finally:
+        await pool.close()
+        await conn.close()

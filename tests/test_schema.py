@@ -131,6 +131,8 @@ def is_widening(seed_type: str, live_type: str) -> bool:
     if narrow and wide:
         return int(wide[1]) >= int(narrow[1])
     narrow, wide = _NUMERIC.match(seed_type), _NUMERIC.match(live_type)
+    if narrow and live_type == "numeric":  # unconstrained: any number, exactly
+        return True
     if narrow and wide:
         p, s, p2, s2 = int(narrow[1]), int(narrow[2]), int(wide[1]), int(wide[2])
         return s2 >= s and p2 - s2 >= p - s
@@ -269,6 +271,8 @@ def test_widening_means_every_seed_value_fits() -> None:
     assert not is_widening("bigint", "integer")
     assert not is_widening("character varying(40)", "character varying(32)")
     assert not is_widening("numeric(12,6)", "numeric(12,8)")  # fewer whole digits
+    assert is_widening("numeric(12,6)", "numeric")
+    assert not is_widening("numeric", "numeric(18,8)")
     assert not is_widening("integer", "double precision")
 
 

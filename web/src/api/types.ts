@@ -63,11 +63,27 @@ export interface UnpricedItem {
   reason?: string;
 }
 
+/** The month's projection, and how it was made. */
+export interface Forecast {
+  month_to_date_cost_usd: Money;
+  /** Month to date + remaining_days x daily_average_usd (the month to date alone without one). */
+  month_projected_cost_usd: Money;
+  /** The method in words: "month to date + 10.25 days x $1.0300/day, the average of the last 7 full days". */
+  method: string;
+  /** The average of the full days among the 7 before today; null when there is none. */
+  daily_average_usd: Money | null;
+  days_averaged: number;
+  /** What is left of today (a fraction) and the days after it, a decimal string. */
+  remaining_days: string;
+}
+
 export interface Summary {
   days: Days;
   from: string;
   to: string;
   timezone: string;
+  /** Today: its points in the sparklines and series are today's so far, a partial day. */
+  partial_date: string;
   cards: SummaryCards;
   sparklines: Partial<Record<SparklineKey, SeriesPoint[]>>;
   /** Today's cost from the live counters (the figure caps are enforced on), and each cap. */
@@ -77,7 +93,7 @@ export interface Summary {
     jobs_by_domain: JobsByDomainRow[];
     tokens: TokensRow[];
   };
-  forecast: { month_to_date_cost_usd: Money; month_projected_cost_usd: Money };
+  forecast: Forecast;
   unpriced: UnpricedItem[];
   /** LLM calls whose usage never arrived, priced at an estimate of their tokens. */
   estimated: { events: number; cost_usd: Money; share: number };

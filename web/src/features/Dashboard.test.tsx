@@ -1,6 +1,6 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { emptySummary, signedInRoutes } from "@/test/fixtures";
+import { emptySummary, signedInRoutes, summaryFixture } from "@/test/fixtures";
 import { fail, mockApi, ok } from "@/test/mockApi";
 import { renderApp } from "@/test/render";
 
@@ -34,6 +34,29 @@ describe("dashboard sections", () => {
       expect(lines.length).toBe(3);
     });
     expect(container.querySelectorAll("[data-testid='summary-cards'] svg").length).toBeGreaterThan(0);
+  });
+
+  it("marks today as a partial day in the per-day charts", async () => {
+    mockApi(signedInRoutes());
+    renderApp();
+    await screen.findByTestId("card-cost-value");
+    for (const id of ["chart-cost-by-tier", "chart-tokens"]) {
+      const chart = screen.getByTestId(id);
+      await waitFor(() => expect(chart.querySelector(".recharts-reference-area")).not.toBeNull());
+      expect(chart).toHaveTextContent("today so far");
+      expect(within(chart).getByTestId("partial-day-note")).toHaveTextContent("Nov 25 is today so far, a partial day");
+    }
+    expect(screen.getByTestId("chart-jobs-by-domain").querySelector(".recharts-reference-area")).toBeNull();
+  });
+
+  it("draws no partial day when today is not in the window", async () => {
+    const routes = signedInRoutes();
+    routes["GET /api/admin/cost/summary?days=7"] = ok(summaryFixture({ partial_date: "2026-11-26" }));
+    mockApi(routes);
+    renderApp();
+    await waitFor(() => expect(screen.getByTestId("chart-cost-by-tier").querySelectorAll(".recharts-area-area").length).toBe(3));
+    expect(screen.getByTestId("chart-cost-by-tier").querySelector(".recharts-reference-area")).toBeNull();
+    expect(screen.getByTestId("card-cost").querySelector("[data-partial-last]")).toBeNull();
   });
 
   it("lists the top users", async () => {

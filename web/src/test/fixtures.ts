@@ -11,6 +11,7 @@ export function summaryFixture(overrides: Partial<Summary> = {}): Summary {
     from: DATES[0] ?? "",
     to: DATES[6] ?? "",
     timezone: "UTC",
+    partial_date: DATES[6] ?? "",
     cards: {
       cost_usd: "12.34567800",
       jobs: 1200,
@@ -42,7 +43,14 @@ export function summaryFixture(overrides: Partial<Summary> = {}): Summary {
       ],
       tokens: DATES.map((date, i) => ({ date, tokens_in: 1000 * (i + 1), tokens_out: 200 * (i + 1), cache_hit_rate: 0.2 })),
     },
-    forecast: { month_to_date_cost_usd: "40.00", month_projected_cost_usd: "120.00" },
+    forecast: {
+      month_to_date_cost_usd: "40.00000000",
+      month_projected_cost_usd: "47.21000000",
+      method: "month to date + 6.5 days x $1.1092/day, the average of the last 7 full days",
+      daily_average_usd: "1.10923077",
+      days_averaged: 7,
+      remaining_days: "6.5000",
+    },
     estimated: { events: 4, cost_usd: "0.25", share: 0.01 },
     unpriced: [
       {
@@ -75,7 +83,14 @@ export function emptySummary(): Summary {
       jobs_by_domain: [],
       tokens: DATES.map((date) => ({ date, tokens_in: 0, tokens_out: 0, cache_hit_rate: 0 })),
     },
-    forecast: { month_to_date_cost_usd: "0", month_projected_cost_usd: "0" },
+    forecast: {
+      month_to_date_cost_usd: "0",
+      month_projected_cost_usd: "0",
+      method: "month to date only: no full day of data in the 7 days before today to project the remaining 6.5 days from",
+      daily_average_usd: null,
+      days_averaged: 0,
+      remaining_days: "6.5000",
+    },
     estimated: { events: 0, cost_usd: "0", share: 0 },
     unpriced: [],
   };

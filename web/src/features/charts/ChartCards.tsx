@@ -7,6 +7,7 @@ import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/com
 import { cn } from "@/lib/utils";
 import { CostByTierChart, hasCost } from "./CostByTierChart";
 import { JobsByDomainChart } from "./JobsByDomainChart";
+import { PartialDayNote } from "./PartialDay";
 import { TokensChart, hasTokens } from "./TokensChart";
 
 interface SummaryChartCardProps {
@@ -47,7 +48,10 @@ export function CostByTierCard({ days, className }: { days: Days; className?: st
       className={className}
       render={(summary) =>
         hasCost(summary.series.cost_by_tier) ? (
-          <CostByTierChart rows={summary.series.cost_by_tier} />
+          <>
+            <CostByTierChart rows={summary.series.cost_by_tier} partialDate={summary.partial_date} />
+            <PartialDayNote date={summary.partial_date} />
+          </>
         ) : (
           <EmptyState title="No cost recorded" className={EMPTY_CLASS}>
             Nothing was billed in the last {summary.days} days.
@@ -89,7 +93,10 @@ export function TokensCard({ days, className }: { days: Days; className?: string
       className={cn(className)}
       render={(summary) =>
         hasTokens(summary.series.tokens) ? (
-          <TokensChart rows={summary.series.tokens} />
+          <>
+            <TokensChart rows={summary.series.tokens} partialDate={summary.partial_date} />
+            <PartialDayNote date={summary.partial_date} />
+          </>
         ) : (
           <EmptyState title="No LLM tokens" className={EMPTY_CLASS}>
             No LLM call was recorded in the last {summary.days} days.

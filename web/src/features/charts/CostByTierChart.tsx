@@ -1,8 +1,9 @@
-import { Area, AreaChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from "recharts";
+import { Area, AreaChart, CartesianGrid, Legend, ReferenceArea, Tooltip, XAxis, YAxis } from "recharts";
 import type { CostByTierRow } from "@/api/types";
 import { formatDay, formatUsdCompact, formatUsdNumber, toChartNumber } from "@/lib/format";
 import { ChartFrame } from "./ChartFrame";
 import { axisTick, legendStyle, seriesColor, tooltipStyle } from "./chartTheme";
+import { PARTIAL_AREA_STYLE, PARTIAL_LABEL, partialSpan } from "./PartialDay";
 import { useChartAnimation } from "@/lib/motion";
 
 /** Tier names in the order the gateway lists them, from every row (a tier may start mid-window). */
@@ -18,8 +19,12 @@ export function hasCost(rows: readonly CostByTierRow[]): boolean {
 
 type ChartRow = { day: string } & Record<string, number | string>;
 
-export function CostByTierChart({ rows }: { rows: readonly CostByTierRow[] }) {
+export function CostByTierChart({ rows, partialDate }: { rows: readonly CostByTierRow[]; partialDate?: string }) {
   const animate = useChartAnimation();
+  const partial = partialSpan(
+    rows.map((row) => row.date),
+    partialDate,
+  );
   const tiers = tiersOf(rows);
   const data: ChartRow[] = rows.map((row) => {
     const point: ChartRow = { day: formatDay(row.date) };
@@ -46,6 +51,14 @@ export function CostByTierChart({ rows }: { rows: readonly CostByTierRow[] }) {
             fillOpacity={0.35}
           />
         ))}
+        {partial && (
+          <ReferenceArea
+            x1={partial.x1}
+            x2={partial.x2}
+            {...PARTIAL_AREA_STYLE}
+            label={{ value: PARTIAL_LABEL, position: "insideTop", fill: "var(--muted-foreground)", fontSize: 10 }}
+          />
+        )}
       </AreaChart>
     </ChartFrame>
   );

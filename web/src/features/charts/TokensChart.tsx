@@ -1,17 +1,22 @@
-import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from "recharts";
+import { CartesianGrid, Legend, Line, LineChart, ReferenceArea, Tooltip, XAxis, YAxis } from "recharts";
 import type { TokensRow } from "@/api/types";
 import { formatCompact, formatCount, formatDay, formatPercent } from "@/lib/format";
 import { ChartFrame } from "./ChartFrame";
 import { axisTick, legendStyle, seriesColor, tooltipStyle } from "./chartTheme";
+import { PARTIAL_AREA_STYLE, PARTIAL_LABEL, partialSpan } from "./PartialDay";
 import { useChartAnimation } from "@/lib/motion";
 
 export function hasTokens(rows: readonly TokensRow[]): boolean {
   return rows.some((row) => row.tokens_in > 0 || row.tokens_out > 0);
 }
 
-export function TokensChart({ rows }: { rows: readonly TokensRow[] }) {
+export function TokensChart({ rows, partialDate }: { rows: readonly TokensRow[]; partialDate?: string }) {
   const animate = useChartAnimation();
   const data = rows.map((row) => ({ ...row, day: formatDay(row.date) }));
+  const partial = partialSpan(
+    rows.map((row) => row.date),
+    partialDate,
+  );
   return (
     <ChartFrame label="LLM tokens per day and cache hit-rate">
       <LineChart data={data} margin={{ top: 8, right: 0, bottom: 0, left: 0 }}>
@@ -45,6 +50,15 @@ export function TokensChart({ rows }: { rows: readonly TokensRow[] }) {
           strokeDasharray="4 3"
           dot={false}
         />
+        {partial && (
+          <ReferenceArea
+            yAxisId="tokens"
+            x1={partial.x1}
+            x2={partial.x2}
+            {...PARTIAL_AREA_STYLE}
+            label={{ value: PARTIAL_LABEL, position: "insideTop", fill: "var(--muted-foreground)", fontSize: 10 }}
+          />
+        )}
       </LineChart>
     </ChartFrame>
   );

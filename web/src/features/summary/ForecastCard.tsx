@@ -22,19 +22,25 @@ export function ForecastCard({ days }: { days: Days }) {
     <Card data-testid="forecast-card">
       <CardHeader>
         <CardTitle>This month</CardTitle>
-        <CardDescription>Projected at this month's daily average</CardDescription>
+        <CardDescription>So far, and the rest of the month at the last full days' pace</CardDescription>
       </CardHeader>
       <CardContent>
         <QueryView query={query} loading={<LoadingRows rows={2} label="Loading forecast" />}>
           {(summary) => (
-            <dl className="grid grid-cols-2 gap-4">
-              <Figure label="Month to date" value={formatUsd(summary.forecast.month_to_date_cost_usd)} testId="forecast-mtd" />
-              <Figure
-                label="Projected for the month"
-                value={formatUsd(summary.forecast.month_projected_cost_usd)}
-                testId="forecast-projected"
-              />
-            </dl>
+            <div className="grid gap-3">
+              <dl className="grid grid-cols-2 gap-4">
+                <Figure label="Month to date" value={formatUsd(summary.forecast.month_to_date_cost_usd)} testId="forecast-mtd" />
+                <Figure
+                  label="Projected for the month"
+                  value={formatUsd(summary.forecast.month_projected_cost_usd)}
+                  testId="forecast-projected"
+                />
+              </dl>
+              {/* How the figure was made, as the gateway states it: never a bare number. */}
+              <p data-testid="forecast-method" className="text-xs text-muted-foreground [overflow-wrap:anywhere]">
+                Projected as {summary.forecast.method}.
+              </p>
+            </div>
           )}
         </QueryView>
       </CardContent>

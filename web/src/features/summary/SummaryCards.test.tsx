@@ -1,6 +1,6 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { signedInRoutes, summaryFixture } from "@/test/fixtures";
+import { emptySummary, signedInRoutes, summaryFixture } from "@/test/fixtures";
 import { mockApi, ok } from "@/test/mockApi";
 import { renderApp } from "@/test/render";
 
@@ -17,10 +17,37 @@ describe("summary cards", () => {
     expect(screen.getByTestId("card-tokens-out-value")).toHaveTextContent("120K");
     expect(screen.getByTestId("card-cache-hit-rate-value")).toHaveTextContent("23%");
     expect(screen.getByTestId("forecast-mtd")).toHaveTextContent("$40.00");
-    expect(screen.getByTestId("forecast-projected")).toHaveTextContent("$120.00");
+    expect(screen.getByTestId("forecast-projected")).toHaveTextContent("$47.21");
     expect(screen.getByTestId("today-cost")).toHaveTextContent("$3.25");
     expect(screen.getByTestId("estimated-usage")).toHaveTextContent("4 calls");
     expect(screen.getByTestId("estimated-usage")).toHaveTextContent("$0.25");
+  });
+
+  it("says under the forecast how it was projected", async () => {
+    mockApi(signedInRoutes());
+    renderApp();
+    expect(await screen.findByTestId("forecast-method")).toHaveTextContent(
+      "Projected as month to date + 6.5 days x $1.1092/day, the average of the last 7 full days.",
+    );
+  });
+
+  it("says so when there was no full day to project from", async () => {
+    const routes = signedInRoutes();
+    routes["GET /api/admin/cost/summary?days=7"] = ok(emptySummary());
+    mockApi(routes);
+    renderApp();
+    expect(await screen.findByTestId("forecast-method")).toHaveTextContent(
+      "Projected as month to date only: no full day of data in the 7 days before today",
+    );
+    expect(screen.getByTestId("forecast-projected")).toHaveTextContent("$0.00");
+  });
+
+  it("draws today's point of each sparkline as a partial day", async () => {
+    mockApi(signedInRoutes());
+    renderApp();
+    const cost = await screen.findByTestId("card-cost");
+    const line = within(cost).getByRole("img", { name: "Cost per day; the last point is today so far" });
+    await waitFor(() => expect(line.querySelector(".sparkline-partial path")).not.toBeNull());
   });
 
   it("never rounds money through a float", async () => {

@@ -88,7 +88,7 @@ function StatCard({ spec, summary }: { spec: CardSpec; summary: Summary }) {
         {spec.value(summary)}
       </p>
       <p className="min-h-4 truncate text-xs text-muted-foreground">{spec.hint?.(summary) ?? ""}</p>
-      <Sparkline values={spec.trend(summary)} label={`${spec.label} per day`} />
+      <Sparkline values={spec.trend(summary)} label={`${spec.label} per day`} partialLast={summary.partial_date === summary.to} />
     </div>
   );
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,10 +12,12 @@ from starlette.responses import JSONResponse, Response
 
 from costguard.common.counters import UNATTRIBUTED, LiveCounters, global_key, tier_key
 from costguard.common.days import day_bounds
+from costguard.common.money import exact_arithmetic, exact_sum
 from costguard.common.pricing import NANO
 from costguard.gateway import params, queries
 from costguard.gateway.auth import admin_only
-from costguard.gateway.money import ratio, usd
+from costguard.gateway.forecast import averaged_days, month_forecast
+from costguard.gateway.money import exact_text, ratio, usd
 from costguard.gateway.resources import Resources, resources
 
 _CAP_METRICS = (
@@ -28,7 +30,7 @@ _CAP_METRICS = (
 
 
 def _window(res: Resources, days: int) -> tuple[date, date, list[date]]:
-    today = datetime.now(res.config.core.timezone).date()
+    today = res.now().date()
     start = today - timedelta(days=days - 1)
     return start, today, [start + timedelta(days=i) for i in range(days)]
 
@@ -36,7 +38,7 @@ def _window(res: Resources, days: int) -> tuple[date, date, list[date]]:
 async def _caps_today(res: Resources) -> list[dict[str, Any]]:
     """Use today against each global and tier cap, and when today's pace reaches it."""
     tz = res.config.core.timezone
-    now = datetime.now(tz)
+    now = res.now()
     midnight, next_midnight = day_bounds(now.date(), tz)
     elapsed = max(1.0, (now - midnight).total_seconds())
     counters = LiveCounters(res.redis)
@@ -48,6 +50,8 @@ async def _caps_today(res: Resources) -> list[dict[str, Any]]:
         key = global_key(now.date()) if scope == "global" else tier_key(now.date(), scope)
         live = await counters.read(key)
         for column, metric, field in _CAP_METRICS:
+            # A cost cap and its use are money; the other caps are counts, shown whole.
+            shown = usd if metric == "cost_usd" else exact_text
             cap = budget[column]
             if cap is None:
                 continue
@@ -60,8 +64,8 @@ async def _caps_today(res: Resources) -> list[dict[str, Any]]:
                 {
                     "scope": scope,
                     "metric": metric,
-                    "cap": usd(cap),
-                    "used": usd(used),
+                    "cap": shown(cap),
+                    "used": shown(used),
                     "fraction": ratio(used, cap) if cap else (1.0 if used else 0.0),
                     "reached_at": reached_at,
                 }
@@ -100,11 +104,12 @@ def _unpriced(rows: list[Any], total: Decimal) -> list[dict[str, Any]]:
     distinct reasons of its days, "" for days rolled up before reasons were recorded)."""
     sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     reasons: dict[str, set[str]] = defaultdict(set)
-    for row in rows:
-        for item, figures in row["unpriced_json"].items():
-            sums[item][0] += Decimal(figures["cost_usd"])
-            sums[item][1] += Decimal(figures["events"])
-            reasons[item].update(filter(None, str(figures.get("reason") or "").split("; ")))
+    with exact_arithmetic():
+        for row in rows:
+            for item, figures in row["unpriced_json"].items():
+                sums[item][0] += Decimal(figures["cost_usd"])
+                sums[item][1] += Decimal(figures["events"])
+                reasons[item].update(filter(None, str(figures.get("reason") or "").split("; ")))
     ranked = sorted(sums.items(), key=lambda kv: kv[1][0], reverse=True)
     return [
         {
@@ -120,11 +125,36 @@ def _unpriced(rows: list[Any], total: Decimal) -> list[dict[str, Any]]:
 
 def _estimated(rows: list[Any], total: Decimal) -> dict[str, Any]:
     """LLM calls whose usage never arrived, priced at their estimate, over the window."""
-    cost = sum((row["estimated_cost_usd"] for row in rows), Decimal(0))
+    cost = exact_sum(row["estimated_cost_usd"] for row in rows)
     return {
         "events": sum(row["estimated_events"] for row in rows),
         "cost_usd": usd(cost),
         "share": ratio(cost, total),
+    }
+
+
+async def _forecast(res: Resources) -> dict[str, Any]:
+    now = res.now()
+    today = now.date()
+    mtd: Decimal = await res.pool.fetchval(queries.MONTH_TO_DATE, today.replace(day=1), today)
+    full = await res.pool.fetchrow(queries.FULL_DAYS, *averaged_days(today))
+    assert full is not None
+    forecast = month_forecast(
+        now,
+        res.config.core.timezone,
+        month_to_date=mtd,
+        full_days=full["days"],
+        full_days_cost=full["cost_usd"],
+    )
+    return {
+        "month_to_date_cost_usd": usd(forecast.month_to_date),
+        "month_projected_cost_usd": usd(forecast.projected),
+        "method": forecast.method,
+        "daily_average_usd": None
+        if forecast.daily_average is None
+        else usd(forecast.daily_average),
+        "days_averaged": forecast.days_averaged,
+        "remaining_days": f"{forecast.remaining_days.quantize(Decimal('0.0001')):f}",
     }
 
 
@@ -139,17 +169,16 @@ async def cost_summary(request: Request) -> Response:
     _, end = day_bounds(today, tz)
     hits = {r["date"]: r for r in await res.pool.fetch(queries.CACHE_HITS, begin, end, tz.key)}
     domains = await res.pool.fetch(queries.JOBS_BY_DOMAIN, begin, end)
-    total = sum((r["cost_usd"] for r in rows), Decimal(0))
+    total = exact_sum(r["cost_usd"] for r in rows)
     calls = sum(h["calls"] for h in hits.values())
-    first_of_month = today.replace(day=1)
-    mtd: Decimal = await res.pool.fetchval(queries.MONTH_TO_DATE, first_of_month, today)
-    month_days = ((first_of_month + timedelta(days=32)).replace(day=1) - first_of_month).days
     series = _series(rows, dates, res.config.core.tiers)
     body = {
         "days": days,
         "from": start.isoformat(),
         "to": today.isoformat(),
         "timezone": tz.key,
+        # Today's figures are today's so far: the charts draw this date as a partial day.
+        "partial_date": today.isoformat(),
         "cards": {
             "cost_usd": usd(total),
             **{
@@ -182,10 +211,7 @@ async def cost_summary(request: Request) -> Response:
                 for day in dates
             ],
         },
-        "forecast": {
-            "month_to_date_cost_usd": usd(mtd),
-            "month_projected_cost_usd": usd(mtd / today.day * month_days),
-        },
+        "forecast": await _forecast(res),
         "unpriced": _unpriced(rows, total),
         "estimated": _estimated(rows, total),
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,10 +13,11 @@ from grpc import aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from costguard.common.money import exact_arithmetic, exact_sum
 from costguard.common.request_ids import call_metadata
 from costguard.gateway import params, queries
 from costguard.gateway.auth import admin_only
-from costguard.gateway.money import jsonable_row, usd
+from costguard.gateway.money import cost_row, mean_usd, usd
 from costguard.gateway.params import BadInput
 from costguard.gateway.resources import resources
 from costguard.v1 import rollup_pb2, rollup_pb2_grpc
@@ -28,7 +29,7 @@ async def episode(request: Request) -> Response:
     row = await resources(request).pool.fetchrow(queries.ENTITY, "episode", episode_id)
     if row is None:
         raise BadInput("episode_id", f"no costs for episode {episode_id!r} yet", status=404)
-    return JSONResponse(jsonable_row(row))
+    return JSONResponse(cost_row(row))
 
 
 @admin_only
@@ -53,14 +54,14 @@ async def podcast_episodes(request: Request) -> Response:
             "episode_count": stats["episodes"],
             "event_count": stats["events"],
             "total_cost_usd": usd(stats["total"]),
-            "average_cost_usd": usd(round(stats["average"], 8)),
+            "average_cost_usd": mean_usd(stats["total"], stats["episodes"]),
             "max_cost_usd": usd(stats["max"]),
             "ai_cost_usd": usd(stats["ai"]),
             "aws_cost_usd": usd(stats["aws"]),
             "compute_cost_usd": usd(stats["compute"]),
             "unpriced_cost_usd": usd(stats["unpriced"]),
             "episodes_with_unpriced_events": stats["unpriced_episodes"],
-            "episodes": [jsonable_row(r) for r in rows],
+            "episodes": [cost_row(r) for r in rows],
         }
     )
 
@@ -69,27 +70,29 @@ _COUNTS = ("jobs", "ai_calls", "cpu_ms", "tokens_in", "tokens_out")
 
 
 def _totals(rows: Sequence[Record], counted: str) -> dict[str, Any]:
-    """The rows' counts and cost summed exactly (the cost as a decimal string)."""
+    """The rows' counts and cost summed exactly (the cost shown rounded once)."""
     totals: dict[str, Any] = {counted: len(rows)}
     # The seed's daily columns are NULL-able: a row its own code wrote may leave them empty.
     totals.update({name: sum(int(r[name] or 0) for r in rows) for name in _COUNTS})
-    totals["cost_usd"] = usd(sum((r["cost_usd"] or Decimal(0) for r in rows), Decimal(0)))
+    totals["cost_usd"] = usd(exact_sum(r["cost_usd"] or Decimal(0) for r in rows))
     return totals
 
 
 def _summed_maps(maps: Iterable[dict[str, Any]]) -> dict[str, str]:
-    """Maps of decimal strings (cost by service, by podcast), summed key by key exactly."""
+    """Maps of decimal strings (cost by service, by podcast), summed key by key exactly, each
+    sum shown rounded once."""
     sums: dict[str, Decimal] = {}
-    for entries in maps:
-        for key, value in entries.items():
-            sums[key] = sums.get(key, Decimal(0)) + Decimal(str(value))
+    with exact_arithmetic():
+        for entries in maps:
+            for key, value in entries.items():
+                sums[key] = sums.get(key, Decimal(0)) + Decimal(str(value))
     return {key: usd(value) for key, value in sorted(sums.items())}
 
 
 @admin_only
 async def daily(request: Request) -> Response:
     res = resources(request)
-    today = datetime.now(res.config.core.timezone).date()
+    today = res.now().date()
     last = params.iso_date(request, "to", today)
     first = params.iso_date(request, "from", last - timedelta(days=29))
     if first > last or (last - first).days > 366:
@@ -99,7 +102,7 @@ async def daily(request: Request) -> Response:
         {
             "from": first.isoformat(),
             "to": last.isoformat(),
-            "days": [jsonable_row(r) for r in rows],
+            "days": [cost_row(r) for r in rows],
             "totals": _totals(rows, "days"),
         }
     )
@@ -109,7 +112,7 @@ async def daily(request: Request) -> Response:
 async def monthly(request: Request) -> Response:
     """One month (``year`` and ``month``, default the current one), or a whole ``year``."""
     res = resources(request)
-    today = datetime.now(res.config.core.timezone).date()
+    today = res.now().date()
     year = params.integer(request, "year", today.year, 2000, 2100)
     month = params.integer(request, "month", today.month, 1, 12)
     has_year = "year" in request.query_params
@@ -123,12 +126,12 @@ async def monthly(request: Request) -> Response:
         totals["cost_by_service"] = _summed_maps(m["cost_by_service"] for m in months)
         totals["podcast_breakdown"] = _summed_maps(m["podcast_breakdown"] for m in months)
         return JSONResponse(
-            {"year": year, "months": [jsonable_row(m) for m in months], "totals": totals}
+            {"year": year, "months": [cost_row(m) for m in months], "totals": totals}
         )
     row = await res.pool.fetchrow(queries.MONTHLY, year, month)
     if row is None:
         raise BadInput("month", f"nothing rolled up for {year}-{month:02d}", status=404)
-    return JSONResponse(jsonable_row(row))
+    return JSONResponse(cost_row(row))
 
 
 @admin_only
@@ -151,4 +154,4 @@ async def recalculate_episode(request: Request) -> Response:
             {"error": f"the rollup service did not answer: {exc.code().name}"}, status_code=503
         )
     row = await res.pool.fetchrow(queries.ENTITY, "episode", episode_id)
-    return JSONResponse(jsonable_row(row))
+    return JSONResponse(cost_row(row))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -91,7 +92,9 @@ def _routes(web_dist: Path | None) -> list[Route | Mount]:
     return routes
 
 
-def create_app(config: GatewayConfig) -> Starlette:
+def create_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = None) -> Starlette:
+    """The gateway; ``clock`` (default: the wall clock) is what its reads take as now."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Reads aggregate many rows (top users over 30 days): group in memory.
@@ -107,6 +110,8 @@ def create_app(config: GatewayConfig) -> Starlette:
             log.warning("GATEWAY_SESSION_SECRET is not set: sessions end when this process does")
         secret = (config.session_secret or secrets.token_urlsafe(32)).encode()
         app.state.resources = Resources(config, pool, redis, channels, http, secret)
+        if clock is not None:
+            app.state.resources.clock = clock
         app.state.webhook = WebhookSender(config.webhook_url, config.webhook_secret, http, pool)
         dispatcher = AlertDispatcher(
             app.state.webhook,

@@ -158,6 +158,56 @@ YEAR = _record(
 )
 
 
+FORECAST = _record(
+    {
+        "month_to_date_cost_usd": _REF_MONEY,
+        "month_projected_cost_usd": {
+            **_REF_MONEY,
+            "description": "month to date + remaining_days x daily_average_usd (the month "
+            "to date alone when no full day is averaged)",
+        },
+        "method": {
+            "type": "string",
+            "description": "how the projection was made, in words, e.g. 'month to date + "
+            "10.25 days x $1.0300/day, the average of the last 7 full days'",
+        },
+        "daily_average_usd": {
+            "anyOf": [_REF_MONEY, {"type": "null"}],
+            "description": "the average cost of the full days among the 7 before today that "
+            "were rolled up (today, a partial day, never counts); null when there is none",
+        },
+        "days_averaged": {"type": "integer", "minimum": 0, "maximum": 7},
+        "remaining_days": {
+            "type": "string",
+            "pattern": r"^\d+(\.\d+)?$",
+            "description": "what is left of today, as a fraction of the day in the configured "
+            "time zone, plus the days after today in the month",
+        },
+    }
+)
+
+SUMMARY = _record(
+    {
+        "days": {"type": "integer", "enum": [7, 30]},
+        "from": {"type": "string", "format": "date"},
+        "to": {"type": "string", "format": "date"},
+        "timezone": {"type": "string"},
+        "partial_date": {
+            "type": "string",
+            "format": "date",
+            "description": "today: its figures in cards, sparklines and series are today's so "
+            "far, a partial day",
+        },
+        "cards": _OBJECT,
+        "sparklines": _OBJECT,
+        "today": _OBJECT,
+        "series": _OBJECT,
+        "forecast": {"$ref": "#/components/schemas/Forecast"},
+        "unpriced": {"type": "array"},
+    }
+)
+
+
 def _get(
     summary: str, params: list[dict[str, Any]], ok: dict[str, Any], *errors: int
 ) -> dict[str, Any]:
@@ -206,7 +256,10 @@ def document() -> dict[str, Any]:
             }
         },
         "/api/admin/cost/summary": _get(
-            "Cards, today's use against caps, series, forecast, unpriced models", [_DAYS], _OBJECT
+            "Cards, today's use against caps, series (today marked partial), the month's "
+            "forecast with its method, unpriced models",
+            [_DAYS],
+            {"$ref": "#/components/schemas/Summary"},
         ),
         "/api/admin/cost/users": _get(
             "Top users by cost",
@@ -299,6 +352,8 @@ def document() -> dict[str, Any]:
                 "Daily": DAILY,
                 "Month": MONTH,
                 "Year": YEAR,
+                "Forecast": FORECAST,
+                "Summary": SUMMARY,
             },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},

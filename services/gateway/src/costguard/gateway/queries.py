@@ -46,6 +46,12 @@ MONTH_TO_DATE = (
     "SELECT coalesce(sum(cost_usd), 0) FROM cost_global_daily WHERE date BETWEEN $1 AND $2"
 )
 
+# The rolled-up days among the full days the forecast's pace comes from, and their cost.
+FULL_DAYS = """
+SELECT count(*) AS days, coalesce(sum(cost_usd), 0) AS cost_usd
+FROM cost_global_daily WHERE date BETWEEN $1 AND $2
+"""
+
 # The seed's four caps store "no cap" as the largest bigint; the view cost_budget_caps and
 # costguard_cap() read it as NULL.
 BUDGETS = """
@@ -79,15 +85,15 @@ BUDGET_OF_SCOPE = "SELECT * FROM cost_budget_caps WHERE apply_scope = $1 AND ena
 
 ENTITY = "SELECT * FROM entity_costs WHERE entity_type = $1 AND entity_id = $2"
 
-# An entity's cost_by_category holds decimal strings ("ai", "aws", "compute", "unpriced"),
-# each rounded to 8 places by the rollup: cast and summed as numeric, exactly. The
-# "unpriced" key is there when the entity has cloud events without a price (they cost 0).
+# An entity's cost_by_category holds exact decimal strings ("ai", "aws", "compute",
+# "unpriced"): cast and summed as numeric, exactly; the gateway rounds each figure it shows.
+# The "unpriced" key is there when the entity has cloud events without a price (they cost 0).
 PODCAST_EPISODES = """
 SELECT entity_id AS episode_id, total_cost_usd,
-       round(coalesce((cost_by_category ->> 'ai')::numeric, 0), 8) AS ai_cost_usd,
-       round(coalesce((cost_by_category ->> 'aws')::numeric, 0), 8) AS aws_cost_usd,
-       round(coalesce((cost_by_category ->> 'compute')::numeric, 0), 8) AS compute_cost_usd,
-       round(coalesce((cost_by_category ->> 'unpriced')::numeric, 0), 8) AS unpriced_cost_usd,
+       coalesce((cost_by_category ->> 'ai')::numeric, 0) AS ai_cost_usd,
+       coalesce((cost_by_category ->> 'aws')::numeric, 0) AS aws_cost_usd,
+       coalesce((cost_by_category ->> 'compute')::numeric, 0) AS compute_cost_usd,
+       coalesce((cost_by_category ->> 'unpriced')::numeric, 0) AS unpriced_cost_usd,
        cost_by_category ? 'unpriced' AS has_unpriced_events, event_count, calculated_at
 FROM entity_costs WHERE entity_type = 'episode' AND podcast_id = $1
 ORDER BY total_cost_usd DESC, entity_id LIMIT $2
@@ -95,11 +101,11 @@ ORDER BY total_cost_usd DESC, entity_id LIMIT $2
 
 PODCAST_STATS = """
 SELECT count(*) AS episodes, coalesce(sum(total_cost_usd), 0) AS total,
-       coalesce(avg(total_cost_usd), 0) AS average, coalesce(max(total_cost_usd), 0) AS max,
-       round(coalesce(sum((cost_by_category ->> 'ai')::numeric), 0), 8) AS ai,
-       round(coalesce(sum((cost_by_category ->> 'aws')::numeric), 0), 8) AS aws,
-       round(coalesce(sum((cost_by_category ->> 'compute')::numeric), 0), 8) AS compute,
-       round(coalesce(sum((cost_by_category ->> 'unpriced')::numeric), 0), 8) AS unpriced,
+       coalesce(max(total_cost_usd), 0) AS max,
+       coalesce(sum((cost_by_category ->> 'ai')::numeric), 0) AS ai,
+       coalesce(sum((cost_by_category ->> 'aws')::numeric), 0) AS aws,
+       coalesce(sum((cost_by_category ->> 'compute')::numeric), 0) AS compute,
+       coalesce(sum((cost_by_category ->> 'unpriced')::numeric), 0) AS unpriced,
        count(*) FILTER (WHERE cost_by_category ? 'unpriced') AS unpriced_episodes,
        coalesce(sum(event_count), 0)::bigint AS events
 FROM entity_costs WHERE entity_type = 'episode' AND podcast_id = $1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import httpx
@@ -21,6 +23,13 @@ class Resources:
     channels: dict[str, aio.Channel]
     http: httpx.AsyncClient
     session_secret: bytes
+    # What "now" is: the wall clock, unless a test fixes it (the forecast depends on the
+    # time of day).
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def now(self) -> datetime:
+        """Now, in the configured time zone: it decides what "today" is."""
+        return self.clock().astimezone(self.config.core.timezone)
 
 
 def resources(request: Request) -> Resources:

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 from costguard.common.db import create_pool
 from costguard.common.entrypoint import load_config_or_exit, run_service
+from costguard.common.money import round_usd
 from costguard.rollup.config import RollupConfig
 from costguard.rollup.retention import PastRetention, prune_raw_events
 from costguard.rollup.runs import BadRange, Rollups, dates_between
@@ -61,10 +62,12 @@ async def _rollup_once(config: RollupConfig, args: argparse.Namespace) -> int:
     finally:
         await pool.close()
     for r in results:
-        line = f"{r.date}  users={r.users}  events={r.events}  cost_usd={r.cost_usd:f}"
+        # Stored exact, shown rounded once (the change too, from the exact figures).
+        cost = round_usd(r.cost_usd)
+        line = f"{r.date}  users={r.users}  events={r.events}  cost_usd={cost:f}"
         if args.reprice and r.previous_cost_usd is not None:
-            change = r.cost_usd - r.previous_cost_usd
-            line += f"  was={r.previous_cost_usd:f}  change={change:+f}"
+            change = round_usd(r.cost_usd - r.previous_cost_usd)
+            line += f"  was={round_usd(r.previous_cost_usd):f}  change={change:+f}"
         print(f"{line}  {r.seconds:.2f}s")
     return 0
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import date, timedelta
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from costguard.common.day_sheets import DaySheets
+from costguard.common.money import exact_sum
 from costguard.rollup import metrics
 from costguard.rollup.retention import PastRetention, horizon, refuse_past_horizon
 from costguard.rollup.rollup import DateRollup, Pricing, rollup_costs_for_date
@@ -109,7 +109,7 @@ class Rollups:
             "events = $2, cost_usd = $3 WHERE id = $1",
             run_id,
             sum(r.events for r in results),
-            sum((r.cost_usd for r in results), Decimal(0)),
+            exact_sum(r.cost_usd for r in results),
         )
         metrics.RUNS.labels(trigger, "succeeded").inc()
         metrics.LAST_SUCCESS.labels(trigger).set_to_current_time()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
+from costguard.common.money import round_usd
 from costguard.rollup.retention import PastRetention
 from costguard.rollup.rollup import DateRollup
 from costguard.rollup.runs import BadRange, Rollups, dates_between
@@ -36,6 +38,11 @@ async def _date(value: str, field: str, context: Context) -> date:
         raise  # abort raises; this satisfies the type checker
 
 
+def _usd(value: Decimal | str) -> str:
+    """A stored exact cost (a numeric, or a breakdown's decimal text) as shown: 8 places."""
+    return f"{round_usd(Decimal(value)):f}"
+
+
 def _encode(results: list[DateRollup]) -> rollup_pb2.RollupResponse:
     return rollup_pb2.RollupResponse(
         dates=[
@@ -43,7 +50,7 @@ def _encode(results: list[DateRollup]) -> rollup_pb2.RollupResponse:
                 date=r.date.isoformat(),
                 users=r.users,
                 events=r.events,
-                cost_usd=f"{r.cost_usd:f}",
+                cost_usd=f"{round_usd(r.cost_usd):f}",
                 seconds=r.seconds,
             )
             for r in results
@@ -96,9 +103,9 @@ class RollupServicer(rollup_pb2_grpc.RollupServiceServicer):
             entity_type=row["entity_type"],
             entity_id=row["entity_id"],
             podcast_id=row["podcast_id"] or "",
-            total_cost_usd=str(row["total_cost_usd"]),
-            cost_by_service={k: str(v) for k, v in row["cost_by_service"].items()},
-            cost_by_category={k: str(v) for k, v in row["cost_by_category"].items()},
+            total_cost_usd=_usd(row["total_cost_usd"]),
+            cost_by_service={k: _usd(v) for k, v in row["cost_by_service"].items()},
+            cost_by_category={k: _usd(v) for k, v in row["cost_by_category"].items()},
             usage={k: float(v) for k, v in row["usage_metrics"].items()},
             event_count=row["event_count"],
             calculated_at=_stamp(row["calculated_at"]),

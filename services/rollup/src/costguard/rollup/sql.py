@@ -211,7 +211,7 @@ INSERT INTO cost_user_daily AS d (user_id, date, tier, jobs, ai_calls, cpu_ms, t
                                   tokens_out, cost_usd, price_sheet_id, updated_at)
 SELECT user_id, $1::date, (array_agg(tier ORDER BY vote DESC, tier COLLATE "C" DESC))[1],
        sum(jobs), sum(ai_calls), sum(cpu_ms), sum(tokens_in), sum(tokens_out),
-       round(sum(cost), 8), $2, now()
+       sum(cost), $2, now()
 FROM rollup_groups WHERE by_user AND user_id IS NOT NULL GROUP BY user_id
 ON CONFLICT (user_id, date) DO UPDATE SET
     tier = EXCLUDED.tier, jobs = EXCLUDED.jobs, ai_calls = EXCLUDED.ai_calls,
@@ -243,15 +243,14 @@ tiers AS (
     SELECT tier, jsonb_build_object(
         'jobs', sum(jobs), 'ai_calls', sum(ai_calls), 'cpu_ms', sum(cpu_ms),
         'tokens_in', sum(tokens_in), 'tokens_out', sum(tokens_out),
-        'cost_usd', round(sum(cost), 8)::text) AS figures
+        'cost_usd', sum(cost)::text) AS figures
     FROM users GROUP BY tier
 ),
 services AS (
-    SELECT service, round(sum(cost), 8) AS cost FROM rollup_groups WHERE by_entity
-    GROUP BY service
+    SELECT service, sum(cost) AS cost FROM rollup_groups WHERE by_entity GROUP BY service
 ),
 unpriced AS (
-    SELECT unpriced, round(sum(cost), 8) AS cost, sum(events) AS events,
+    SELECT unpriced, sum(cost) AS cost, sum(events) AS events,
            string_agg(DISTINCT reason, '; ' ORDER BY reason) AS reason
     FROM rollup_groups WHERE by_unpriced AND unpriced IS NOT NULL GROUP BY unpriced
 )
@@ -259,14 +258,14 @@ INSERT INTO cost_global_daily AS g (date, jobs, ai_calls, cpu_ms, tokens_in, tok
     tier_breakdown_json, cost_by_service_json, unpriced_cost_usd, unpriced_json, events,
     estimated_cost_usd, estimated_events, price_sheet_id, updated_at)
 SELECT $1::date, coalesce(sum(jobs), 0), coalesce(sum(ai_calls), 0), coalesce(sum(cpu_ms), 0),
-       coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), coalesce(round(sum(cost), 8), 0),
+       coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), coalesce(sum(cost), 0),
        coalesce((SELECT jsonb_object_agg(tier, figures) FROM tiers), '{}'::jsonb),
        coalesce((SELECT jsonb_object_agg(service, cost::text) FROM services), '{}'::jsonb),
        coalesce((SELECT sum(cost) FROM unpriced), 0),
        coalesce((SELECT jsonb_object_agg(unpriced, jsonb_build_object(
            'cost_usd', cost::text, 'events', events, 'reason', reason)) FROM unpriced),
            '{}'::jsonb),
-       coalesce(sum(events), 0), coalesce(round(sum(estimated_cost), 8), 0),
+       coalesce(sum(events), 0), coalesce(sum(estimated_cost), 0),
        coalesce(sum(estimated_events), 0), $2, now()
 FROM users
 ON CONFLICT (date) DO UPDATE SET
@@ -281,7 +280,9 @@ ON CONFLICT (date) DO UPDATE SET
 RETURNING cost_usd, events, (SELECT count(user_id) FROM users) AS users
 """
 
-# Per entity (episode, podcast) and day: total, by service, by category, usage.
+# Per entity (episode, podcast) and day: total, by service, by category, usage. Costs are
+# exact sums (the breakdowns as decimal text): the entity totals and the month add these
+# days up, and a day rounded here would make them drift. They are rounded once, where shown.
 UPSERT_ENTITY_DAYS = """
 WITH groups AS (
     SELECT 'episode' AS entity_type, episode_id AS entity_id, podcast_id, service, category,
@@ -294,17 +295,17 @@ WITH groups AS (
 ),
 by_service AS (
     SELECT entity_type, entity_id, jsonb_object_agg(service, c::text) AS m
-    FROM (SELECT entity_type, entity_id, service, round(sum(cost), 8) AS c
+    FROM (SELECT entity_type, entity_id, service, sum(cost) AS c
           FROM groups GROUP BY 1, 2, 3) s GROUP BY 1, 2
 ),
 by_category AS (
     SELECT entity_type, entity_id, jsonb_object_agg(category, c::text) AS m
-    FROM (SELECT entity_type, entity_id, category, round(sum(cost), 8) AS c
+    FROM (SELECT entity_type, entity_id, category, sum(cost) AS c
           FROM groups GROUP BY 1, 2, 3) s GROUP BY 1, 2
 ),
 totals AS (
     SELECT entity_type, entity_id, max(podcast_id) AS podcast_id, sum(events) AS events,
-           round(sum(cost), 8) AS cost,
+           sum(cost) AS cost,
            jsonb_build_object('jobs', sum(jobs), 'ai_calls', sum(ai_calls), 'cpu_ms', sum(cpu_ms),
                               'tokens_in', sum(tokens_in), 'tokens_out', sum(tokens_out),
                               'emails', sum(emails), 'storage_mb', round(sum(storage_mb), 6))
@@ -337,7 +338,8 @@ DELETE FROM entity_costs_daily d WHERE d.date = $1 AND NOT EXISTS (
 RETURNING entity_type, entity_id
 """
 
-# Entity totals over every day, for the entities a rollup touched ($1: their types, $2: ids).
+# Entity totals over every day, for the entities a rollup touched ($1: their types, $2: ids):
+# exact sums of the exact daily rows.
 REFRESH_ENTITIES = """
 WITH touched AS (SELECT * FROM unnest($1::text[], $2::text[]) AS t(entity_type, entity_id)),
 days AS (
@@ -384,7 +386,7 @@ ON CONFLICT (entity_type, entity_id) DO UPDATE SET
     calculated_at = now()
 """
 
-# The month of $1, from the month's daily rows ($2, $3: its first and last day).
+# The month of $1, the exact sum of the month's daily rows ($2, $3: its first and last day).
 UPSERT_MONTH = """
 WITH days AS (SELECT * FROM cost_global_daily WHERE date BETWEEN $2 AND $3),
 services AS (
