@@ -64,6 +64,7 @@ def _half_unit_call(at: datetime, episode: str = "ep-half") -> telemetry_pb2.Tel
     return cost(
         event_type="ai_api_call", service="gemini_text", quantity=2, unit="tokens",
         metadata=metadata, episode_id=episode, podcast_id="pod-half", created_at=ts(at),
+        user_id="u-half", tier="pro",
     )  # fmt: skip
 
 
@@ -142,7 +143,7 @@ async def test_a_window_of_days_and_its_top_users_are_summed_before_rounding(
     assert summary["cards"]["cost_usd"] == "0.00000025"
     assert [p["value"] for p in summary["sparklines"]["cost_usd"]].count("0.00000013") == 2
     users = await _get(gateway, "/api/admin/cost/users?days=7")
-    assert [(u["user_id"], u["cost_usd"]) for u in users["users"]] == [("", "0.00000025")]
+    assert [(u["user_id"], u["cost_usd"]) for u in users["users"]] == [("u-half", "0.00000025")]
 
 
 async def test_a_single_stored_day_is_shown_rounded_once_half_away_from_zero(
@@ -154,7 +155,7 @@ async def test_a_single_stored_day_is_shown_rounded_once_half_away_from_zero(
     daily = await _get(gateway, "/api/admin/cost/daily?from=2025-06-03&to=2025-06-03")
     assert (daily["days"][0]["cost_usd"], daily["totals"]["cost_usd"]) == (shown, shown)
     assert daily["days"][0]["cost_by_service_json"] == {"gemini_text": shown}
-    assert daily["days"][0]["tier_breakdown_json"][""]["cost_usd"] == shown
+    assert daily["days"][0]["tier_breakdown_json"]["pro"]["cost_usd"] == shown
     month = await _get(gateway, "/api/admin/cost/monthly?year=2025&month=6")
     assert (month["cost_usd"], month["podcast_breakdown"]) == (shown, {"pod-half": shown})
     episode = await _get(gateway, "/api/admin/cost/episodes/ep-half")
