@@ -3,6 +3,11 @@
 Seconds to roll up one day of 1,000,000 events (700,000 jobs, 300,000 LLM calls) over
 10,000 users, and events per second, beside a bare ``SELECT user_id, count(*),
 sum(cpu_ms) ... GROUP BY user_id`` over the same rows in the same run, and the ratio.
+
+The rows are inserted straight into Postgres, without a price (as the seed's own code
+would write them), so the first rollup also prices every one of them; the re-run adds up
+the stored prices, which is what a day of events stored by telemetry (priced at ingest)
+costs to roll up.
 """
 
 from __future__ import annotations
@@ -71,11 +76,16 @@ async def run(stack: DevStack) -> None:
         [
             ("bare GROUP BY user_id scan", f"{bare_s:6.2f} s  ({len(groups):,} users)"),
             (
-                "rollup_costs_for_date",
+                "rollup_costs_for_date, pricing every row",
                 f"{result.seconds:6.2f} s  ({events / result.seconds:,.0f} events/s)",
             ),
-            ("  again (idempotent re-run)", f"{again.seconds:6.2f} s  cost ${again.cost_usd}"),
-            ("  ratio rollup / bare scan", f"{result.seconds / bare_s:.2f}  (goal <= 2)"),
+            (
+                "  again, from stored prices",
+                f"{again.seconds:6.2f} s  ({events / again.seconds:,.0f} events/s)"
+                f"  cost ${again.cost_usd}",
+            ),
+            ("  ratio first rollup / bare scan", f"{result.seconds / bare_s:.2f}  (goal <= 2)"),
+            ("  ratio re-run / bare scan", f"{again.seconds / bare_s:.2f}"),
         ],
     )
 

@@ -339,7 +339,7 @@ async def test_embeddings_images_speech_and_transcriptions_are_recorded_and_pric
     assert day["cost_usd"] == (embeddings + sum(by_hand)).quantize(CENT, ROUND_HALF_UP)
     assert day["unpriced_json"] == {
         "openai_image:ai_api_call:dall-e-3": {
-            "cost_usd": "0.00000000",
+            "cost_usd": "0",  # stored exact
             "events": 1,
             "reason": "no price for model 'dall-e-3' at quality 'standard' and size '512x512'",
         }

@@ -2,7 +2,7 @@
 
 Each object costs from its PUT (or COPY) to its DELETE or overwrite, and a live one to the
 end of each day; by hand, as exact fractions of the GB-month price ($0.023 per GiB held 30
-days), rounded once as the rollup stores figures (8 decimals).
+days), compared as the gateway shows the stored exact figures: rounded once, to 8 decimals.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytest
 from google.protobuf.struct_pb2 import Struct
 from grpc import aio
 
+from costguard.common.money import round_usd
 from costguard.common.pricing import AwsPrices, SeedPrices
 from costguard.common.storage import HELD_DURING_DAY_SQL
 from costguard.rollup.rollup import Pricing, rollup_costs_for_date
@@ -37,7 +38,7 @@ TODAY = datetime.now(UTC).date()
 
 
 def cents(exact: Fraction) -> Decimal:
-    """An exact figure as the rollup stores it."""
+    """An exact figure as it is shown: rounded once, to 8 decimals, half away from zero."""
     wide = Context(prec=80)
     quotient = wide.divide(Decimal(exact.numerator), Decimal(exact.denominator))
     return quotient.quantize(Decimal("1e-8"), rounding=ROUND_HALF_UP)
@@ -73,11 +74,23 @@ async def send(stub: Any, *events: telemetry_pb2.TelemetryEvent) -> None:
     assert (reply.accepted, reply.rejected) == (len(events), 0)
 
 
-async def day_cost(db: asyncpg.Pool, day: date) -> asyncpg.Record:
+def shown(value: Decimal | str) -> Decimal:
+    return round_usd(Decimal(value))
+
+
+def shown_json(figures: dict[str, str]) -> dict[str, str]:
+    return {key: f"{shown(value):f}" for key, value in figures.items()}
+
+
+async def day_cost(db: asyncpg.Pool, day: date) -> dict[str, Any]:
+    """The day rolled up, its money as shown (the rollup stores it exact)."""
     await rollup_costs_for_date(db, day, tz=UTC_ZONE, pricing=PRICING)
     row = await db.fetchrow("SELECT * FROM cost_global_daily WHERE date = $1", day)
     assert row is not None
-    return row
+    figures = dict(row)
+    figures["cost_usd"] = shown(row["cost_usd"])
+    figures["cost_by_service_json"] = shown_json(row["cost_by_service_json"])
+    return figures
 
 
 Life = tuple[str, str, int, datetime, datetime | None]
@@ -135,14 +148,20 @@ async def test_a_live_object_costs_to_the_end_of_its_day_then_whole_days(
     )
     user = await db.fetchrow("SELECT * FROM cost_user_daily WHERE date = $1", second)
     assert user is not None
-    assert (user["user_id"], user["tier"], user["cost_usd"]) == ("u1", "pro", Decimal("0.00076667"))
+    assert (user["user_id"], user["tier"], shown(user["cost_usd"])) == (
+        "u1",
+        "pro",
+        Decimal("0.00076667"),
+    )
     episode = await db.fetchrow("SELECT * FROM entity_costs WHERE entity_id = 'ep1'")
     assert episode is not None
-    assert episode["total_cost_usd"] == put_day["cost_usd"] + next_day["cost_usd"]
+    # The two days summed exact, then rounded once.
+    both = held(GIB, 6 * HOUR) + held(GIB, 24 * HOUR)
+    assert shown(episode["total_cost_usd"]) == cents(PUT + both)
     assert episode["event_count"] == 1
-    assert episode["cost_by_service"] == {
+    assert shown_json(episode["cost_by_service"]) == {
         "s3_put": "0.00000500",
-        "s3_storage": f"{cents(held(GIB, 6 * HOUR)) + Decimal('0.00076667'):f}",
+        "s3_storage": f"{cents(both):f}",
     }
     assert episode["usage_metrics"]["storage_mb"] == 1024  # what was uploaded, once
 
@@ -262,7 +281,7 @@ async def test_objects_are_charged_to_whoever_stored_them(db: asyncpg.Pool, stub
     )
     await day_cost(db, day)
     users = {
-        r["user_id"]: r["cost_usd"]
+        r["user_id"]: shown(r["cost_usd"])
         for r in await db.fetch(
             "SELECT user_id, cost_usd FROM cost_user_daily WHERE date = $1", day
         )
