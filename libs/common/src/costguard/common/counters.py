@@ -117,11 +117,15 @@ _ADD = (
 local ttl = tonumber(ARGV[1])
 local tiers = ARGV[4]
 local fields = {'jobs', 'cpu_ms', 'tokens_in', 'tokens_out', 'ai_calls', 'cost_nusd'}
-local touched = {}
-local function bump(key, f, n)
-  if n ~= 0 then redis.call('HINCRBY', key, fields[f], string.format('%.0f', n)) end
-  touched[key] = true
+-- Tier and global sums are gathered here and written once per key at the end; user hashes
+-- are written as each row comes, so a move reads what the batch already added.
+local sums = {}
+local function add(key, f, n)
+  local t = sums[key]
+  if not t then t = {0, 0, 0, 0, 0, 0}; sums[key] = t end
+  t[f] = t[f] + n
 end
+local touched = {}
 local function chosen(ukey, tier, vote)
   local cur = redis.call('HMGET', ukey, 'tier', 'tier_at')
   local cur_tier, cur_at = cur[1], tonumber(cur[2])
@@ -132,26 +136,36 @@ local function chosen(ukey, tier, vote)
     local v = redis.call('HMGET', ukey, unpack(fields))
     for f = 1, 6 do
       local n = tonumber(v[f]) or 0
-      bump(tiers .. cur_tier, f, -n)
-      bump(tiers .. tier, f, n)
+      add(tiers .. cur_tier, f, -n)
+      add(tiers .. tier, f, n)
     end
   end
   redis.call('HSET', ukey, 'tier', tier, 'tier_at', string.format('%.0f', vote))
   return tier
 end
-local total = {0, 0, 0, 0, 0, 0}
 for _, row in ipairs(cjson.decode(ARGV[2])) do
   local tier = row[1]
   if row[2] > 0 then
-    tier = chosen(KEYS[row[2]], tier, row[3])
-    for f = 1, 6 do bump(KEYS[row[2]], f, row[f + 3]) end
+    local ukey = KEYS[row[2]]
+    tier = chosen(ukey, tier, row[3])
+    for f = 1, 6 do
+      if row[f + 3] ~= 0 then
+        redis.call('HINCRBY', ukey, fields[f], string.format('%.0f', row[f + 3]))
+      end
+    end
+    touched[ukey] = true
   end
   for f = 1, 6 do
-    bump(tiers .. tier, f, row[f + 3])
-    total[f] = total[f] + row[f + 3]
+    add(tiers .. tier, f, row[f + 3])
+    add(KEYS[2], f, row[f + 3])
   end
 end
-for f = 1, 6 do bump(KEYS[2], f, total[f]) end
+for key, t in pairs(sums) do
+  for f = 1, 6 do
+    if t[f] ~= 0 then redis.call('HINCRBY', key, fields[f], string.format('%.0f', t[f])) end
+  end
+  touched[key] = true
+end
 for k in pairs(touched) do
   redis.call('EXPIRE', k, ttl)
   redis.call('SADD', KEYS[1], k)
