@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from costguard.common.counters import UNATTRIBUTED, LiveCounters, global_key, tier_key, user_key
+from costguard.common.day_sheets import DaySheets
 from costguard.common.pricing import NANO, AwsPrices, SeedPrices
 from costguard.gateway.app import create_app
 from costguard.gateway.auth import hash_token
@@ -266,3 +267,31 @@ async def test_a_reprice_of_today_re_derives_the_counters(
               unit="emails", created_at=ts(now))]
     )  # fmt: skip
     assert await _live(redis_client, global_key(day)) == Decimal("0.5")
+
+
+async def test_a_reprice_cut_short_after_its_switch_is_finished_by_the_next_rollup(
+    telemetry: Telemetry, db: asyncpg.Pool
+) -> None:
+    now = datetime.now(UTC)
+    day = now.date()
+    await telemetry.ingestor.store(
+        [cost(user_id="gil", tier="pro", event_type="ses_email", service="ses", quantity=1000,
+              unit="emails", created_at=ts(now))]
+    )  # fmt: skip
+    dearer = Pricing(PRICING.seed, AwsPrices.from_env({"COST_AWS_SES_PER_1K_EMAILS": "0.25"}))
+    sheets = DaySheets(seed=dearer.seed, aws=dearer.aws, tz=UTC_ZONE)
+    async with db.acquire() as conn:
+        await sheets.replace(conn, day, set())  # the switch commits; the reprice dies here
+    # What is stored from now on is priced with the new sheet already.
+    await telemetry.ingestor.store(
+        [cost(user_id="gil", tier="pro", event_type="ses_email", service="ses", quantity=1000,
+              unit="emails", created_at=ts(now))]
+    )  # fmt: skip
+    prices = [r["cost_usd"] for r in await db.fetch("SELECT cost_usd FROM cost_events ORDER BY id")]
+    assert prices == [Decimal("0.1"), Decimal("0.25")]
+    # A plain rollup (the old prices in its environment) finishes the reprice.
+    rolled = await rollup_costs_for_date(db, day, tz=UTC_ZONE, pricing=PRICING)
+    assert rolled.cost_usd == Decimal("0.5")
+    assert not await db.fetchval(
+        "SELECT reprice_pending FROM price_sheet_days WHERE date = $1", day
+    )

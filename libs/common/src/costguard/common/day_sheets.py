@@ -12,7 +12,7 @@ deliberate reprice (:meth:`DaySheets.replace`) puts a new sheet in force, and it
 the day's events with it.
 
 Locks (two-key advisory locks, class :data:`DAY_LOCK`, key the day): writing a day's sheet
-takes the day's lock exclusively; an ingest batch holds it shared (:meth:`DaySheets.hold`)
+takes the day's lock exclusively; an ingest batch holds it shared (:meth:`DaySheets.in_force`)
 from reading the day's sheet id until it commits, so a reprice never misses a batch priced
 with the sheet it replaces, and a batch never prices with a sheet that is no longer in force.
 """
@@ -95,6 +95,20 @@ async def aws_prices_of_day(conn: Connection, day: date, default: AwsPrices) -> 
         day,
     )
     return default if data is None else PriceSheet.from_json(data).aws
+
+
+async def reprice_pending(conn: Connection, day: date) -> bool:
+    """Whether a reprice put a new sheet in force for the day and its events still wait to
+    be priced again with it."""
+    pending: bool | None = await conn.fetchval(
+        "SELECT reprice_pending FROM price_sheet_days WHERE date = $1", day
+    )
+    return bool(pending)
+
+
+async def finish_reprice(conn: Connection, day: date) -> None:
+    """The day's events are priced with its sheet again (in the transaction that did it)."""
+    await conn.execute("UPDATE price_sheet_days SET reprice_pending = false WHERE date = $1", day)
 
 
 class DaySheets:
@@ -184,16 +198,21 @@ class DaySheets:
         return self._remember(day, sheet_id)
 
     async def replace(self, conn: Connection, day: date, models: set[Model]) -> DaySheet:
-        """A deliberate reprice, inside the caller's transaction: a fresh sheet from today's
-        library, overlay and environment is put in force for the day. The day's lock is held
-        exclusively until the caller commits (ingest of the day waits meanwhile)."""
-        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", DAY_LOCK, day_key(day))
-        sheet = self._build(day, models, seed=self.seed, aws=self.aws)
-        sheet_id = await save_sheet(conn, sheet)
-        await conn.execute(_SET_DAY, day, sheet_id)
+        """A deliberate reprice: a fresh sheet from today's library, overlay and environment
+        is put in force for the day, in a short transaction of its own (ingest of the day
+        waits only for it; what it stores from then on is priced with the new sheet). The
+        day is marked ``reprice_pending`` until the caller has priced the day's events
+        again (:func:`finish_reprice`, in the transaction that does)."""
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", DAY_LOCK, day_key(day))
+            sheet = self._build(day, models, seed=self.seed, aws=self.aws)
+            sheet_id = await save_sheet(conn, sheet)
+            await conn.execute(_SET_DAY, day, sheet_id)
+            await conn.execute(
+                "UPDATE price_sheet_days SET reprice_pending = true WHERE date = $1", day
+            )
         self._sheets[sheet_id] = sheet
-        self._days.pop(day, None)  # in force once the caller commits
-        return DaySheet(day, sheet_id, sheet)
+        return self._remember(day, sheet_id)
 
     async def in_force(
         self, conn: Connection, needs: Mapping[date, Iterable[Model]]

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from costguard.common.counters import UNATTRIBUTED
-from costguard.common.day_sheets import DaySheet, DaySheets
+from costguard.common.day_sheets import DaySheet, DaySheets, finish_reprice, reprice_pending
 from costguard.common.days import day_bounds
 from costguard.common.db import Connection
 from costguard.common.pricing import (
@@ -77,7 +77,8 @@ async def rollup_costs_for_date(
 
     ``reprice`` puts a fresh sheet (today's library, overlay and environment) in force for
     the day and prices every event of the day again with it; otherwise the day keeps its
-    sheet, and only rows stored without a price are priced, with it.
+    sheet, and only rows stored without a price are priced, with it (or every row, when a
+    reprice of the day did not finish).
     """
     started = time.perf_counter()
     bounds = day_bounds(day, tz)
@@ -85,20 +86,22 @@ async def rollup_costs_for_date(
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", ROLLUP_LOCK)
         try:
-            pricing_sql = sql.PRICE_ALL if reprice else sql.PRICE_PENDING
+            # Every event is priced again after a reprice (this one, or one that did not finish);
+            # otherwise only the rows stored without a price.
+            again = reprice or await reprice_pending(conn, day)
+            pricing_sql = sql.PRICE_ALL if again else sql.PRICE_PENDING
             models = {
                 (r["model"], r["provider"]) for r in await conn.fetch(pricing_sql.models, *bounds)
             }
-            if not reprice:
-                in_force = await sheets.extend(conn, day, models)
+            if reprice:
+                await sheets.replace(conn, day, models)
+            in_force = await sheets.extend(conn, day, models)
             async with conn.transaction():
                 # First: an event committed from here on marks the date dirty again.
                 await conn.execute("DELETE FROM rollup_dirty_dates WHERE date = $1", day)
                 previous = await conn.fetchval(
                     "SELECT cost_usd FROM cost_global_daily WHERE date = $1", day
                 )
-                if reprice:
-                    in_force = await sheets.replace(conn, day, models)
                 await conn.execute(sql.SESSION_SETTINGS)
                 await _price_events(conn, bounds, in_force, pricing_sql)
                 await conn.execute(
@@ -119,7 +122,8 @@ async def rollup_costs_for_date(
                     sql.REFRESH_ENTITIES, [t for t, _ in entities], [i for _, i in entities]
                 )
                 await conn.execute(sql.UPSERT_MONTH, day, *_month_bounds(day))
-                if reprice:
+                if again:
+                    await finish_reprice(conn, day)
                     # Delivered at commit: telemetry rebuilds today's counters at the new
                     # prices (its reconciler listens).
                     await conn.execute("SELECT pg_notify($1, $2)", REPRICED, day.isoformat())

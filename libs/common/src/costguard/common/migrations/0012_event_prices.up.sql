@@ -6,10 +6,13 @@
 
 -- The sheet in force for each local day. Telemetry adds models to it as they first appear
 -- (the rates it already has never change); a deliberate reprice replaces it.
+-- reprice_pending: a reprice put this sheet in force and the day's events are still to be
+-- priced again with it (the next rollup of the day does it, if the reprice's did not finish).
 CREATE TABLE price_sheet_days (
-    date            date PRIMARY KEY,
-    price_sheet_id  bigint NOT NULL REFERENCES price_sheets (id),
-    updated_at      timestamptz NOT NULL DEFAULT now()
+    date             date PRIMARY KEY,
+    price_sheet_id   bigint NOT NULL REFERENCES price_sheets (id),
+    reprice_pending  boolean NOT NULL DEFAULT false,
+    updated_at       timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO price_sheet_days (date, price_sheet_id)
 SELECT date, price_sheet_id FROM cost_global_daily WHERE price_sheet_id IS NOT NULL;
