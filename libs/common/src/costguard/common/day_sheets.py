@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,7 +60,13 @@ def covers(sheet: PriceSheet, models: Iterable[Model]) -> bool:
     by what is held)."""
     if any(model not in sheet.llm for model in models) or sheet.aws.s3_storage_days is not None:
         return False
-    return sheet.overlay is not None and default_overlay().keys() <= sheet.overlay.keys()
+    return sheet.overlay is not None and _overlay_models() <= sheet.overlay.keys()
+
+
+@cache
+def _overlay_models() -> frozenset[tuple[str, str]]:
+    """The overlay models of today's code (``covers`` runs on every ingest batch)."""
+    return frozenset(default_overlay())
 
 
 async def save_sheet(conn: Connection, sheet: PriceSheet) -> int:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from costguard.common.pricing.aws import AwsPrices
 from costguard.common.pricing.events import (
-    AI_EVENT_MODELS_SQL,
     CATEGORY_AI,
     CATEGORY_AWS,
     CATEGORY_UNPRICED,
@@ -58,7 +57,6 @@ if TYPE_CHECKING:
     from costguard.common.pricing.catalog import LLM_SOURCE, build_price_sheet, lookup_llm_rate
 
 __all__ = [
-    "AI_EVENT_MODELS_SQL",
     "CATEGORY_AI",
     "CATEGORY_AWS",
     "CATEGORY_UNPRICED",

@@ -504,12 +504,3 @@ SELECT event_id, user_id, tier, created_at, episode_id, podcast_id, event_type, 
            AS stored_bytes
 FROM x
 """
-
-# The ``(model, provider)`` the sheet must price for the day's ``gemini_text`` events
-# (provider: GEMINI_PROVIDER).
-AI_EVENT_MODELS_SQL = """
-SELECT DISTINCT metadata ->> 'model' AS model, 'google' AS provider FROM cost_events
-WHERE created_at >= $1 AND created_at < $2
-AND event_type = 'ai_api_call' AND service = 'gemini_text'
-AND jsonb_typeof(metadata -> 'model') = 'string' AND metadata ->> 'model' <> ''
-"""
