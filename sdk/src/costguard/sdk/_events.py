@@ -60,8 +60,9 @@ def stamp_ns(epoch_ns: int) -> Timestamp:
 class LlmCall:
     """One LLM call. Token counts follow the OpenTelemetry GenAI conventions:
     ``input_tokens`` include ``cached_input_tokens``; ``output_tokens`` include
-    ``reasoning_tokens``. ``usage_reported=False`` means the provider did not report them:
-    they are estimates (``instrument_openai`` counts them locally) or unknown.
+    ``reasoning_tokens`` and ``output_image_tokens`` (generated images, billed at the
+    model's output image rate). ``usage_reported=False`` means the provider did not report
+    them: they are estimates (``instrument_openai`` counts them locally) or unknown.
     ``context_type`` says what the call was for (``insight``, ``summary``, ``chat``, ...);
     empty takes the user context's, else :data:`DEFAULT_CONTEXT_TYPE`."""
 
@@ -70,6 +71,7 @@ class LlmCall:
     cached_input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    output_image_tokens: int = 0
     duration_ms: int = 0
     success: bool = True
     error_code: str = ""
@@ -122,6 +124,7 @@ def llm_event_message(call: LlmCall) -> telemetry_pb2.TelemetryEvent:
         cached_input_tokens=call.cached_input_tokens,
         output_tokens=call.output_tokens,
         reasoning_tokens=call.reasoning_tokens,
+        output_image_tokens=call.output_image_tokens,
         usage_reported=call.usage_reported,
         duration_ms=call.duration_ms,
         context_type=call.context_type or ctx.context_type or DEFAULT_CONTEXT_TYPE,
