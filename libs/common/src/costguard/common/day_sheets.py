@@ -33,7 +33,13 @@ import asyncpg
 
 from costguard.common.days import day_bounds
 from costguard.common.db import Connection
-from costguard.common.pricing import AwsPrices, PriceSheet, SeedPrices, default_overlay
+from costguard.common.pricing import (
+    AwsPrices,
+    OverlayPrices,
+    PriceSheet,
+    SeedPrices,
+    default_overlay,
+)
 from costguard.common.pricing.catalog import build_price_sheet
 
 DAY_LOCK = 7_310_010
@@ -194,8 +200,10 @@ class DaySheets:
                     return self._remember(day, sheet_id)
                 # Storage is priced by what is held: a retired s3_storage_days goes.
                 aws = dataclasses.replace(stored.aws, s3_storage_days=None)
-                added = self._build(day, models - set(stored.llm), seed=stored.seed, aws=aws)
                 overlay = {**default_overlay(), **(stored.overlay or {})}
+                added = self._build(
+                    day, models - set(stored.llm), seed=stored.seed, aws=aws, overlay=overlay
+                )
                 sheet = dataclasses.replace(
                     stored, aws=aws, llm={**stored.llm, **added.llm}, overlay=overlay
                 )
@@ -245,6 +253,16 @@ class DaySheets:
         return DaySheet(day, sheet_id, self._sheets[sheet_id])
 
     def _build(
-        self, day: date, models: Iterable[Model], *, seed: SeedPrices, aws: AwsPrices
+        self,
+        day: date,
+        models: Iterable[Model],
+        *,
+        seed: SeedPrices,
+        aws: AwsPrices,
+        overlay: OverlayPrices | None = None,
     ) -> PriceSheet:
-        return build_price_sheet(sorted(models), seed=seed, aws=aws, at=day_bounds(day, self.tz)[0])
+        """A sheet for ``models`` at the day's start; ``overlay`` (default: the one in
+        code) prices text-to-speech models, so an extension prices them with the day's."""
+        return build_price_sheet(
+            sorted(models), seed=seed, aws=aws, at=day_bounds(day, self.tz)[0], overlay=overlay
+        )

@@ -31,7 +31,8 @@ CREATE TEMP TABLE IF NOT EXISTS rollup_llm_rates (
     model text NOT NULL, provider text NOT NULL, min_input_tokens bigint NOT NULL,
     max_input_tokens bigint, input_per_token numeric NOT NULL,
     cached_input_per_token numeric NOT NULL, output_per_token numeric NOT NULL,
-    per_request numeric NOT NULL, priced boolean NOT NULL
+    per_request numeric NOT NULL, priced boolean NOT NULL,
+    output_image_per_token numeric NOT NULL
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS rollup_event_rates (
     event_type text NOT NULL, service text NOT NULL, unit text NOT NULL, kind text NOT NULL,
@@ -69,7 +70,8 @@ FROM (
     FROM (SELECT id, llm_model, provider, coalesce(cache_hit, false) AS cache_hit,
                  coalesce(input_tokens, 0) AS input_tokens,
                  coalesce(cached_input_tokens, 0) AS cached_input_tokens,
-                 coalesce(output_tokens, 0) AS output_tokens
+                 coalesce(output_tokens, 0) AS output_tokens,
+                 output_image_tokens
           FROM telemetry_llm_events
           WHERE created_at >= $1 AND created_at < $2 AND TO_PRICE) e
     JOIN rollup_llm_rates r

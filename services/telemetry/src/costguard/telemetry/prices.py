@@ -98,6 +98,7 @@ def _llm_price(row: Row, day: DaySheet) -> tuple[Decimal, str | None]:
         row[_LLM["input_tokens"]],
         row[_LLM["cached_input_tokens"]],
         row[_LLM["output_tokens"]],
+        output_image_tokens=row[_LLM["output_image_tokens"]],
         cache_hit=cache_hit,
     )
     if cache_hit:

@@ -27,6 +27,7 @@ LLM_COLUMNS = (
     "operation", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens",
     "usage_reported", "duration_ms", "cache_hit", "insight_key", "success", "error_code",
     "episode_id", "podcast_id", "created_at", "reservation_id", "context_type",
+    "output_image_tokens",
 )  # fmt: skip
 COST_COLUMNS = (
     "event_id", "event_type", "service", "quantity", "unit", "metadata", "user_id", "tier",
@@ -84,6 +85,9 @@ class RowBuilder:
             raise Rejected("cached_input_tokens", "exceeds input_tokens, which include them")
         if reasoning > output_tokens:
             raise Rejected("reasoning_tokens", "exceeds output_tokens, which include them")
+        image = checks.count("output_image_tokens", event.output_image_tokens)
+        if image > output_tokens:
+            raise Rejected("output_image_tokens", "exceeds output_tokens, which include them")
         return (
             checks.event_id(event.event_id),
             checks.text("user_id", event.user_id, required=True),
@@ -108,6 +112,7 @@ class RowBuilder:
             checks.moment(event, "created_at", self.received_at) or self.received_at,
             checks.text("reservation_id", event.reservation_id),
             checks.text("context_type", event.context_type) or DEFAULT_CONTEXT_TYPE,
+            image,
         )
 
     def cost(self, event: telemetry_pb2.CostEvent) -> Row:

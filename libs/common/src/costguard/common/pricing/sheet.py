@@ -61,8 +61,9 @@ LLM_RATE_COLUMNS = (
     "output_per_token",
     "per_request",
     "priced",
+    "output_image_per_token",
 )
-LlmRateRow = tuple[str, str, int, int | None, Decimal, Decimal, Decimal, Decimal, bool]
+LlmRateRow = tuple[str, str, int, int | None, Decimal, Decimal, Decimal, Decimal, bool, Decimal]
 OVERLAY_RATE_COLUMNS = ("kind", "model", "input_per_token", "output_per_token", "per_image")
 OverlayRateRow = tuple[str, str, Decimal, Decimal, Decimal]
 
@@ -175,6 +176,7 @@ def llm_rate_rows(sheet: PriceSheet) -> list[LlmRateRow]:
             band.output_per_token,
             rate.per_request,
             rate.priced,
+            band.image_rate,
         )
         for rate in sheet.llm.values()
         for low, high, band in rate.bands()
@@ -197,7 +199,8 @@ LLM_CALL_COST_SQL = """
 (CASE WHEN e.cache_hit THEN 0 ELSE
      (e.input_tokens - e.cached_input_tokens) * r.input_per_token
      + e.cached_input_tokens * r.cached_input_per_token
-     + e.output_tokens * r.output_per_token
+     + (e.output_tokens - e.output_image_tokens) * r.output_per_token
+     + e.output_image_tokens * r.output_image_per_token
      + r.per_request
  END)
 """
@@ -251,6 +254,14 @@ def _decimals_json(prices: SeedPrices | AwsPrices) -> dict[str, str]:
     return {name: decimal_text(value) for name, value in values.items() if value is not None}
 
 
+def _image_json(rate: LlmRate | LlmTier) -> dict[str, str]:
+    """The output image rate, only where the model has one: a sheet stored before image
+    rates existed keeps its JSON, and so its digest."""
+    if rate.output_image_per_token is None:
+        return {}
+    return {"output_image_per_token": decimal_text(rate.output_image_per_token)}
+
+
 def _llm_json(rate: LlmRate) -> dict[str, Any]:
     return {
         "model": rate.model,
@@ -267,9 +278,11 @@ def _llm_json(rate: LlmRate) -> dict[str, Any]:
                 "input_per_token": decimal_text(tier.input_per_token),
                 "cached_input_per_token": decimal_text(tier.cached_input_per_token),
                 "output_per_token": decimal_text(tier.output_per_token),
+                **_image_json(tier),
             }
             for tier in rate.tiers
         ],
+        **_image_json(rate),
     }
 
 
@@ -308,6 +321,7 @@ def _llm_from_json(item: Any) -> LlmRate:
             input_per_token=_decimal(tier, "input_per_token"),
             cached_input_per_token=_decimal(tier, "cached_input_per_token"),
             output_per_token=_decimal(tier, "output_per_token"),
+            output_image_per_token=_image_from_json(tier),
         )
         for tier in _list(item, "tiers")
     )
@@ -324,7 +338,12 @@ def _llm_from_json(item: Any) -> LlmRate:
         per_request=_decimal(item, "per_request"),
         tiers=tiers,
         matched=_str(item, "matched"),
+        output_image_per_token=_image_from_json(item),
     )
+
+
+def _image_from_json(item: Mapping[str, Any]) -> Decimal | None:
+    return _decimal(item, "output_image_per_token") if "output_image_per_token" in item else None
 
 
 def _decimals_from_json(

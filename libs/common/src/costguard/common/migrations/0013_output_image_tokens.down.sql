@@ -1,0 +1,2 @@
+ALTER TABLE telemetry_llm_events DROP CONSTRAINT telemetry_llm_events_image_le_output;
+ALTER TABLE telemetry_llm_events DROP COLUMN output_image_tokens;
