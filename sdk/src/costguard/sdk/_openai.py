@@ -179,8 +179,10 @@ class CallRecorder:
         user_ctx: UserContext | None,
         context_type: str = "",
         estimate_input: Callable[[str], int] | None = None,
+        provider: str = "openai",
     ) -> None:
         self._operation = operation
+        self._provider = provider
         self._context_type = context_type
         self._requested_model = requested_model if isinstance(requested_model, str) else ""
         self._telemetry = telemetry
@@ -231,6 +233,7 @@ class CallRecorder:
     def _emit(self, model: str, counts: Usage, failure: str, *, reported: bool) -> None:
         call = LlmCall(
             llm_model=model,
+            provider=self._provider,
             operation=self._operation,
             input_tokens=counts.input_tokens,
             # Clamped so that a provider's odd report cannot get the event rejected.

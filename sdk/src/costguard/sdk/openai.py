@@ -39,12 +39,22 @@ Streaming chat calls ask for usage in the stream (``stream_options.include_usage
 extra usage-only chunk is passed on only to callers that asked for it themselves. Errors
 are re-raised unchanged, and recording never breaks a call. Anything else on the client
 (files, batches, moderations, ...) is the copy's, unrecorded. Needs the ``openai`` extra.
+
+Any OpenAI-compatible endpoint works the same (Azure OpenAI, OpenRouter, Groq, Together, a
+local vLLM: any client whose ``base_url`` points elsewhere). The LLM events' ``provider``,
+which picks the prices, comes from the client's host through :data:`PROVIDER_HOSTS` (the
+providers' ids in genai-prices). A host it does not list (a proxy, a local vLLM) stays
+``openai``: OpenAI's models are priced at OpenAI's prices, any other model at the seed
+constants, flagged unpriced, until ``provider=`` names the provider or ``provider_hosts=``
+adds the host.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, cast, get_args
+from urllib.parse import urlsplit
 
 from openai import AsyncOpenAI, AsyncStream
 from openai._client import AsyncOpenAIWithRawResponse, AsyncOpenAIWithStreamedResponse
@@ -78,18 +88,69 @@ from costguard.sdk._openai import (
     read_upload,
 )
 
-__all__ = ["InstrumentedOpenAI", "InstrumentedStream", "error_code", "instrument_openai"]
+__all__ = [
+    "DEFAULT_PROVIDER",
+    "PROVIDER_HOSTS",
+    "InstrumentedOpenAI",
+    "InstrumentedStream",
+    "error_code",
+    "instrument_openai",
+    "provider_of",
+]
+
+# The provider of an OpenAI-compatible endpoint, by its host or a parent domain of it: the
+# provider ids of genai-prices, so that each provider's own prices apply (Groq's for a Llama
+# model served by Groq, Azure's for an Azure deployment).
+PROVIDER_HOSTS: Mapping[str, str] = MappingProxyType(
+    {
+        "api.openai.com": "openai",
+        "openai.azure.com": "azure",
+        "cognitiveservices.azure.com": "azure",
+        "services.ai.azure.com": "azure",
+        "openrouter.ai": "openrouter",
+        "api.groq.com": "groq",
+        "api.together.xyz": "together",
+        "api.deepseek.com": "deepseek",
+        "api.mistral.ai": "mistral",
+        "api.fireworks.ai": "fireworks",
+        "api.x.ai": "x-ai",
+        "api.perplexity.ai": "perplexity",
+        "api.cerebras.ai": "cerebras",
+        "generativelanguage.googleapis.com": "google",  # Gemini's OpenAI-compatible API
+    }
+)
+# Any other host (a proxy in front of OpenAI, a local vLLM or Ollama): OpenAI's models keep
+# OpenAI's prices, and any other model is flagged unpriced rather than guessed.
+DEFAULT_PROVIDER = "openai"
+
+
+def provider_of(base_url: object, hosts: Mapping[str, str] = PROVIDER_HOSTS) -> str:
+    """The provider serving ``base_url``: the entry of ``hosts`` for its host or the nearest
+    parent domain listed (``myres.openai.azure.com`` is ``azure``), else
+    :data:`DEFAULT_PROVIDER`."""
+    host = (urlsplit(str(base_url)).hostname or "").lower().rstrip(".")
+    parts = host.split(".")
+    for start in range(len(parts)):
+        found = hosts.get(".".join(parts[start:]))
+        if found:
+            return found
+    return DEFAULT_PROVIDER
 
 
 class _Setup:
     """What every meter of one instrumented client is made with."""
 
     def __init__(
-        self, telemetry: TelemetryClient | None, user_ctx: UserContext | None, context_type: str
+        self,
+        telemetry: TelemetryClient | None,
+        user_ctx: UserContext | None,
+        context_type: str,
+        provider: str,
     ) -> None:
         self.telemetry = telemetry
         self.user_ctx = user_ctx
         self.context_type = context_type
+        self.provider = provider
 
     def llm(
         self,
@@ -104,6 +165,7 @@ class _Setup:
             user_ctx=self.user_ctx,
             context_type=self.context_type,
             estimate_input=lambda model: count(model, body),
+            provider=self.provider,
         )
 
     def cost(self, service: str, unit: str) -> CostRecorder:
@@ -214,10 +276,15 @@ class InstrumentedOpenAI:
         telemetry: TelemetryClient | None = None,
         user_ctx: UserContext | None = None,
         context_type: str = "",
+        provider: str = "",
+        provider_hosts: Mapping[str, str] | None = None,
     ) -> None:
         self.unwrapped = client
         self.metered = client.copy()
-        setup = _Setup(telemetry, user_ctx, context_type)
+        if not provider:
+            provider = provider_of(client.base_url, {**PROVIDER_HOSTS, **(provider_hosts or {})})
+        self.provider = provider
+        setup = _Setup(telemetry, user_ctx, context_type, provider)
         # Resources take the client's ``post`` when they are made, so every one of the
         # copy's (chat, responses, beta, the raw and streaming forms) is metered.
         object.__setattr__(self.metered, "post", MeteredPost(self.metered.post, setup))
@@ -264,6 +331,8 @@ def instrument_openai(
     telemetry: TelemetryClient | None = None,
     user_ctx: UserContext | None = None,
     context_type: str = "",
+    provider: str = "",
+    provider_hosts: Mapping[str, str] | None = None,
 ) -> InstrumentedOpenAI:
     """Wrap ``client`` so that each call OpenAI bills for records one event.
 
@@ -271,11 +340,19 @@ def instrument_openai(
     ``user_ctx`` when given, else from the ``UserContext`` current when each call starts;
     calls made inside ``cached_insight`` carry its insight key. ``context_type`` says what
     the calls are for (``summary``, ``chat``, ...); empty takes the user context's, then
-    ``insight`` inside ``cached_insight``, else ``general``. The wrapped client is not
+    ``insight`` inside ``cached_insight``, else ``general``. ``provider`` names who serves
+    the calls (a genai-prices provider id: ``groq``, ``azure``, ...); empty takes it from
+    the client's ``base_url`` through :data:`PROVIDER_HOSTS`, extended by
+    ``provider_hosts`` (host or parent domain to provider). The wrapped client is not
     modified and can still be used bare.
     """
     return InstrumentedOpenAI(
-        client, telemetry=telemetry, user_ctx=user_ctx, context_type=context_type
+        client,
+        telemetry=telemetry,
+        user_ctx=user_ctx,
+        context_type=context_type,
+        provider=provider,
+        provider_hosts=provider_hosts,
     )
 
 
