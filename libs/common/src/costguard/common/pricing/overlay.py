@@ -4,7 +4,8 @@ The podcast app's ``ai_api_call`` events (docs/cost-events.md) include Gemini te
 speech and image generation. Images are priced per image, which genai-prices' token rates
 do not express, and text to speech is listed here as well so that Gemini speech is priced
 from one table, whether it is a ``gemini_tts`` cost event or an LLM call of a ``tts`` model
-(``instrument_gemini`` records speech as LLM calls; ``lookup_llm_rate`` prices them here). Figures are Google's published Gemini API pricing
+(``instrument_gemini`` records speech as LLM calls; ``lookup_llm_rate`` prices them here).
+Figures are Google's published Gemini API pricing
 (https://ai.google.dev/gemini-api/docs/pricing, paid tier, standard, as of 2025):
 
 ==========================================  =====  =============================================
