@@ -61,10 +61,9 @@ from costguard.sdk._context import UserContext
 from costguard.sdk._openai import (
     CHAT_COMPLETIONS,
     EMBEDDINGS,
+    OPENAI,
     RESPONSES,
-    CallRecorder,
     ChatMeter,
-    CostRecorder,
     EmbeddingsMeter,
     ImagesMeter,
     InstrumentedStream,
@@ -77,6 +76,7 @@ from costguard.sdk._openai import (
     post_parser,
     read_upload,
 )
+from costguard.sdk._recording import CallRecorder, CostRecorder
 
 __all__ = ["InstrumentedOpenAI", "InstrumentedStream", "error_code", "instrument_openai"]
 
@@ -98,6 +98,7 @@ class _Setup:
         count: Callable[[str, Mapping[str, Any]], int],
     ) -> CallRecorder:
         return CallRecorder(
+            rules=OPENAI,
             operation=operation,
             requested_model=body.get("model"),
             telemetry=self.telemetry,
@@ -108,7 +109,11 @@ class _Setup:
 
     def cost(self, service: str, unit: str) -> CostRecorder:
         return CostRecorder(
-            service=service, unit=unit, telemetry=self.telemetry, user_ctx=self.user_ctx
+            service=service,
+            unit=unit,
+            telemetry=self.telemetry,
+            user_ctx=self.user_ctx,
+            label=OPENAI.label,
         )
 
 
