@@ -3,20 +3,23 @@ free loopback port from a thread of its own.
 
 Enough of ``POST .../models/{model}:generateContent``, ``:streamGenerateContent?alt=sse``,
 ``:embedContent``, ``:batchEmbedContents`` and ``:predict`` (Imagen, and Vertex AI's text
-embeddings) for the real ``google.genai.Client`` to run unmodified, in both URL forms it
-uses: ``/v1/models/{model}:...`` for the Developer API and
+embeddings) for the real ``google.genai.Client`` to run unmodified, in the URL forms it
+uses: ``/v1/models/{model}:...`` for the Developer API,
 ``/v1beta1/projects/{project}/locations/{location}/publishers/google/models/{model}:...``
 for Vertex AI (``/v1beta1/publishers/google/models/{model}:...`` in express mode). Replies
-are in the API's own JSON (camelCase), streams as server-sent events (``data: {...}`` then a
-blank line per chunk) with cumulative ``usageMetadata`` on every chunk, or (``usage_only
-_final``) partial readings and a usage-only last chunk. Scripted: the usage (cached,
-thinking and tool-use tokens), image output (an inline PNG and an IMAGE entry in
-``candidatesTokensDetails`` when ``responseModalities`` asks for images), speech (an
-inline PCM part and an AUDIO entry when it asks for audio), HTTP failures with Google-style
-error bodies (429 RESOURCE_EXHAUSTED, 500 INTERNAL), a stream cut mid-body
-(``cut_after``: the connection closes without the end of the chunked body), a stall
-(``stall_after`` chunks, or ``hang`` before answering: the client's timeout fires), and
-every request received (``requests``).
+are in the API's own JSON (camelCase); streams are server-sent events (``data: {...}`` and
+a blank line per chunk) with cumulative ``usageMetadata`` on every chunk, or, with
+``usage_only_final``, partial readings and a last chunk that carries only the usage.
+
+Scripted: the usage (cached, thinking and tool-use prompt tokens); a call of the first
+function the request declares, until the request carries its result (automatic function
+calling); image output (an inline PNG and an IMAGE entry in ``candidatesTokensDetails``
+when ``responseModalities`` asks for images); speech (an inline PCM part and an AUDIO
+entry when it asks for audio); HTTP failures with Google-style error bodies (429
+RESOURCE_EXHAUSTED, 500 INTERNAL); a stream cut mid-body (``cut_after``: the connection
+closes without the end of the chunked body); a stall (``stall_after`` chunks, or ``hang``
+before answering: the client's timeout fires). Every request received is kept in
+``requests``.
 
 The sync client blocks its caller's event loop while it waits for an answer, so the fake
 serves from its own thread and loop, never the test's.
@@ -191,6 +194,11 @@ class FakeGemini:
     def _output(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The parts of the whole answer, and its candidates' breakdown by modality."""
         modalities, out = self._modalities(body), self.usage.candidates_tokens
+        called = _function_to_call(body)
+        if called is not None:  # the model asks for the function, then answers from its result
+            return [{"functionCall": {"name": called, "args": {}}}], [
+                {"modality": "TEXT", "tokenCount": out}
+            ]
         if "AUDIO" in modalities:
             audio = {"inlineData": {"mimeType": "audio/L16;codec=pcm;rate=24000", "data": PCM}}
             return [audio], [{"modality": "AUDIO", "tokenCount": out}]
@@ -283,6 +291,21 @@ class FakeGemini:
             {"embeddings": {**_vector(), "statistics": statistics}} for _ in body["instances"]
         ]
         return {"predictions": predictions, "metadata": {"billableCharacterCount": 64}}
+
+
+def _function_to_call(body: dict[str, Any]) -> str | None:
+    """The first function the request declares, unless it already carries a result."""
+    answered = any(
+        "functionResponse" in part
+        for content in body.get("contents") or []
+        for part in content.get("parts") or []
+    )
+    declared = [
+        declaration["name"]
+        for tool in body.get("tools") or []
+        for declaration in tool.get("functionDeclarations") or []
+    ]
+    return declared[0] if declared and not answered else None
 
 
 def _vector() -> dict[str, Any]:

@@ -259,6 +259,65 @@ async def test_tool_use_prompt_tokens_are_input_and_model_prefixes_are_dropped(
     assert {r["cost_usd"] for r in rows} == {cost(1350, 1024, 428, FLASH_RATES)}
 
 
+@MODES
+async def test_vertex_ai_calls_are_recorded_like_the_developer_apis(
+    mode: Mode, fake: FakeGemini, vertex: genai.Client, telemetry: TelemetryClient, db: asyncpg.Pool
+) -> None:
+    reply = await generate(
+        vertex, mode, model=f"publishers/google/models/{FLASH}", contents=QUESTION
+    )
+    chunks = await stream(vertex, mode, model=f"google/{FLASH}", contents=QUESTION)
+
+    assert reply.text == text_of(chunks) == ANSWER
+    where = "/v1beta1/projects/cost-project/locations/us-central1/publishers/google/models"
+    assert [r.path for r in fake.requests] == [
+        f"{where}/{FLASH}:generateContent",
+        f"{where}/{FLASH}:streamGenerateContent",
+    ]
+    rows = await llm_rows(db, telemetry)
+    assert [(outcome(r), tokens(r)) for r in rows] == [
+        (("google", FLASH, "generate_content", True, None), DEFAULT_TOKENS)
+    ] * 2
+    assert {r["cost_usd"] for r in rows} == {DEFAULT_FLASH_COST}
+
+
+@MODES
+async def test_automatic_function_calling_records_each_request_it_sends(
+    mode: Mode, fake: FakeGemini, gemini: genai.Client, telemetry: TelemetryClient, db: asyncpg.Pool
+) -> None:
+    called: list[str] = []
+
+    def weekly_spend() -> str:
+        """This week's spend, against last week's."""
+        called.append("weekly_spend")
+        return "down twelve percent"
+
+    config = types.GenerateContentConfig(tools=[weekly_spend])
+    reply = await generate(gemini, mode, model=FLASH, contents=QUESTION, config=config)
+
+    assert reply.text == ANSWER
+    assert called == ["weekly_spend"]
+    # The question; then the question, the model's call and the function's result.
+    assert [len(r.body["contents"]) for r in fake.requests] == [1, 3]
+    rows = await llm_rows(db, telemetry)
+    assert [tokens(r) for r in rows] == [DEFAULT_TOKENS] * 2  # each request is billed
+    assert {r["cost_usd"] for r in rows} == {DEFAULT_FLASH_COST}
+
+
+async def test_a_raw_http_response_is_read_for_its_usage(
+    fake: FakeGemini, gemini: genai.Client, telemetry: TelemetryClient, db: asyncpg.Pool
+) -> None:
+    config = types.GenerateContentConfig(should_return_http_response=True)
+    reply = gemini.models.generate_content(model=FLASH, contents=QUESTION, config=config)
+
+    assert reply.candidates is None
+    assert reply.sdk_http_response is not None
+    assert reply.sdk_http_response.body
+    [row] = await llm_rows(db, telemetry)
+    assert tokens(row) == DEFAULT_TOKENS
+    assert row["cost_usd"] == DEFAULT_FLASH_COST
+
+
 async def test_a_long_prompt_on_gemini_2_5_pro_is_priced_whole_at_the_higher_rate(
     fake: FakeGemini, gemini: genai.Client, telemetry: TelemetryClient, db: asyncpg.Pool
 ) -> None:
@@ -360,6 +419,33 @@ async def test_a_stream_cut_mid_body_is_estimated_flagged_and_reraised(
     # ceil(13 / 4) = 4 tokens. Flagged as an estimate; the cached split is not known.
     assert tokens(row) == (1200, 0, 4, 0, False)
     assert row["cost_usd"] == cost(1200, 0, 4, FLASH_RATES) == Decimal("0.00037")
+
+
+@MODES
+async def test_a_stream_that_stalls_times_out_as_an_estimate(
+    mode: Mode, fake: FakeGemini, telemetry: TelemetryClient, db: asyncpg.Pool
+) -> None:
+    slow = instrument_gemini(
+        genai.Client(
+            api_key="test", http_options=types.HttpOptions(base_url=fake.base_url, timeout=300)
+        ),
+        telemetry=telemetry,
+        user_ctx=ALICE,
+    )
+    fake.stall_after = 2  # "Spend", " is", then nothing until the client gives up
+    received: list[str] = []
+    try:
+        with pytest.raises((httpx2.ReadTimeout, TimeoutError)):
+            await read_into(received, slow, mode, model=FLASH, contents=QUESTION)
+    finally:
+        fake.stop_hanging()
+        await close(slow)
+
+    assert received == ["Spend", " is"]
+    [row] = await llm_rows(db, telemetry)
+    assert outcome(row) == ("google", FLASH, "generate_content", False, "timeout")
+    assert tokens(row) == (1200, 0, 2, 0, False)  # "Spend is": 8 characters, 2 tokens
+    assert row["cost_usd"] == cost(1200, 0, 2, FLASH_RATES)
 
 
 async def test_a_stream_left_early_or_dropped_is_recorded_once_as_an_estimate(

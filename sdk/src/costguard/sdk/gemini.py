@@ -61,12 +61,12 @@ tokens; one that failed after it was sent (a timeout, a cut stream) with an esti
 flagged ``usage_reported=False``. Recording never breaks a call.
 
 Attribution: ``user_ctx`` when given, else the ``UserContext`` current when each request
-starts (a stream's: when its first chunk is asked for, which is when google-genai
-sends its request); calls inside
-``cached_insight`` carry its insight key, and the model they used is what a cache hit
-records. Needs the ``gemini`` extra (``costguard-sdk[gemini]``); written against
-google-genai 3.3, whose private per-request methods it meters (``instrument_gemini`` raises
-``TypeError`` on a client without them rather than record nothing).
+starts (for a stream, when its first chunk is asked for: that is when google-genai sends
+it); requests inside ``cached_insight`` carry its insight key, and the model and provider
+they used are what a cache hit records. Needs the ``gemini`` extra
+(``costguard-sdk[gemini]``); written against google-genai 3.3, whose private per-request
+methods it meters (``instrument_gemini`` raises ``TypeError`` on a client without them
+rather than record nothing).
 """
 
 from __future__ import annotations
