@@ -75,9 +75,9 @@ from google import genai
 
 from costguard.sdk._client import TelemetryClient
 from costguard.sdk._context import UserContext
-from costguard.sdk._gemini import GEMINI, Setup, error_code, install
+from costguard.sdk._gemini import Setup, error_code, install
 
-__all__ = ["GEMINI", "error_code", "instrument_gemini"]
+__all__ = ["error_code", "instrument_gemini"]
 
 
 def instrument_gemini(
