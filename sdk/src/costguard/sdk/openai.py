@@ -51,6 +51,7 @@ adds the host.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, cast, get_args
@@ -71,10 +72,9 @@ from costguard.sdk._context import UserContext
 from costguard.sdk._openai import (
     CHAT_COMPLETIONS,
     EMBEDDINGS,
+    OPENAI,
     RESPONSES,
-    CallRecorder,
     ChatMeter,
-    CostRecorder,
     EmbeddingsMeter,
     ImagesMeter,
     InstrumentedStream,
@@ -87,6 +87,7 @@ from costguard.sdk._openai import (
     post_parser,
     read_upload,
 )
+from costguard.sdk._recording import CallRecorder, CostRecorder
 
 __all__ = [
     "DEFAULT_PROVIDER",
@@ -150,7 +151,8 @@ class _Setup:
         self.telemetry = telemetry
         self.user_ctx = user_ctx
         self.context_type = context_type
-        self.provider = provider
+        # OpenAI's rules, under the provider actually serving the calls.
+        self.rules = dataclasses.replace(OPENAI, provider=provider)
 
     def llm(
         self,
@@ -159,18 +161,22 @@ class _Setup:
         count: Callable[[str, Mapping[str, Any]], int],
     ) -> CallRecorder:
         return CallRecorder(
+            rules=self.rules,
             operation=operation,
             requested_model=body.get("model"),
             telemetry=self.telemetry,
             user_ctx=self.user_ctx,
             context_type=self.context_type,
             estimate_input=lambda model: count(model, body),
-            provider=self.provider,
         )
 
     def cost(self, service: str, unit: str) -> CostRecorder:
         return CostRecorder(
-            service=service, unit=unit, telemetry=self.telemetry, user_ctx=self.user_ctx
+            service=service,
+            unit=unit,
+            telemetry=self.telemetry,
+            user_ctx=self.user_ctx,
+            label=OPENAI.label,
         )
 
 
