@@ -511,6 +511,7 @@ async def test_image_output_tokens_are_recorded_and_priced_at_the_image_rate(
     [row] = await llm_rows(db, telemetry)
     assert outcome(row) == ("google", FLASH_IMAGE, "generate_content", True, None)
     assert tokens(row) == (20, 0, 1_302, 0, True)
+    assert row["output_image_tokens"] == 1_290
     by_hand = (20 * FLASH_IMAGE_IN + 12 * FLASH_IMAGE_TEXT_OUT + 1_290 * FLASH_IMAGE_IMAGE_OUT) / M
     assert by_hand == Decimal("0.038736")
     assert row["cost_usd"] == by_hand

@@ -13,12 +13,14 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from tests.fake_gemini import FakeGemini, serve_fake_gemini
 from tests.fake_openai import FakeOpenAI, serve_fake_openai
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -43,7 +45,7 @@ async def run_example(name: str, env: Mapping[str, str], *, after: str = "") -> 
 
 
 def test_every_provider_has_an_example() -> None:
-    assert {"openai", "openai-compatible"} <= set(EXAMPLES)
+    assert {"openai", "openai-compatible", "gemini"} <= set(EXAMPLES)
 
 
 @pytest.fixture
@@ -82,3 +84,38 @@ async def test_the_openai_compatible_example(tmp_path: Path) -> None:
     env = {"GROQ_API_KEY": "test", "AZURE_OPENAI_API_KEY": "test"}
     out = await run_example("openai-compatible", env)
     assert out.split() == ["groq", "azure", "together"]
+
+
+@pytest.fixture
+def fake_gemini() -> Iterator[FakeGemini]:
+    with serve_fake_gemini() as server:
+        yield server
+
+
+async def test_the_gemini_example(
+    fake_gemini: FakeGemini, telemetry_addr: str, db: asyncpg.Pool, tmp_path: Path
+) -> None:
+    env = {
+        **sdk_env(telemetry_addr, tmp_path),
+        "GOOGLE_GEMINI_BASE_URL": fake_gemini.base_url,
+        "GEMINI_API_KEY": "test",
+    }
+    out = await run_example("gemini", env)
+    assert out.strip() == fake_gemini.text
+    row = await db.fetchrow("SELECT * FROM telemetry_llm_events")
+    assert row is not None
+    assert (row["user_id"], row["episode_id"], row["podcast_id"], row["provider"]) == (
+        "user-42",
+        "ep-7",
+        "pod-1",
+        "google",
+    )
+    # The fake's usage: 1,200 prompt tokens (1,024 cached), 300 candidates and 128 thoughts;
+    # gemini-2.5-flash is $0.30 input, $0.03 cached, $2.50 output per 1M tokens.
+    assert (row["input_tokens"], row["cached_input_tokens"], row["output_tokens"]) == (
+        1200,
+        1024,
+        428,
+    )
+    by_hand = (176 * Decimal("0.30") + 1024 * Decimal("0.03") + 428 * Decimal("2.50")) / 10**6
+    assert row["cost_usd"] == by_hand
