@@ -259,6 +259,11 @@ def _note_attempt() -> None:
         attempts.count += 1
 
 
+# The counting wrappers installed so far: an API client shared by two instrumented clients
+# is wrapped once.
+_COUNTING: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+
 def counting(send: Callable[..., _T]) -> Callable[..., _T]:
     """The API client's ``_request_once``, counting each attempt."""
 
@@ -267,7 +272,7 @@ def counting(send: Callable[..., _T]) -> Callable[..., _T]:
         _note_attempt()
         return send(*args, **kwargs)
 
-    once.costguard_counting = True  # type: ignore[attr-defined]
+    _COUNTING.add(once)
     return once
 
 
@@ -279,7 +284,7 @@ def counting_async(send: Callable[..., Any]) -> Callable[..., Any]:
         _note_attempt()
         return await send(*args, **kwargs)
 
-    once.costguard_counting = True  # type: ignore[attr-defined]
+    _COUNTING.add(once)
     return once
 
 
@@ -673,7 +678,7 @@ def install(models: object, aio_models: object, api_client: object, setup: Setup
     setattr(aio_models, _STREAM, stream_async)
     for name, wrap in zip(SENDS, (counting, counting_async), strict=True):
         send = getattr(api_client, name)
-        if not getattr(send, "costguard_counting", False):  # another client's, on this one
+        if send not in _COUNTING:  # another client's, on this one
             setattr(api_client, name, wrap(send))
     setattr(models, _INSTALLED, instrumentation)
     setattr(aio_models, _INSTALLED, instrumentation)
