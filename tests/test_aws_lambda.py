@@ -292,3 +292,70 @@ async def test_a_frozen_process_loses_nothing_and_survives_a_dead_connection(
             await environment.wait()
         await server.stop()
     assert SpillFolder(own_spill_dir).pending() == []
+
+
+class SilencingProxy:
+    """A TCP proxy to the telemetry service that can silence the connections it carries:
+    their bytes are taken and dropped, nothing is closed, as with a peer that vanished
+    while this process was frozen. Connections made afterwards are carried as usual."""
+
+    def __init__(self, upstream: str) -> None:
+        self._upstream = upstream
+        self._silenced: set[int] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._carry, "127.0.0.1", 0)
+        return f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    def silence(self) -> None:
+        self._silenced |= {id(writer) for writer in self._writers}
+
+    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host, port = self._upstream.rsplit(":", 1)
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        self._writers += [writer, up_writer]
+        key = id(writer)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                if key not in self._silenced:
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+
+async def test_a_connection_that_died_silently_during_a_freeze_is_replaced(
+    telemetry_addr: str, db: asyncpg.Pool, own_spill_dir: Path
+) -> None:
+    proxy = SilencingProxy(telemetry_addr)
+    client = TelemetryClient(await proxy.start(), timeout_s=3600)  # no deadline to rescue it
+    handler = metered(telemetry=client)(lambda event, context: None)
+    contexts = [RuntimeContext(), RuntimeContext(remaining_ms=3_000), RuntimeContext()]
+    try:
+        await invoke(handler, {}, contexts[0])
+        assert len(await invocations(db)) == 1
+        proxy.silence()  # the connection the client holds now swallows everything
+
+        started = time.monotonic()
+        await invoke(handler, {}, contexts[1])  # its send hangs until the flush gives up
+        assert 1.0 <= time.monotonic() - started < 3.0  # the flush had the 3 s less 1.5
+        assert client.buffered == 0  # spilled, nothing left in flight
+
+        await invoke(handler, {}, contexts[2])  # on a new connection: all three delivered
+        ids = [row["event_id"] for row in await invocations(db)]
+        assert sorted(ids) == sorted(invocation_event_id(c.aws_request_id) for c in contexts)
+        assert SpillFolder(own_spill_dir).pending() == []
+        await client.close()
+    finally:
+        await proxy.close()

@@ -70,6 +70,9 @@ _JITTER = random.SystemRandom()
 _RECALL_S = 0.5  # how long a timed-out flush waits for the shipper's send to be cancelled
 _FLUSH_GRACE_S = 1.0  # flush_blocking's wait beyond its timeout: that recall, and the spill
 _EXIT_SEND_S = 2.0  # at interpreter exit, how long to try before spilling
+# Channels to one target share their connections unless told otherwise: a channel given
+# up for a dead connection must take its connection with it.
+_CHANNEL_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
 
 # A buffered event and the journal segment that holds it (0 when not journaled).
 _Entry = tuple[telemetry_pb2.TelemetryEvent, int]
@@ -218,6 +221,10 @@ class _Link:
 
     channel: aio.Channel
     stub: telemetry_pb2_grpc.TelemetryServiceAsyncStub
+
+
+def _timed_out(exc: aio.AioRpcError) -> bool:
+    return exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 class TelemetryClient:
@@ -396,19 +403,24 @@ class TelemetryClient:
                 },
             )
 
-    def _stub(self) -> telemetry_pb2_grpc.TelemetryServiceAsyncStub:
-        """The stub of the running loop's own channel, made on its first use."""
-        loop = asyncio.get_running_loop()
+    def _link(self, loop: asyncio.AbstractEventLoop) -> _Link:
+        """The running loop's own channel, made on its first use."""
         link = self._links.get(loop)
         if link is None:
             with self._mutex:
                 for gone in [old for old in self._links if old.is_closed()]:
                     del self._links[gone]  # its loop is closed: the channel is garbage
-                channel = aio.insecure_channel(self._target)
+                channel = aio.insecure_channel(self._target, options=_CHANNEL_OPTIONS)
                 link = self._links[loop] = _Link(
                     channel, telemetry_pb2_grpc.TelemetryServiceStub(channel)
                 )
-        return link.stub
+        return link
+
+    def _forget(self, loop: asyncio.AbstractEventLoop, link: _Link) -> None:
+        """Stop using a channel: the next send opens a new one (it closes when collected)."""
+        with self._mutex:
+            if self._links.get(loop) is link:
+                del self._links[loop]
 
     async def _send(
         self, events: Sequence[telemetry_pb2.TelemetryEvent]
@@ -417,14 +429,22 @@ class TelemetryClient:
             telemetry_pb2.RecordRequest(events=events[i : i + self._batch_size])
             for i in range(0, len(events), self._batch_size)
         ]
-        stub = self._stub()
-        if len(batches) == 1:
-            return await stub.Record(
-                batches[0], metadata=with_request_id(self._metadata), timeout=self._timeout_s
+        loop = asyncio.get_running_loop()
+        link = self._link(loop)
+        try:
+            if len(batches) == 1:
+                return await link.stub.Record(
+                    batches[0], metadata=with_request_id(self._metadata), timeout=self._timeout_s
+                )
+            return await link.stub.RecordStream(
+                iter(batches), metadata=with_request_id(self._metadata), timeout=self._timeout_s
             )
-        return await stub.RecordStream(
-            iter(batches), metadata=with_request_id(self._metadata), timeout=self._timeout_s
-        )
+        except (asyncio.CancelledError, aio.AioRpcError) as exc:
+            # A send that hung may be on a connection that died without a word (a process
+            # thawed after a freeze, a NAT that forgot it): the next one starts afresh.
+            if isinstance(exc, asyncio.CancelledError) or _timed_out(exc):
+                self._forget(loop, link)
+            raise
 
     async def _deliver_buffer(self) -> bool:
         """Send what is buffered; False when the service could not be reached."""
