@@ -18,21 +18,27 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import boto3
 import pytest
+from botocore.stub import Stubber
+from mypy_boto3_lambda import LambdaClient
 
 from costguard.devstack import free_port
 from costguard.sdk import TelemetryClient, UserContext, track_cost_event
 from costguard.sdk import aws_lambda as lambda_module
 from costguard.sdk._spill import SpillFolder
+from costguard.sdk.aws import instrument_aws
 from costguard.sdk.aws_lambda import invocation_event_id, metered
 from costguard.telemetry.config import TelemetryConfig
 from costguard.telemetry.server import build_server
+from tests import aws_cases as cases
+from tests.moto_server import ACCESS_KEY, REGION, SECRET_KEY, reset_moto, running_moto_server
 from tests.processes import poll_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -359,3 +365,72 @@ async def test_a_connection_that_died_silently_during_a_freeze_is_replaced(
         await client.close()
     finally:
         await proxy.close()
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[str]:
+    with running_moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+async def lambda_client(moto_server: str) -> AsyncIterator[LambdaClient]:
+    await reset_moto(moto_server)
+    session = boto3.Session(
+        region_name=REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY
+    )
+    client = session.client("lambda", endpoint_url=moto_server)
+    yield client
+    client.close()
+
+
+async def test_the_callee_and_the_caller_of_one_invocation_are_stored_once(
+    telemetry_addr: str, db: asyncpg.Pool, lambda_client: LambdaClient
+) -> None:
+    callee, caller = TelemetryClient(telemetry_addr), TelemetryClient(telemetry_addr)
+    handler = metered(telemetry=callee)(lambda event, context: {"ok": True})
+    ctx = RuntimeContext()
+    await invoke(handler, {}, ctx)  # the function ran, and flushed, before the reply left
+
+    def call() -> None:
+        instrument_aws(lambda_client, telemetry=caller)
+        with Stubber(lambda_client) as stub:
+            metadata = {"RequestId": ctx.aws_request_id, "HTTPStatusCode": 200}
+            stub.add_response("invoke", {"StatusCode": 200, "ResponseMetadata": metadata})
+            stub.add_response("get_function_configuration", {"MemorySize": 512})
+            lambda_client.invoke(FunctionName="transcribe", Payload=b"{}")
+
+    await asyncio.to_thread(call)
+    assert await caller.flush()
+    (row,) = await invocations(db)
+    assert row["metadata"]["duration_source"] == "handler"  # the first report is kept
+    assert (callee.stats.stored, caller.stats.duplicate) == (1, 1)
+    await callee.close()
+    await caller.close()
+
+
+async def test_an_event_invocation_keeps_the_callers_report(
+    telemetry_addr: str, db: asyncpg.Pool, lambda_client: LambdaClient
+) -> None:
+    callee, caller = TelemetryClient(telemetry_addr), TelemetryClient(telemetry_addr)
+
+    def call() -> str:
+        iam = boto3.Session(
+            region_name=REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY
+        ).client("iam", endpoint_url=lambda_client.meta.endpoint_url)
+        role: str = iam.create_role(RoleName="runner", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lambda_client.create_function(**cases.function_spec(role, "transcribe", 512))
+        instrument_aws(lambda_client, telemetry=caller)
+        reply = lambda_client.invoke(FunctionName="transcribe", InvocationType="Event")
+        return reply["ResponseMetadata"]["RequestId"]
+
+    request_id = await asyncio.to_thread(call)
+    assert await caller.flush()  # the 202 came back at once; the function runs later
+    handler = metered(telemetry=callee)(lambda event, context: None)
+    await invoke(handler, {}, RuntimeContext(aws_request_id=request_id))
+
+    (row,) = await invocations(db)  # one invocation, one request counted
+    assert row["metadata"]["duration_source"] == "not_seen"  # its GB-seconds are lost
+    assert (caller.stats.stored, callee.stats.duplicate) == (1, 1)
+    await callee.close()
+    await caller.close()
