@@ -125,6 +125,28 @@ async def test_a_sync_program_is_shipped_by_the_background_thread_without_a_flus
     assert SpillFolder(tmp_path).pending() == []
 
 
+async def test_a_sync_program_that_exits_at_once_loses_nothing(
+    telemetry_addr: str, db: asyncpg.Pool, tmp_path: Path
+) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(20)]
+    program = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from costguard.sdk import TelemetryClient
+        from tests.events import job
+
+        client = TelemetryClient({telemetry_addr!r}, spill_dir=Path({str(tmp_path)!r}))
+        for event_id in {ids!r}:
+            client.emit(job(event_id=event_id))
+        # exits now: the background thread gets to deliver before it is stopped
+        """
+    )
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", program, cwd=ROOT)
+    assert await child.wait() == 0
+    assert sorted(await stored_ids(db)) == sorted(ids)  # answered before it exited
+    assert SpillFolder(tmp_path).pending() == []
+
+
 def two_runs(
     client: TelemetryClient, first: list[str], unflushed: list[str], second: list[str]
 ) -> bool:
