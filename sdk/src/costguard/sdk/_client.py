@@ -36,10 +36,10 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from grpc import aio
@@ -76,7 +76,6 @@ _CHANNEL_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
 
 # A buffered event and the journal segment that holds it (0 when not journaled).
 _Entry = tuple[telemetry_pb2.TelemetryEvent, int]
-_T = TypeVar("_T")
 
 
 class _DeliveryLock:
@@ -204,9 +203,6 @@ class _Background:
 
     def alive(self) -> bool:
         return self._thread.is_alive() and self.loop.is_running()
-
-    def submit(self, coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def stop(self, timeout_s: float) -> None:
         with contextlib.suppress(RuntimeError):  # already closed

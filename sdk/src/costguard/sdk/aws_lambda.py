@@ -120,7 +120,6 @@ def metered(
 ) -> _Decorator: ...
 def metered(
     handler: Callable[[Any, Any], Any] | None = None,
-    /,
     *,
     telemetry: TelemetryClient | None = None,
     user_ctx: UserContext | UserContextOf | None = None,
@@ -234,6 +233,6 @@ def _flush(
             timeout_s = max(0.0, min(_FLUSH_CAP_S, remaining_s - _FLUSH_MARGIN_S))
         client = telemetry if telemetry is not None else default_client()
         if not client.flush_blocking(timeout_s):
-            log.warning("telemetry not all sent before the handler returned: spilled to disk")
+            log.warning("telemetry not all delivered before the handler returned")
     except Exception:
         log.exception("could not flush telemetry before the handler returned")
