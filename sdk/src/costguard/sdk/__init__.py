@@ -9,7 +9,7 @@ async with job_telemetry("transcribe", UserContext("u1", "pro")) as run:
 
 from costguard.sdk._client import TelemetryClient
 from costguard.sdk._context import UserContext, current_user_context, user_context
-from costguard.sdk._default import close, configure, flush
+from costguard.sdk._default import close, configure, flush, flush_blocking
 from costguard.sdk._entities import mark_episode_complete, schedule_episode_cost
 from costguard.sdk._events import (
     CostEvent,
@@ -50,6 +50,7 @@ __all__ = [
     "current_request_id",
     "current_user_context",
     "flush",
+    "flush_blocking",
     "insight_input_hash",
     "job_telemetry",
     "mark_episode_complete",

@@ -59,6 +59,16 @@ async def flush() -> None:
         await _Default.client.flush()
 
 
+def flush_blocking(timeout_s: float = 30.0) -> bool:
+    """``flush`` for sync code (a script, a worker thread, a Lambda handler): deliver every
+    buffered event now and wait, up to ``timeout_s``; True when nothing is left, else what
+    is left is in the spill folder. On a thread running an event loop it only warns and
+    returns False: use ``await flush()`` there. See ``TelemetryClient.flush_blocking``.
+    """
+    client = _Default.client
+    return client.flush_blocking(timeout_s) if client is not None else True
+
+
 async def close() -> None:
     """Flush and close the default client."""
     client, _Default.client = _Default.client, None

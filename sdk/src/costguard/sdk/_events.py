@@ -1,6 +1,7 @@
 """``record_llm_event`` and ``track_cost_event(s)``: the SDK's event constructors.
 
-Each builds a protobuf event with a fresh ``event_id`` (so a retry is stored once),
+Each builds a protobuf event with a fresh ``event_id`` (so a retry is stored once; a
+``CostEvent`` may bring its own, so that two reports of one operation are stored once),
 fills attribution from the explicit arguments or the current ``UserContext``, and hands
 it to the client's buffer. None of them blocks or raises on telemetry failure. A cost
 event whose names costguard does not price (docs/cost-events.md) is recorded all the same,
@@ -103,6 +104,10 @@ class CostEvent:
     podcast_id: str = ""
     entities: Mapping[str, str] = field(default_factory=dict)
     created_at: datetime | None = None
+    # Empty: a fresh id. Set it when two reporters may see the same operation (a Lambda
+    # invocation reported by its caller and by the function itself): the service stores
+    # one event per id, the first to arrive, and answers the other one as a duplicate.
+    event_id: str = ""
 
 
 def _resolve(client: TelemetryClient | None) -> TelemetryClient:
@@ -144,7 +149,7 @@ def cost_event_message(event: CostEvent) -> telemetry_pb2.TelemetryEvent:
     metadata = Struct()
     metadata.update(dict(event.metadata))
     message = telemetry_pb2.CostEvent(
-        event_id=new_event_id(),
+        event_id=event.event_id or new_event_id(),
         event_type=event.event_type,
         service=event.service,
         quantity=event.quantity,

@@ -1,7 +1,8 @@
-"""Record what S3, SES, SQS and Lambda calls cost, through aiobotocore's event hooks.
+"""Record what S3, SES, SQS and Lambda calls cost, through botocore's event hooks.
 
-Needs the ``aws`` extra (``costguard-sdk[aws]``), which is why this module is imported on its
-own (``from costguard.sdk.aws import instrument_aws``) rather than from ``costguard.sdk``.
+Works with boto3 (``costguard-sdk[boto3]``) and with aiobotocore (``costguard-sdk[aws]``):
+either one is enough. That is why this module is imported on its own (``from
+costguard.sdk.aws import instrument_aws``) rather than from ``costguard.sdk``.
 
 botocore gives ``after-call`` handlers the reply but not the request, so
 ``before-parameter-build`` stashes the parameters (and an upload's size, before the body is
@@ -9,6 +10,16 @@ read) in the request context, ``before-call`` stamps when the request leaves, an
 ``after-call`` turns a successful reply (HTTP status below 300) into cost events; a failed
 call records nothing. Every handler catches and logs its own errors: telemetry never breaks
 the AWS call. Attribution comes from the current ``UserContext``.
+
+The two kinds of client share every handler and every recorder but one: ``after-call`` is
+a plain function on a boto3/botocore client and a coroutine on an aiobotocore client (whose
+emitter awaits it), because the one input that may need a call of its own, the memory size
+of a Lambda function nobody has described yet, is read with a ``GetFunctionConfiguration``
+made through that same client, blocking or awaited. Everything else is the same code.
+
+A Lambda ``Invoke`` is recorded with the id ``invocation_event_id(RequestId)``, the id the
+invoked function's ``@metered`` handler (``costguard.sdk.aws_lambda``) records its own
+report with, so one invocation reported by both sides is stored once.
 """
 
 from __future__ import annotations
@@ -26,18 +37,40 @@ from email.utils import getaddresses
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, cast
 
-from aiobotocore.client import AioBaseClient
-from aiobotocore.session import AioSession
-from botocore.utils import determine_content_length
+try:
+    from botocore.client import BaseClient
+    from botocore.session import Session as BotocoreSession
+    from botocore.utils import determine_content_length
+except ImportError as missing:  # neither extra is installed
+    raise ImportError(
+        "costguard.sdk.aws needs boto3 or aiobotocore: install costguard-sdk[boto3] or"
+        " costguard-sdk[aws]"
+    ) from missing
 
 from costguard.sdk._client import TelemetryClient
 from costguard.sdk._events import CostEvent, track_cost_events
+from costguard.sdk.aws_lambda import invocation_event_id
+
+# Either library may be missing: the other one's objects are told apart by these.
+try:
+    from aiobotocore.client import AioBaseClient
+except ImportError:
+    _ASYNC_CLIENTS: tuple[type, ...] = ()
+else:
+    _ASYNC_CLIENTS = (AioBaseClient,)
+try:
+    from boto3.session import Session as Boto3Session
+except ImportError:
+    _BOTO3_SESSIONS: tuple[type, ...] = ()
+else:
+    _BOTO3_SESSIONS = (Boto3Session,)
 
 if TYPE_CHECKING:
     from botocore.awsrequest import AWSResponse
     from botocore.model import OperationModel
-    from types_aiobotocore_lambda import LambdaClient
-    from types_aiobotocore_lambda.type_defs import GetFunctionConfigurationRequestTypeDef
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_lambda.type_defs import GetFunctionConfigurationRequestTypeDef
+    from types_aiobotocore_lambda import LambdaClient as AioLambdaClient
 
 __all__ = ["instrument_aws"]
 
@@ -61,18 +94,24 @@ _REPORT = re.compile(r"Billed Duration:\s*(\d+)\s*ms.*?Memory Size:\s*(\d+)\s*MB
 # Set while this module makes its own GetFunctionConfiguration call, so that call is not
 # itself recorded or looked into.
 _looking_up: ContextVar[bool] = ContextVar("costguard_aws_looking_up", default=False)
+# (region, function name or ARN, qualifier): where a Lambda memory size applies.
+_FunctionKey = tuple[str, str, str]
 
 
 def instrument_aws(
-    target: AioSession | AioBaseClient, *, telemetry: TelemetryClient | None = None
+    target: BotocoreSession | Boto3Session | BaseClient,
+    *,
+    telemetry: TelemetryClient | None = None,
 ) -> None:
     """Record the cost of S3, SES, SQS and Lambda calls made through ``target``.
 
-    ``target`` is an ``AioSession`` (every S3, SES, SESv2, SQS and Lambda client it creates
-    afterwards is instrumented) or an existing client. Events go to ``telemetry``, or to the
-    default client when it is ``None``. Instrumenting the same session or client twice is
-    harmless: the first registration wins. A successful call records, in the names of
-    docs/cost-events.md:
+    ``target`` is a session, a boto3 ``Session``, a botocore ``Session`` or an aiobotocore
+    ``AioSession`` (every S3, SES, SESv2, SQS and Lambda client it creates afterwards is
+    instrumented), or an existing client of any of them. Events go to ``telemetry``, or to
+    the default client when it is ``None``; a boto3 client is as safe to use from threads
+    as the telemetry client is (see docs/sdk-delivery.md). Instrumenting the same session
+    or client twice is harmless: the first registration wins. A successful call records,
+    in the names of docs/cost-events.md:
 
     - S3 PutObject, GetObject, DeleteObject, DeleteObjects: ``s3_operation`` /
       ``s3_put|s3_get|s3_delete``, 1 of ``requests``, with ``operation``, ``bucket``,
@@ -87,19 +126,26 @@ def instrument_aws(
       accepted messages' bodies).
     - Lambda Invoke: ``lambda_invocation`` / ``lambda``, 1 of ``requests``, with
       ``function_name``, ``duration_seconds`` (billed duration: tail log, else the measured
-      call) and ``memory_mb`` (tail log, else the function's configuration); an ``Event``
-      invocation runs later, out of sight: ``duration_seconds`` 0.
+      call) and ``memory_mb`` (tail log, else the function's configuration, remembered from
+      Create/Get/UpdateFunctionConfiguration replies or looked up once per function); an
+      ``Event`` invocation runs later, out of sight: ``duration_seconds`` 0. Its event id
+      derives from the reply's RequestId (``aws_request_id``), shared with the function's
+      own ``@metered`` report: the first of the two to arrive is stored.
     """
     instrumentation = _Instrumentation(telemetry)
-    if isinstance(target, AioSession):
-        for service in _SERVICES:
-            target.register(
-                f"creating-client-class.{service}",
-                instrumentation.add_client_base,
-                unique_id=f"costguard.aws.creating-client-class.{service}",
-            )
+    if isinstance(target, BotocoreSession):  # an AioSession is one too
+        register = target.register
+    elif isinstance(target, _BOTO3_SESSIONS):
+        register = cast("Boto3Session", target).events.register
     else:
-        instrumentation.attach(target)
+        instrumentation.attach(cast("BaseClient", target))
+        return
+    for service in _SERVICES:
+        register(
+            f"creating-client-class.{service}",
+            instrumentation.add_client_base,
+            unique_id=f"costguard.aws.creating-client-class.{service}",
+        )
 
 
 @dataclass
@@ -112,12 +158,25 @@ class _Call:
     parsed: Mapping[str, Any] = field(default_factory=dict)
     upload_bytes: int | None = None
     started: float = field(default_factory=time.perf_counter)
+    answered: float = 0.0
 
     def event(
-        self, event_type: str, service: str, quantity: float, unit: str, metadata: dict[str, Any]
+        self,
+        event_type: str,
+        service: str,
+        quantity: float,
+        unit: str,
+        metadata: dict[str, Any],
+        *,
+        event_id: str = "",
     ) -> CostEvent:
         return CostEvent(
-            event_type, service, quantity, unit, {"operation": self.operation, **metadata}
+            event_type,
+            service,
+            quantity,
+            unit,
+            {"operation": self.operation, **metadata},
+            event_id=event_id,
         )
 
 
@@ -128,28 +187,31 @@ class _Instrumentation:
         self.telemetry = telemetry
         # (region, function name or ARN, qualifier) -> MB, or None when the lookup failed;
         # a failure is remembered too, so a missing permission costs one call per function.
-        self.memory_mb: dict[tuple[str, str, str], int | None] = {}
+        self.memory_mb: dict[_FunctionKey, int | None] = {}
 
-    def add_client_base(self, base_classes: list[type], **_: Any) -> None:
+    def add_client_base(self, **kwargs: Any) -> None:
         # A session's handlers never learn their client, and the Lambda memory lookup needs
         # one; so each client the session creates instruments itself once built (boto3 adds
-        # its resource methods through this same creating-client-class event).
+        # its resource methods through this same creating-client-class event). A subclass of
+        # BaseClient fits in front of AioBaseClient as well as in front of BaseClient.
+        base_classes: list[type] = kwargs["base_classes"]
         instrumentation = self
 
-        class InstrumentedClient(AioBaseClient):
+        class InstrumentedClient(BaseClient):
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
                 instrumentation.attach(self)
 
         base_classes.insert(0, InstrumentedClient)
 
-    def attach(self, client: AioBaseClient) -> None:
+    def attach(self, client: BaseClient) -> None:
         service = client.meta.service_model.service_id.hyphenize()
-        hooks = _ClientHooks(self, client, service)
+        kind = _AsyncHooks if isinstance(client, _ASYNC_CLIENTS) else _SyncHooks
+        hooks = kind(self, client, service)
         handlers: tuple[tuple[str, Callable[..., Any]], ...] = (
             ("before-parameter-build", hooks.before_parameter_build),
             ("before-call", hooks.before_call),
-            ("after-call", hooks.after_call),  # a coroutine: aiobotocore awaits it
+            ("after-call", hooks.after_call),
         )
         operations = [op for svc, op in _RECORDERS if svc == service]
         for operation in _LAMBDA_OPERATIONS if service == "lambda" else operations:
@@ -173,7 +235,9 @@ class _Instrumentation:
 
 
 class _ClientHooks:
-    def __init__(self, instrumentation: _Instrumentation, client: AioBaseClient, service: str):
+    """The handlers of one client; ``after_call`` is its subclasses' (sync or async)."""
+
+    def __init__(self, instrumentation: _Instrumentation, client: BaseClient, service: str):
         self._instrumentation = instrumentation
         self._client = client
         self._service = service
@@ -196,38 +260,51 @@ class _ClientHooks:
         if isinstance(call, _Call):
             call.started = time.perf_counter()
 
-    async def after_call(
+    def _answered(
         self,
         http_response: AWSResponse,
         parsed: Mapping[str, Any],
         model: OperationModel,
         context: dict[str, Any],
-        **_: Any,
-    ) -> None:
+    ) -> tuple[_Call, str] | None:
+        """The call to record and its region; None when nothing is to be recorded."""
         if _looking_up.get() or http_response.status_code >= 300:
-            return
-        try:
-            call = context.get(_STASH)
-            if not isinstance(call, _Call):
-                call = _Call(self._service, model.name)
-            call.parsed = parsed
-            events = await self._events(call, context.get("client_region") or "")
-            if events:
-                track_cost_events(events, client=self._instrumentation.telemetry)
-        except Exception:
-            log.exception("could not record the cost of %s", model.name)
+            return None
+        call = context.get(_STASH)
+        if not isinstance(call, _Call):
+            call = _Call(self._service, model.name)
+        call.parsed = parsed
+        call.answered = time.perf_counter()  # before any lookup: not part of the duration
+        return call, context.get("client_region") or ""
 
-    async def _events(self, call: _Call, region: str) -> list[CostEvent]:
+    def _to_look_up(self, call: _Call, region: str) -> _FunctionKey | None:
+        """The function whose memory size this Invoke needs and nobody has told yet."""
+        if (call.service, call.operation) != ("lambda", "Invoke"):
+            return None
+        if call.params.get("InvocationType", "RequestResponse") != "RequestResponse":
+            return None
+        if _from_tail_log(call.parsed.get("LogResult"))[1]:
+            return None
+        key = (region, call.params.get("FunctionName", ""), call.params.get("Qualifier", ""))
+        return None if key in self._instrumentation.memory_mb else key
+
+    def _record(self, call: _Call, region: str) -> None:
+        events = self._events(call, region)
+        if events:
+            track_cost_events(events, client=self._instrumentation.telemetry)
+
+    def _events(self, call: _Call, region: str) -> list[CostEvent]:
         if call.service == "lambda":
             if call.operation == "Invoke":
-                return await self._invoke(call, region)
+                return self._invoke(call, region)
             self._instrumentation.remember_memory(region, call)
             return []
         return _RECORDERS[(call.service, call.operation)](call)
 
-    async def _invoke(self, call: _Call, region: str) -> list[CostEvent]:
+    def _invoke(self, call: _Call, region: str) -> list[CostEvent]:
         invocation_type = call.params.get("InvocationType", "RequestResponse")
         name, qualifier = call.params.get("FunctionName", ""), call.params.get("Qualifier", "")
+        request_id = call.parsed.get("ResponseMetadata", {}).get("RequestId", "")
         metadata: dict[str, Any] = {
             "function_name": name,
             "qualifier": qualifier,
@@ -236,46 +313,113 @@ class _ClientHooks:
             "executed_version": call.parsed.get("ExecutedVersion", ""),
             "function_error": call.parsed.get("FunctionError", ""),  # still billed
         }
+        if request_id:
+            metadata["aws_request_id"] = request_id
+        event_id = invocation_event_id(request_id) if request_id else ""
         if invocation_type == "DryRun":
             return []
         if invocation_type == "Event":  # runs later: its duration is not the caller's to see
             metadata |= {"duration_seconds": 0, "duration_source": "not_seen"}
-            return [call.event("lambda_invocation", "lambda", 1, "requests", metadata)]
+            return [
+                call.event(
+                    "lambda_invocation", "lambda", 1, "requests", metadata, event_id=event_id
+                )
+            ]
         billed_ms, memory_mb = _from_tail_log(call.parsed.get("LogResult"))
         metadata["duration_source"] = "log" if billed_ms else "measured"
         if not billed_ms:
-            billed_ms = max(1, math.ceil((time.perf_counter() - call.started) * 1000))
+            billed_ms = max(1, math.ceil((call.answered - call.started) * 1000))
         metadata["memory_source"] = "log"
         if not memory_mb:
-            memory_mb, metadata["memory_source"] = await self._memory_mb(region, name, qualifier)
+            known = self._instrumentation.memory_mb.get((region, name, qualifier))
+            memory_mb = known or _LAMBDA_MIN_MEMORY_MB
+            metadata["memory_source"] = "configuration" if known else "assumed_minimum"
         metadata |= {
             "billed_duration_ms": billed_ms,
             "duration_seconds": billed_ms / 1000,
             "memory_mb": memory_mb,
         }
-        return [call.event("lambda_invocation", "lambda", 1, "requests", metadata)]
+        return [
+            call.event("lambda_invocation", "lambda", 1, "requests", metadata, event_id=event_id)
+        ]
 
-    async def _memory_mb(self, region: str, name: str, qualifier: str) -> tuple[int, str]:
-        known = self._instrumentation.memory_mb
-        key = (region, name, qualifier)
-        if key not in known:
-            known[key] = await self._fetch_memory_mb(name, qualifier)
-        memory = known[key]
-        return (memory, "configuration") if memory else (_LAMBDA_MIN_MEMORY_MB, "assumed_minimum")
 
-    async def _fetch_memory_mb(self, name: str, qualifier: str) -> int | None:
+class _SyncHooks(_ClientHooks):
+    """A boto3/botocore client's: its emitter calls handlers and ignores what they return."""
+
+    def after_call(
+        self,
+        http_response: AWSResponse,
+        parsed: Mapping[str, Any],
+        model: OperationModel,
+        context: dict[str, Any],
+        **_: Any,
+    ) -> None:
+        try:
+            answered = self._answered(http_response, parsed, model, context)
+            if answered is None:
+                return
+            call, region = answered
+            key = self._to_look_up(call, region)
+            if key is not None:
+                self._instrumentation.memory_mb[key] = self._fetch_memory_mb(key)
+            self._record(call, region)
+        except Exception:
+            log.exception("could not record the cost of %s", model.name)
+
+    def _fetch_memory_mb(self, key: _FunctionKey) -> int | None:
         token = _looking_up.set(True)
         try:
-            request: GetFunctionConfigurationRequestTypeDef = {"FunctionName": name}
-            if qualifier:
-                request["Qualifier"] = qualifier
-            reply = await cast("LambdaClient", self._client).get_function_configuration(**request)
-            return reply.get("MemorySize")
+            client = cast("LambdaClient", self._client)
+            return client.get_function_configuration(**_lookup(key)).get("MemorySize")
         except Exception:
-            log.warning("could not read the memory size of Lambda %s", name, exc_info=True)
+            log.warning("could not read the memory size of Lambda %s", key[1], exc_info=True)
             return None
         finally:
             _looking_up.reset(token)
+
+
+class _AsyncHooks(_ClientHooks):
+    """An aiobotocore client's: its emitter awaits a handler that returns a coroutine."""
+
+    async def after_call(
+        self,
+        http_response: AWSResponse,
+        parsed: Mapping[str, Any],
+        model: OperationModel,
+        context: dict[str, Any],
+        **_: Any,
+    ) -> None:
+        try:
+            answered = self._answered(http_response, parsed, model, context)
+            if answered is None:
+                return
+            call, region = answered
+            key = self._to_look_up(call, region)
+            if key is not None:
+                self._instrumentation.memory_mb[key] = await self._fetch_memory_mb(key)
+            self._record(call, region)
+        except Exception:
+            log.exception("could not record the cost of %s", model.name)
+
+    async def _fetch_memory_mb(self, key: _FunctionKey) -> int | None:
+        token = _looking_up.set(True)
+        try:
+            client = cast("AioLambdaClient", self._client)
+            return (await client.get_function_configuration(**_lookup(key))).get("MemorySize")
+        except Exception:
+            log.warning("could not read the memory size of Lambda %s", key[1], exc_info=True)
+            return None
+        finally:
+            _looking_up.reset(token)
+
+
+def _lookup(key: _FunctionKey) -> GetFunctionConfigurationRequestTypeDef:
+    _, name, qualifier = key
+    request: GetFunctionConfigurationRequestTypeDef = {"FunctionName": name}
+    if qualifier:
+        request["Qualifier"] = qualifier
+    return request
 
 
 def _upload_bytes(params: Mapping[str, Any]) -> int | None:
