@@ -17,10 +17,12 @@ from redis.asyncio import Redis
 from costguard.common.db import create_pool
 from costguard.common.migrate import migrate_up
 from costguard.devstack import DevStack, LocalPostgres
+from costguard.sdk import TelemetryClient
 from costguard.telemetry.config import TelemetryConfig
 from costguard.telemetry.ingest import IngestResult
 from costguard.telemetry.server import build, build_server
 from costguard.v1 import telemetry_pb2
+from tests.moto_server import reset_moto, running_moto_server
 
 with warnings.catch_warnings():
     # google-genai 3.3's types.py holds an invalid escape sequence (a "\\/" in a field's
@@ -123,6 +125,28 @@ async def telemetry_addr(db: asyncpg.Pool, service_env: dict[str, str]) -> Async
     port = await server.start()
     yield f"127.0.0.1:{port}"
     await server.stop()
+
+
+@pytest.fixture
+async def telemetry(telemetry_addr: str) -> AsyncIterator[TelemetryClient]:
+    """An SDK telemetry client of the real telemetry service (a module may define its own)."""
+    client = TelemetryClient(telemetry_addr)
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[str]:
+    """A real moto server on loopback, one per test module."""
+    with running_moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+async def moto(moto_server: str) -> str:
+    """The moto server's URL, with every resource from earlier tests forgotten."""
+    await reset_moto(moto_server)
+    return moto_server
 
 
 @pytest.fixture

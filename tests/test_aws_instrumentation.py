@@ -10,7 +10,7 @@ The inputs and the expected events are ``tests.aws_cases``', shared with the bot
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -34,31 +34,9 @@ from tests.moto_server import (
     ACCOUNT_ID,
     REGION,
     SECRET_KEY,
-    reset_moto,
-    running_moto_server,
 )
 
 PATH_STYLE = AioConfig(s3={"addressing_style": "path"})
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    with running_moto_server() as url:
-        yield url
-
-
-@pytest.fixture
-async def moto(moto_server: str) -> str:
-    """The moto server's URL, with every resource from earlier tests forgotten."""
-    await reset_moto(moto_server)
-    return moto_server
-
-
-@pytest.fixture
-async def telemetry(telemetry_addr: str) -> AsyncIterator[TelemetryClient]:
-    client = TelemetryClient(telemetry_addr)
-    yield client
-    await client.close()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from costguard.sdk.aws_lambda import invocation_event_id, metered
 from costguard.telemetry.config import TelemetryConfig
 from costguard.telemetry.server import build_server
 from tests import aws_cases as cases
-from tests.moto_server import ACCESS_KEY, REGION, SECRET_KEY, reset_moto, running_moto_server
+from tests.moto_server import ACCESS_KEY, REGION, SECRET_KEY, reset_moto
 from tests.processes import poll_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,13 +61,6 @@ class RuntimeContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-@pytest.fixture
-async def telemetry(telemetry_addr: str) -> AsyncIterator[TelemetryClient]:
-    client = TelemetryClient(telemetry_addr)
-    yield client
-    await client.close()
 
 
 @pytest.fixture
@@ -365,12 +358,6 @@ async def test_a_connection_that_died_silently_during_a_freeze_is_replaced(
         await client.close()
     finally:
         await proxy.close()
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    with running_moto_server() as url:
-        yield url
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -40,32 +40,10 @@ from tests.moto_server import (
     ACCOUNT_ID,
     REGION,
     SECRET_KEY,
-    reset_moto,
-    running_moto_server,
 )
 
 PATH_STYLE = Config(s3={"addressing_style": "path"})
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    with running_moto_server() as url:
-        yield url
-
-
-@pytest.fixture
-async def moto(moto_server: str) -> str:
-    """The moto server's URL, with every resource from earlier tests forgotten."""
-    await reset_moto(moto_server)
-    return moto_server
-
-
-@pytest.fixture
-async def telemetry(telemetry_addr: str) -> AsyncIterator[TelemetryClient]:
-    client = TelemetryClient(telemetry_addr)
-    yield client
-    await client.close()
 
 
 def aws_session() -> boto3.Session:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -178,13 +177,6 @@ def test_the_doc_lists_the_priced_vocabulary_and_each_row_has_a_case() -> None:
     rows = doc_rows()
     assert len(rows) == len(set(rows)) == 15
     assert set(rows) == set(CASES) == vocabulary() == KNOWN
-
-
-@pytest.fixture
-async def telemetry(telemetry_addr: str) -> AsyncIterator[TelemetryClient]:
-    client = TelemetryClient(telemetry_addr)
-    yield client
-    await client.close()
 
 
 async def rolled_up(db: asyncpg.Pool, telemetry: TelemetryClient) -> tuple[date, PriceSheet]:

@@ -53,13 +53,6 @@ async def bare(fake: FakeOpenAI) -> AsyncIterator[AsyncOpenAI]:
 
 
 @pytest.fixture
-async def telemetry(telemetry_addr: str) -> AsyncIterator[TelemetryClient]:
-    client = TelemetryClient(telemetry_addr)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
 def llm(bare: AsyncOpenAI, telemetry: TelemetryClient) -> InstrumentedOpenAI:
     return instrument_openai(bare, telemetry=telemetry, user_ctx=ALICE)
 

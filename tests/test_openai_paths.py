@@ -72,13 +72,6 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 
 @pytest.fixture
-async def telemetry(telemetry_addr: str) -> AsyncIterator[TelemetryClient]:
-    client = TelemetryClient(telemetry_addr)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
 async def bare(fake: FakeOpenAI) -> AsyncIterator[AsyncOpenAI]:
     client = AsyncOpenAI(base_url=fake.base_url, api_key="test", max_retries=0)
     yield client

@@ -73,13 +73,6 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
         yield server
 
 
-@pytest.fixture
-async def telemetry(telemetry_addr: str) -> AsyncIterator[TelemetryClient]:
-    client = TelemetryClient(telemetry_addr)
-    yield client
-    await client.close()
-
-
 async def test_a_groq_served_model_is_stored_and_priced_as_groq_s(
     fake: FakeOpenAI, telemetry: TelemetryClient, db: asyncpg.Pool
 ) -> None:

@@ -83,7 +83,7 @@ async def test_the_openai_example(
     assert row["cost_usd"] > 0
 
 
-async def test_the_openai_compatible_example(tmp_path: Path) -> None:
+async def test_the_openai_compatible_example() -> None:
     env = {"GROQ_API_KEY": "test", "AZURE_OPENAI_API_KEY": "test"}
     out = await run_example("openai-compatible", env)
     assert out.split() == ["groq", "azure", "together"]
