@@ -31,6 +31,9 @@ class Fixed(throttle_pb2_grpc.ThrottleServiceServicer):
     ) -> throttle_pb2.CheckResponse:
         return REPLY
 
+    async def Release(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        return throttle_pb2.ReleaseResponse()
+
     async def Defer(self, request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         return throttle_pb2.DeferResponse()
 

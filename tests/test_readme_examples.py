@@ -14,17 +14,27 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import boto3
 import pytest
+from redis.asyncio import Redis
 
+from costguard.common.counters import global_key
+from costguard.rollup.config import RollupConfig
+from costguard.rollup.server import build as build_rollup
 from costguard.sdk.aws_lambda import invocation_event_id
+from costguard.throttle.config import ThrottleConfig
+from costguard.throttle.server import build as build_throttle
 from tests.fake_gemini import FakeGemini, serve_fake_gemini
 from tests.fake_openai import FakeOpenAI, serve_fake_openai
 from tests.moto_server import ACCESS_KEY, REGION, SECRET_KEY, running_moto_server
+from tests.processes import poll_until
+
+NO_CAP = 2**63 - 1
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 _EXAMPLE = re.compile(r"<!-- example: ([a-z0-9-]+) -->\s*```python\n(.*?)```", re.DOTALL)
@@ -47,8 +57,11 @@ async def run_example(name: str, env: Mapping[str, str], *, after: str = "") -> 
     return out.decode()
 
 
-def test_every_provider_has_an_example() -> None:
-    assert {"openai", "openai-compatible", "gemini", "aws", "lambda"} <= set(EXAMPLES)
+def test_every_python_block_of_the_readme_is_an_example_that_a_test_runs() -> None:
+    blocks = re.findall(r"^\s*```python\n", README.read_text(), re.MULTILINE)
+    assert len(blocks) == len(EXAMPLES), "a ```python block lacks its <!-- example: --> line"
+    tested = set(re.findall(r'run_example\(\s*"([a-z0-9-]+)"', Path(__file__).read_text()))
+    assert set(EXAMPLES) == tested
 
 
 @pytest.fixture
@@ -192,3 +205,95 @@ async def test_the_lambda_example(telemetry_addr: str, db: asyncpg.Pool, tmp_pat
     assert str(row["event_id"]) == invocation_event_id("c6af9ac6-7b61-11e6-9a41-93e8deadbeef")
     assert (row["metadata"]["memory_mb"], row["metadata"]["cold_start"]) == (512, True)
     assert row["cost_usd"] > 0
+
+
+async def test_the_jobs_example(telemetry_addr: str, db: asyncpg.Pool, tmp_path: Path) -> None:
+    await run_example("jobs", sdk_env(telemetry_addr, tmp_path))
+    rows = await db.fetch(
+        "SELECT job_name, user_id, tier, episode_id, rows_read, rows_written, success "
+        "FROM telemetry_job_events ORDER BY job_name"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("publish", "user-42", "pro", None, 0, 0, True),
+        ("transcribe", "user-42", "pro", "ep-7", 120, 3, True),
+    ]
+
+
+@pytest.fixture
+async def throttle_addr(db: asyncpg.Pool, service_env: dict[str, str]) -> AsyncIterator[str]:
+    app = await build_throttle(ThrottleConfig.from_env(service_env))
+    port = await app.server.start()
+    yield f"127.0.0.1:{port}"
+    await app.server.stop()
+
+
+async def test_the_throttle_example(
+    throttle_addr: str, telemetry_addr: str, db: asyncpg.Pool, redis_client: Redis, tmp_path: Path
+) -> None:
+    env = {**sdk_env(telemetry_addr, tmp_path), "COSTGUARD_THROTTLE_ADDR": throttle_addr}
+    out = await run_example("throttle", env)
+    assert out.strip() == "summarising with gpt-4o"
+    row = await db.fetchrow(
+        "SELECT job_name, user_id, tier, reservation_id FROM telemetry_job_events"
+    )
+    assert row is not None
+    assert (row["job_name"], row["user_id"], row["tier"]) == ("summarise", "user-42", "pro")
+    assert row["reservation_id"]  # the check's, so the job's telemetry settled it
+    day = datetime.now(UTC).date()
+    assert await redis_client.hget(global_key(day), "r_cpu_ms") == "0"
+
+    await db.execute(
+        "INSERT INTO cost_budgets (apply_scope, daily_cpu_ms_cap, daily_jobs_cap, "
+        "llm_input_tokens_cap, llm_output_tokens_cap) VALUES ('pro', 0, $1, $1, $1)",
+        NO_CAP,
+    )
+
+    # The throttle hears the change by NOTIFY: wait until the example is deferred.
+    async def deferred() -> bool:
+        return (await run_example("throttle", env)).startswith("deferred:")
+
+    await poll_until(deferred, interval_s=0.1)
+
+
+async def test_the_episode_webhook_example(
+    telemetry_addr: str, db: asyncpg.Pool, service_env: dict[str, str], tmp_path: Path
+) -> None:
+    rollup = await build_rollup(RollupConfig.from_env({**service_env, "ROLLUP_SCHEDULER": "false"}))
+    port = await rollup.server.start()
+    await db.execute(
+        "INSERT INTO telemetry_job_events (event_id, job_name, user_id, tier, domain, cpu_ms, "
+        "success, episode_id) VALUES (gen_random_uuid(), 'j', 'u', 'pro', 'audio', 1000, true, "
+        "'ep-7')"
+    )
+    env = {**sdk_env(telemetry_addr, tmp_path), "COSTGUARD_ROLLUP_ADDR": f"127.0.0.1:{port}"}
+    try:
+        out = await run_example("episode-webhook", env, after=_POST_WEBHOOK)
+    finally:
+        await rollup.server.stop()
+    assert out.split() == ["202", "0.00002000"]
+    stored = await db.fetchval(
+        "SELECT total_cost_usd FROM entity_costs WHERE entity_type = $1 AND entity_id = $2",
+        "episode",
+        "ep-7",
+    )
+    assert stored == Decimal("0.00002")
+
+
+# What the web server does with the example's app: one POST, then the background task's end.
+_POST_WEBHOOK = """
+import asyncio
+import httpx
+
+
+async def post() -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        reply = await client.post("/hooks/episode-published", json={"episode_id": "ep-7"})
+    print(reply.status_code)
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    (cost,) = [c for c in await asyncio.gather(*others) if c is not None]
+    print(cost.total_cost_usd)
+
+
+asyncio.run(post())
+"""

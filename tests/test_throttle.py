@@ -15,9 +15,15 @@ import pytest
 from grpc import aio
 from redis.asyncio import Redis
 
-from costguard.common.counters import global_key, tier_key
+from costguard.common.counters import global_key, reservations_key, tier_key
 from costguard.devstack import LocalRedis, free_port
-from costguard.sdk import TelemetryClient, UserContext, check_budget_and_maybe_defer, job_telemetry
+from costguard.sdk import (
+    TelemetryClient,
+    UserContext,
+    check_budget_and_maybe_defer,
+    job_telemetry,
+    release_reservation,
+)
 from costguard.sdk._throttle import ThrottleClient
 from costguard.throttle.config import ThrottleConfig
 from costguard.throttle.server import ThrottleApp, build
@@ -219,6 +225,63 @@ async def test_a_reservation_whose_job_never_reports_expires(
     assert later.action == ALLOW
     day = datetime.now(UTC).date()
     assert await redis_client.hget(global_key(day), "r_cpu_ms") == "8000"  # only the live one
+
+
+async def test_a_dry_run_decides_without_reserving(
+    throttle: Running, db: asyncpg.Pool, redis_client: Redis
+) -> None:
+    await _set_budget(db, throttle.app, "global", daily_cpu_ms_cap=10_000)
+    day = datetime.now(UTC).date()
+    # However often it is asked, a dry run holds nothing: the tier never defers itself.
+    for _ in range(5):
+        reply = await throttle.stub.Check(_check("free", 6_000, reserve=False))
+        assert (reply.action, reply.reservation_id) == (ALLOW, "")
+        (cpu,) = [r for r in reply.remaining if r.metric == "cpu_ms"]
+        assert (cpu.used, cpu.remaining) == ("6000", "4000")  # as if the job ran
+    assert await redis_client.hget(global_key(day), "r_cpu_ms") is None
+    assert await redis_client.zcard(reservations_key(day)) == 0
+
+    real = await throttle.stub.Check(_check("free", 6_000))
+    assert (real.action, bool(real.reservation_id)) == (ALLOW, True)
+    # A dry run decides as a real check would: now the same job would not fit.
+    again = await throttle.stub.Check(_check("free", 6_000, reserve=False))
+    assert (again.action, again.reservation_id) == (DEFER, "")
+    assert await redis_client.hget(global_key(day), "r_cpu_ms") == "6000"
+
+
+async def test_a_released_reservation_frees_its_estimate_at_once(
+    throttle: Running, db: asyncpg.Pool, redis_client: Redis
+) -> None:
+    await _set_budget(db, throttle.app, "global", daily_cpu_ms_cap=10_000)
+    client = ThrottleClient(throttle.address)
+    first = await check_budget_and_maybe_defer(
+        tier="enterprise", user_id="ann", est_cpu_ms=8_000, client=client
+    )
+    blocked = await check_budget_and_maybe_defer(
+        tier="enterprise", user_id="ann", est_cpu_ms=8_000, client=client
+    )
+    assert (first.action, blocked.action) == ("ALLOW", "DEFER")
+    assert await release_reservation(first.reservation_id, client=client) is True
+    assert await release_reservation(first.reservation_id, client=client) is False  # once
+    day = datetime.now(UTC).date()
+    assert await redis_client.hget(global_key(day), "r_cpu_ms") == "0"
+    after = await check_budget_and_maybe_defer(
+        tier="enterprise", user_id="ann", est_cpu_ms=8_000, client=client
+    )
+    assert after.action == "ALLOW"
+    dry = await check_budget_and_maybe_defer(
+        tier="enterprise", user_id="ann", est_cpu_ms=1_000, reserve=False, client=client
+    )
+    assert (dry.action, dry.reservation_id) == ("ALLOW", "")
+    with pytest.raises(ValueError, match="reservation_id"):
+        await release_reservation("x" * 65, client=client)
+    await client.close()
+
+
+async def test_release_without_a_throttle_reports_false() -> None:
+    client = ThrottleClient(f"127.0.0.1:{free_port()}", timeout_s=0.5)
+    assert await release_reservation("abc", client=client) is False
+    await client.close()
 
 
 async def test_counters_are_rebuilt_after_flushdb_before_deciding(

@@ -29,7 +29,12 @@ from costguard.sdk._insight import (
 )
 from costguard.sdk._jobs import JobRun, job_telemetry
 from costguard.sdk._request_id import current_request_id, request_id
-from costguard.sdk._throttle import BudgetDecision, ThrottleClient, check_budget_and_maybe_defer
+from costguard.sdk._throttle import (
+    BudgetDecision,
+    ThrottleClient,
+    check_budget_and_maybe_defer,
+    release_reservation,
+)
 
 __all__ = [
     "BudgetDecision",
@@ -55,6 +60,7 @@ __all__ = [
     "job_telemetry",
     "mark_episode_complete",
     "record_llm_event",
+    "release_reservation",
     "request_id",
     "schedule_episode_cost",
     "track_cost_event",

@@ -57,6 +57,11 @@ class ThrottleClient:
             request, metadata=with_request_id(self._metadata), timeout=self._timeout_s
         )
 
+    async def release(self, request: throttle_pb2.ReleaseRequest) -> throttle_pb2.ReleaseResponse:
+        return await self._stub.Release(
+            request, metadata=with_request_id(self._metadata), timeout=self._timeout_s
+        )
+
     async def defer(self, request: throttle_pb2.DeferRequest) -> throttle_pb2.DeferResponse:
         return await self._stub.Defer(
             request, metadata=with_request_id(self._metadata), timeout=self._timeout_s
@@ -102,6 +107,7 @@ async def check_budget_and_maybe_defer(
     job_type: str = "",
     user_id: str | None = None,
     payload: bytes | None = None,
+    reserve: bool = True,
     client: ThrottleClient | None = None,
 ) -> BudgetDecision:
     """Ask the throttle whether a job may run now, reserving its estimate if so.
@@ -114,6 +120,12 @@ async def check_budget_and_maybe_defer(
     (not before ``retry_after_ms``) and ``deferred_job_id`` says where. If the throttle
     cannot be reached, paying tiers are allowed and the free tier is deferred, and the
     reason says so: this never raises for a telemetry or network failure.
+
+    A job allowed to run holds its estimate against the caps (``reservation_id``) until
+    its telemetry settles it to actual usage (run it under ``decision.bind(ctx)``), until
+    ``release_reservation`` gives it back, or until the throttle's reservation TTL (10
+    minutes by default) passes. ``reserve=False`` asks without reserving: a dry run,
+    decided as a real check would be, that holds nothing and returns no reservation.
     """
     ctx = current_user_context()
     tier = tier or (ctx.tier if ctx else "")
@@ -130,6 +142,7 @@ async def check_budget_and_maybe_defer(
         llm_model=llm_model,
         est_cached_input_tokens=est_cached_input_tokens,
         llm_provider=llm_provider,
+        reserve=reserve,
     )
     try:
         reply = await throttle.check(request)
@@ -171,3 +184,25 @@ async def check_budget_and_maybe_defer(
         )
         decision = dataclasses.replace(decision, deferred_job_id=deferred.job_id)
     return decision
+
+
+async def release_reservation(reservation_id: str, *, client: ThrottleClient | None = None) -> bool:
+    """Give back a reservation made by ``check_budget_and_maybe_defer`` now, not at its TTL.
+
+    For a job that was allowed but will not run, or ran and will not report. True when a
+    live reservation was released; False when there was none (already settled by the
+    job's telemetry, released or expired) or when the throttle could not be reached
+    (logged as a warning; the reservation then expires at its TTL). Never raises for a
+    network failure.
+    """
+    if not reservation_id:
+        return False
+    throttle = client or default_throttle()
+    try:
+        reply = await throttle.release(throttle_pb2.ReleaseRequest(reservation_id=reservation_id))
+    except grpc.RpcError as exc:
+        if isinstance(exc, aio.AioRpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            raise ValueError(exc.details()) from None
+        log.warning("reservation not released; it expires at its TTL", extra={"error": str(exc)})
+        return False
+    return reply.released

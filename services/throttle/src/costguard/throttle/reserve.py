@@ -28,7 +28,7 @@ from costguard.common.counters import (
 # KEYS: built sentinel, reservations zset, reservation data hash, then the scope counters.
 # ARGV: now (ms), reservation id, its expiry (ms), the tier's limit (fraction), JSON
 # estimate [jobs, cpu_ms, tokens_in, tokens_out, cost_nusd], JSON caps per scope key
-# (same order, -1 for none), key TTL (s).
+# (same order, -1 for none), key TTL (s), 1 to reserve or 0 for a dry run.
 # Returns {reserved 0/1, worst fraction, scope index, metric index, JSON figures}; or
 # {'rebuild'} when Redis has lost the day's counters and they must be rebuilt first.
 _CHECK = (
@@ -61,7 +61,12 @@ for i = 4, #KEYS do
 end
 
 local reserved = again or worst <= tonumber(ARGV[4])
-if reserved and not again then
+if reserved and not again and ARGV[8] == '0' then
+  -- A dry run: the figures are what this check would leave, and nothing is written.
+  for i = 4, #KEYS do
+    for m = 1, 5 do figures[i - 3][m + 5] = figures[i - 3][m + 5] + est[m] end
+  end
+elseif reserved and not again then
   local keys = {}
   for i = 4, #KEYS do
     for m = 1, 5 do
@@ -98,9 +103,28 @@ class Reservation:
     figures: list[list[int]]
 
 
+# KEYS: per day tried, its reservations zset and reservation data hash. ARGV: the id.
+# Returns 1 when a live reservation was given back.
+_RELEASE = (
+    RELEASE_LUA
+    + """
+for i = 1, #KEYS, 2 do
+  if release(KEYS[i], KEYS[i + 1], ARGV[1]) == 1 then return 1 end
+end
+return 0
+"""
+)
+
+
 class Reserver:
     def __init__(self, redis: Redis) -> None:
         self._script = redis.register_script(_CHECK)
+        self._release = redis.register_script(_RELEASE)
+
+    async def release(self, reservation_id: str, days: list[date]) -> bool:
+        """Give back the reservation ``reservation_id`` made on one of ``days``."""
+        keys = [k for day in days for k in (reservations_key(day), reservation_data_key(day))]
+        return int(await self._release(keys=keys, args=[reservation_id])) == 1
 
     async def check(
         self,
@@ -113,6 +137,7 @@ class Reserver:
         reservation_id: str,
         now_ms: int,
         ttl_ms: int,
+        reserve: bool = True,
     ) -> Reservation:
         keys = [built_key(day), reservations_key(day), reservation_data_key(day), *scope_keys]
         args: list[str | int] = [
@@ -123,6 +148,7 @@ class Reserver:
             json.dumps(estimate),
             json.dumps(caps),
             TTL_SECONDS,
+            1 if reserve else 0,
         ]
         reply = await self._script(keys=keys, args=args)
         first = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from redis.exceptions import RedisError
@@ -41,6 +41,7 @@ class CheckInput:
     est_cost_usd: Decimal | None = None
     est_cached_input_tokens: int = 0
     llm_provider: str = "openai"
+    reserve: bool = True  # False: a dry run, decided without reserving
 
 
 def _in_units(metric: str, value: int) -> Decimal:
@@ -133,6 +134,7 @@ class Throttle:
                     reservation_id=reservation_id,
                     now_ms=self._clock_ms(),
                     ttl_ms=self._config.reservation_ttl_s * 1000,
+                    reserve=request.reserve,
                 )
             )
         except (RedisError, OSError):
@@ -149,15 +151,24 @@ class Throttle:
             over_cap_action=self._config.over_cap_action,
             retry_after_ms=self._retry_after_ms(now),
         )
-        self._alerts.observe(self._crossings(day, scopes, budgets, result))
+        if request.reserve:  # a dry run leaves no trace, alerts included
+            self._alerts.observe(self._crossings(day, scopes, budgets, result))
         return BudgetDecision(
             action=action,
             reason=reason,
             retry_after_ms=retry if action in (Action.DEFER, Action.DENY) else 0,
             downgrade_model=cheaper,
             remaining=self._remaining(scopes, budgets, result),
-            reservation_id=reservation_id if result.reserved else "",
+            reservation_id=reservation_id if result.reserved and request.reserve else "",
         )
+
+    async def release(self, reservation_id: str) -> bool:
+        """Give back a reservation before it expires; False when there was none to give.
+
+        A check just after midnight reserved on the day before, so both days are tried.
+        """
+        today = datetime.now(self._config.core.timezone).date()
+        return await self._reserver.release(reservation_id, [today, today - timedelta(days=1)])
 
     def _fault_decision(self, tier: str, now: datetime) -> BudgetDecision:
         if tier in self._config.fail_open_tiers:

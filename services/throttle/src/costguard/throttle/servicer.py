@@ -75,6 +75,7 @@ def check_input(request: throttle_pb2.CheckRequest, tiers: tuple[str, ...]) -> C
         est_cost_usd=cost,
         est_cached_input_tokens=request.est_cached_input_tokens,
         llm_provider=request.llm_provider or "openai",
+        reserve=request.reserve if request.HasField("reserve") else True,
     )
 
 
@@ -116,6 +117,20 @@ class ThrottleServicer(throttle_pb2_grpc.ThrottleServiceServicer):
         metrics.CHECK_SECONDS.observe(time.perf_counter() - started)
         metrics.DECISIONS.labels(decision.action.value, checked.tier).inc()
         return encode_decision(decision)
+
+    async def Release(
+        self, request: throttle_pb2.ReleaseRequest, context: Context
+    ) -> throttle_pb2.ReleaseResponse:
+        if not request.reservation_id or len(request.reservation_id) > 64:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "reservation_id: must be 1 to 64 characters"
+            )
+        try:
+            released = await self._throttle.release(request.reservation_id)
+        except (RedisError, OSError):
+            log.warning("reservation not released: Redis unreachable", exc_info=True)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "Redis unreachable; retry")
+        return throttle_pb2.ReleaseResponse(released=released)
 
     async def _observe_queue(self) -> None:
         """Refresh the queue gauges after a change; a metric never fails the call."""
