@@ -360,6 +360,11 @@ async def test_one_alert_per_threshold_crossing(throttle: Running, db: asyncpg.P
         ({"user_id": "u", "tier": "free", "est_cpu_ms": -1}, "est_cpu_ms"),
         ({"user_id": "u", "tier": "free", "est_cost_usd": "abc"}, "est_cost_usd"),
         ({"user_id": "u", "tier": "free", "est_cost_usd": "NaN"}, "est_cost_usd"),
+        # Past what the counters hold exactly: once an allow by the fail-open policy.
+        ({"user_id": "u", "tier": "pro", "est_cpu_ms": 2**63 - 1}, "est_cpu_ms"),
+        ({"user_id": "u", "tier": "pro", "est_output_tokens": 10**10}, "est_output_tokens"),
+        ({"user_id": "u", "tier": "pro", "est_cost_usd": "1e7"}, "est_cost_usd"),
+        ({"user_id": "u", "tier": "pro", "reservation_id": "r" * 65}, "reservation_id"),
     ],
 )
 async def test_bad_checks_are_invalid_argument_naming_the_field(

@@ -33,6 +33,12 @@ def _stamp_ms(epoch_ms: int) -> Timestamp:
     return Timestamp(seconds=seconds, nanos=millis * 1_000_000)
 
 
+# An estimate's bounds: far above any one job, and low enough that the counters (Lua
+# numbers, exact to 2**53) add many of them exactly. The cost bound is in USD.
+MAX_ESTIMATE = 10**9
+MAX_ESTIMATE_USD = Decimal(10**6)
+
+
 def check_input(request: throttle_pb2.CheckRequest, tiers: tuple[str, ...]) -> CheckInput:
     if not request.user_id:
         raise InvalidRequest("user_id", "is required")
@@ -43,15 +49,16 @@ def check_input(request: throttle_pb2.CheckRequest, tiers: tuple[str, ...]) -> C
             "tier", f"{request.tier[:32]!r} is not a configured tier ({', '.join(tiers)})"
         )
     for name in ("est_cpu_ms", "est_input_tokens", "est_output_tokens", "est_cached_input_tokens"):
-        if getattr(request, name) < 0:
-            raise InvalidRequest(name, f"must not be negative, got {getattr(request, name)}")
+        value = getattr(request, name)
+        if not 0 <= value <= MAX_ESTIMATE:
+            raise InvalidRequest(name, f"must be from 0 to {MAX_ESTIMATE:,}, got {value}")
     if request.est_cached_input_tokens > request.est_input_tokens:
         raise InvalidRequest(
             "est_cached_input_tokens", "exceeds est_input_tokens, which include them"
         )
-    for name in ("llm_model", "llm_provider"):
-        if len(getattr(request, name)) > 128:
-            raise InvalidRequest(name, "is longer than 128 characters")
+    for name, limit in (("llm_model", 128), ("llm_provider", 128), ("reservation_id", 64)):
+        if len(getattr(request, name)) > limit:
+            raise InvalidRequest(name, f"is longer than {limit} characters")
     cost: Decimal | None = None
     if request.est_cost_usd:
         try:
@@ -60,8 +67,8 @@ def check_input(request: throttle_pb2.CheckRequest, tiers: tuple[str, ...]) -> C
             raise InvalidRequest(
                 "est_cost_usd", f"is not a decimal number: {request.est_cost_usd[:40]!r}"
             ) from None
-        if not cost.is_finite() or cost < 0:
-            raise InvalidRequest("est_cost_usd", "must be a finite amount >= 0")
+        if not cost.is_finite() or not 0 <= cost <= MAX_ESTIMATE_USD:
+            raise InvalidRequest("est_cost_usd", f"must be an amount from 0 to {MAX_ESTIMATE_USD}")
     return CheckInput(
         user_id=request.user_id,
         tier=request.tier,
@@ -71,7 +78,7 @@ def check_input(request: throttle_pb2.CheckRequest, tiers: tuple[str, ...]) -> C
         est_input_tokens=request.est_input_tokens,
         est_output_tokens=request.est_output_tokens,
         llm_model=request.llm_model,
-        reservation_id=request.reservation_id[:64],
+        reservation_id=request.reservation_id,
         est_cost_usd=cost,
         est_cached_input_tokens=request.est_cached_input_tokens,
         llm_provider=request.llm_provider or "openai",
