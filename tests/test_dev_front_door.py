@@ -104,6 +104,8 @@ def dev_root() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+# Three runners, one of them seeding 30 days, on a 2-core machine shared with other runs.
+@pytest.mark.timeout(300)
 async def test_make_dev_runs_everything_and_stops_on_ctrl_c(dev_root: Path) -> None:
     process, info = await _start(dev_root, "--gateway-port", str(free_port()))
     try:
