@@ -64,10 +64,9 @@ class GatewayConfig:
 def _require_credentials_beyond_loopback(
     listen: str, admin_tokens: tuple[AdminToken, ...], session_secret: str | None
 ) -> None:
-    """A gateway other machines reach serves the admin API to whoever holds a configured
-    token, and its sessions must outlive the process and hold across replicas: without
-    tokens nobody could sign in, and a per-process secret signs everyone out at each restart
-    and on every other replica."""
+    """A gateway other machines reach is a deployment, and one started without its secrets:
+    with no admin token nobody can sign in, and with a per-process session secret each
+    restart, and each other replica behind the load balancer, signs everyone out."""
     if is_loopback(listen):
         return
     missing = [
