@@ -84,13 +84,14 @@ test: install ## Everything CI runs: lint, typecheck, the dashboard's checks, th
 	$(MAKE) --no-print-directory web-check
 	$(MAKE) --no-print-directory pytest
 
-COMPOSE := docker compose -f deploy/compose/docker-compose.yml --env-file deploy/compose/.env
+# docker compose, podman compose, podman-compose or docker-compose: the first one present.
+COMPOSE := deploy/compose/engine.sh -f deploy/compose/docker-compose.yml --env-file deploy/compose/.env
 
-up: ## Build the images and start everything with docker compose (needs Docker; deploy/README.md)
+up: ## Build the images and start everything with docker or podman compose (deploy/README.md)
 	@test -f deploy/compose/.env || { echo "copy deploy/compose/.env.example to deploy/compose/.env and replace its example secrets" >&2; exit 1; }
 	$(COMPOSE) up -d --build
 
-down: ## Stop the docker compose stack (its data stays in named volumes)
+down: ## Stop the compose stack (its data stays in named volumes)
 	$(COMPOSE) down
 
 bench: install ## Run the benchmarks and print their figures

@@ -7,13 +7,14 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 
 class ServiceProcess:
-    def __init__(self, module: str, env: dict[str, str]) -> None:
+    def __init__(self, module: str, env: dict[str, str], args: Sequence[str] = ()) -> None:
         self.module = module
+        self.args = list(args)
         self.env = {**os.environ, **env}
         self.process: asyncio.subprocess.Process | None = None
         self.logs: list[dict[str, Any]] = []
@@ -23,6 +24,7 @@ class ServiceProcess:
             sys.executable,
             "-m",
             self.module,
+            *self.args,
             env=self.env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -61,12 +63,15 @@ class ServiceProcess:
             await self.process.wait()
 
 
-async def run_to_exit(module: str, env: dict[str, str], timeout_s: float = 30.0) -> tuple[int, str]:
+async def run_to_exit(
+    module: str, env: dict[str, str], timeout_s: float = 30.0, args: Sequence[str] = ()
+) -> tuple[int, str]:
     """Run an entry point that is expected to stop on its own; return (code, stderr)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         module,
+        *args,
         env={**os.environ, **env},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,

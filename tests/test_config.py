@@ -15,7 +15,7 @@ from costguard.gateway.config import GatewayConfig
 
 def test_defaults() -> None:
     core = CoreConfig.from_env("telemetry", Env({}), default_port=50051)
-    assert core.grpc_listen == "0.0.0.0:50051"
+    assert core.grpc_listen == "127.0.0.1:50051"
     assert core.tiers == ("free", "pro", "enterprise")
     assert str(core.timezone) == "UTC"
     assert core.service_token is None
@@ -78,3 +78,48 @@ def test_postgres_runs_as_an_unprivileged_user(stack: DevStack) -> None:
     assert owner != 0
     if os.geteuid() != 0:
         assert owner == os.geteuid()
+
+
+GATEWAY_ENV = {"DATABASE_URL": "postgresql://u@h/db", "REDIS_URL": "redis://h:6379/0"}
+
+
+def test_servers_listen_on_loopback_unless_told_otherwise() -> None:
+    assert GatewayConfig.from_env(GATEWAY_ENV).host == "127.0.0.1"
+    for listen in ("127.0.0.1:1", "127.0.0.2:1", "localhost:1", "[::1]:1"):
+        core = CoreConfig.from_env("x", Env({"GRPC_LISTEN": listen}), default_port=1)
+        assert core.grpc_listen == listen
+        assert GatewayConfig.from_env({**GATEWAY_ENV, "GATEWAY_LISTEN": listen}).port == 1
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:50051", "[::]:50051", "10.0.0.5:50051", "svc:1"])
+def test_a_grpc_server_other_machines_reach_needs_the_service_token(listen: str) -> None:
+    with pytest.raises(ConfigError) as failure:
+        CoreConfig.from_env("x", Env({"GRPC_LISTEN": listen}), default_port=1)
+    assert failure.value.variable == "GRPC_LISTEN"
+    assert str(failure.value) == (
+        f"GRPC_LISTEN: {listen} is reachable from other machines, so COSTGUARD_SERVICE_TOKEN "
+        "must be set (or listen on 127.0.0.1)"
+    )
+    env = Env({"GRPC_LISTEN": listen, "COSTGUARD_SERVICE_TOKEN": "t"})
+    assert CoreConfig.from_env("x", env, default_port=1).grpc_listen == listen
+    # The gateway binds GATEWAY_LISTEN, never GRPC_LISTEN: a shared setting does not stop it.
+    assert GatewayConfig.from_env({**GATEWAY_ENV, "GRPC_LISTEN": listen}).port == 8080
+
+
+def test_a_gateway_other_machines_reach_needs_admin_tokens_and_a_session_secret() -> None:
+    tokens = {"COSTGUARD_ADMIN_TOKENS": f"ops:admin:{'a' * 64}"}
+    secret = {"GATEWAY_SESSION_SECRET": "s" * 32}
+    open_to_all = {**GATEWAY_ENV, "GATEWAY_LISTEN": "0.0.0.0:8080"}
+    for given, missing in (
+        ({}, "COSTGUARD_ADMIN_TOKENS and GATEWAY_SESSION_SECRET"),
+        (tokens, "GATEWAY_SESSION_SECRET"),
+        (secret, "COSTGUARD_ADMIN_TOKENS"),
+    ):
+        with pytest.raises(ConfigError) as failure:
+            GatewayConfig.from_env({**open_to_all, **given})
+        assert str(failure.value) == (
+            f"GATEWAY_LISTEN: 0.0.0.0:8080 is reachable from other machines, so {missing} "
+            "must be set (or listen on 127.0.0.1)"
+        )
+    config = GatewayConfig.from_env({**open_to_all, **tokens, **secret})
+    assert (config.host, config.port) == ("0.0.0.0", 8080)

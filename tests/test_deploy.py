@@ -407,6 +407,26 @@ def test_every_configuration_loads_from_what_deploy_sets() -> None:
             ), (where, service)
 
 
+def test_every_deployed_server_listens_beyond_loopback_on_purpose() -> None:
+    # The code binds 127.0.0.1 unless told otherwise; in a container that would be unreachable.
+    # Loading each configuration (above) proves the credentials that this requires are set.
+    for where, service, environment in deployed_environments():
+        if service in GRPC_PORTS:
+            assert environment["GRPC_LISTEN"] == f"0.0.0.0:{GRPC_PORTS[service]}", where
+        elif service == "gateway":
+            assert environment["GATEWAY_LISTEN"] == "0.0.0.0:8080", where
+
+
+def test_the_rollup_image_serves_only_when_told_to() -> None:
+    # Without a command the rollup CLI prints its help and exits: the service is `serve`.
+    assert 'CMD ["serve"]' in dockerfile_stages()["rollup"]
+    assert compose()["services"]["rollup"]["command"] == ["serve"]
+    for kustomization in KUSTOMIZATIONS:
+        container = pod_spec(one(render(kustomization), "Deployment", "rollup"))["containers"][0]
+        assert "command" not in container  # the image's entry point, python -m costguard.rollup
+        assert container["args"] == ["serve"], kustomization
+
+
 def test_the_nightly_cronjob_configuration_loads() -> None:
     for kustomization in KUSTOMIZATIONS:
         cronjob = one(render(kustomization), "CronJob", "rollup-nightly")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
+import sys
 
 import httpx
 import pytest
@@ -19,6 +22,8 @@ GRPC_SERVICES = {
     "costguard.rollup": "costguard.v1.RollupService",
 }
 ALL_MODULES = [*GRPC_SERVICES, "costguard.gateway"]
+# What runs each module's server: the rollup's CLI also has one-shot commands.
+SERVE_ARGS = {"costguard.rollup": ["serve"]}
 
 
 async def _reflected_services(channel: aio.Channel) -> set[str]:
@@ -39,7 +44,7 @@ async def test_grpc_service_serves_health_and_reflection_then_drains_on_sigterm(
 ) -> None:
     port = free_port()
     service = await ServiceProcess(
-        module, {**service_env, "GRPC_LISTEN": f"127.0.0.1:{port}"}
+        module, {**service_env, "GRPC_LISTEN": f"127.0.0.1:{port}"}, SERVE_ARGS.get(module, [])
     ).start()
     try:
         serving = await service.wait_for_log("serving")
@@ -86,6 +91,23 @@ BAD_CONFIG = [
     for case in _BAD
     if not (module == "costguard.rollup" and case[0] == "REDIS_URL")  # the rollup needs no Redis
 ] + [("costguard.rollup", "ROLLUP_NIGHTLY_AT", "half past two", "expected HH:MM")]
+# Reachable from other machines: only with credentials (none are set here).
+BAD_CONFIG += [
+    (module, "GRPC_LISTEN", "0.0.0.0:0", "COSTGUARD_SERVICE_TOKEN must be set")
+    for module in GRPC_SERVICES
+] + [
+    (
+        "costguard.gateway",
+        "GATEWAY_LISTEN",
+        "0.0.0.0:0",
+        "COSTGUARD_ADMIN_TOKENS and GATEWAY_SESSION_SECRET must be set",
+    )
+]
+NO_CREDENTIALS = {
+    "COSTGUARD_SERVICE_TOKEN": "",
+    "COSTGUARD_ADMIN_TOKENS": "",
+    "GATEWAY_SESSION_SECRET": "",
+}
 
 
 @pytest.mark.parametrize(("module", "variable", "value", "problem"), BAD_CONFIG)
@@ -98,7 +120,9 @@ async def test_bad_configuration_stops_start_up_with_one_line_naming_the_variabl
             "half past two",
             "expected HH:MM",
         )  # no Redis
-    code, stderr = await run_to_exit(module, {**service_env, variable: value})
+    code, stderr = await run_to_exit(
+        module, {**service_env, **NO_CREDENTIALS, variable: value}, args=SERVE_ARGS.get(module, [])
+    )
     assert code == 2
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
@@ -113,3 +137,53 @@ async def test_a_password_in_a_bad_url_is_never_echoed(service_env: dict[str, st
     assert code == 2
     assert "hunter2" not in stderr
     assert "***" in stderr
+
+
+async def _run(module: str, *args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(30):  # a module that serves instead never exits
+            out, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize(
+    "module", ["costguard.telemetry", "costguard.throttle", "costguard.gateway"]
+)
+async def test_help_says_where_the_settings_are_and_serves_nothing(
+    module: str, service_env: dict[str, str]
+) -> None:
+    code, out, err = await _run(module, "--help", env=service_env)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"usage: python -m {module}\n")
+    words = " ".join(out.split())
+    assert "environment variables" in words
+    assert "Configuration table of costguard's README.md" in words
+
+    code, _, err = await _run(module, "serve", env=service_env)
+    assert code == 2
+    assert err.rstrip().endswith(f"python -m {module}: unexpected arguments: serve")
+
+
+async def test_the_rollup_cli_needs_a_command_and_help_serves_nothing(
+    service_env: dict[str, str],
+) -> None:
+    code, out, err = await _run("costguard.rollup", env=service_env)
+    assert (code, out) == (2, "")
+    assert err.startswith("usage: python -m costguard.rollup")
+    assert all(command in err for command in ("serve", "rollup", "retention"))
+
+    for args in (["--help"], ["serve", "--help"], ["rollup", "--help"]):
+        code, out, err = await _run("costguard.rollup", *args, env=service_env)
+        assert (code, err) == (0, ""), args
+        assert out.startswith("usage: python -m costguard.rollup"), args
+        assert "Configuration table of costguard's README.md" in " ".join(out.split()), args

@@ -1,9 +1,11 @@
 """``make dev``: the whole system on this machine, with a private Postgres and Redis.
 
-Starts Postgres and Redis (data under ``.dev/``), applies migrations, starts telemetry,
-throttle, rollup and the gateway as child processes, waits until each answers its health
-check, seeds demo data, and prints the gateway URL and an admin token. Ctrl-C (or
-SIGTERM) stops everything it started; running it again reuses the data.
+Takes the root's lock (one runner per root: a second one says where the first serves and
+leaves), starts Postgres and Redis (data under ``.dev/``), applies migrations, starts
+telemetry, throttle, rollup and the gateway as child processes, waits until each answers
+its health check and the gateway's ``/readyz`` says ready, seeds demo data, and prints the
+gateway URL and an admin token. Ctrl-C (or SIGTERM) stops everything it started; running
+it again reuses the data, the tokens and the ports (``.dev/ports.json``).
 
     python -m costguard.devstack.run [--root .dev] [--gateway-port 8080]
 """
@@ -16,7 +18,6 @@ import hashlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -38,10 +39,10 @@ from costguard.common.pricing import AwsPrices
 from costguard.common.rebuild import CounterReconciler
 from costguard.common.redis import create_redis
 from costguard.devstack.seed import DAYS, seed_demo
-from costguard.devstack.stack import DevStack, free_port
+from costguard.devstack.stack import DevStack
+from costguard.devstack.state import SERVICES, AlreadyRunning, RunLock, choose_ports
 from costguard.v1 import rollup_pb2, rollup_pb2_grpc
 
-SERVICES = ("telemetry", "throttle", "rollup")
 _READY_TIMEOUT_S = 60.0
 
 
@@ -49,10 +50,11 @@ _READY_TIMEOUT_S = 60.0
 class Children:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, name: str, module: str, env: dict[str, str], log_dir: Path) -> None:
+    def start(self, name: str, command: list[str], env: dict[str, str], log_dir: Path) -> None:
+        """``command``: the module to run with ``python -m`` and its arguments."""
         log = (log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", *command], env=env, stdout=log, stderr=subprocess.STDOUT
         )
 
     def exited(self) -> str | None:
@@ -71,15 +73,6 @@ class Children:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _secret(root: Path, name: str) -> str:
@@ -110,7 +103,8 @@ async def _wait_healthy(name: str, target: str, children: Children) -> None:
     raise TimeoutError(f"{name} did not report SERVING within {_READY_TIMEOUT_S:.0f}s")
 
 
-async def _wait_http(url: str, children: Children) -> None:
+async def _wait_ready(url: str, children: Children) -> None:
+    """Until ``/readyz`` says ready: the gateway reaches Postgres, Redis and the services."""
     async with httpx.AsyncClient() as client:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _READY_TIMEOUT_S
@@ -118,12 +112,14 @@ async def _wait_http(url: str, children: Children) -> None:
             if children.exited() == "gateway":
                 raise RuntimeError("gateway exited during start-up; see its log")
             try:
-                if (await client.get(url, timeout=1.0)).status_code == 200:
+                reply = await client.get(url, timeout=2.0)
+                if reply.status_code == 200 and reply.json().get("ready") is True:
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
+            # Like the health checks: readiness is only told when asked.
             await asyncio.sleep(0.1)
-    raise TimeoutError(f"gateway did not answer {url}")
+    raise TimeoutError(f"gateway did not answer ready at {url}")
 
 
 def service_env(stack: DevStack, ports: dict[str, int], service_token: str) -> dict[str, str]:
@@ -146,7 +142,7 @@ async def _migrate(dsn: str) -> list[str]:
         await conn.close()
 
 
-async def run(stack: DevStack, root: Path, gateway_port: int) -> None:
+async def run(stack: DevStack, root: Path, ports: dict[str, int], notes: list[str]) -> None:
     token, service_token = _secret(root, "admin-token"), _secret(root, "service-token")
     logs = root / "logs"
     children = Children()
@@ -157,26 +153,35 @@ async def run(stack: DevStack, root: Path, gateway_port: int) -> None:
     try:
         applied = await _migrate(stack.postgres.dsn)
         print(f"migrations: {', '.join(applied) or 'up to date'}", flush=True)
-        ports = {name: free_port() for name in SERVICES}
         env = service_env(stack, ports, service_token)
         for name in SERVICES:
             # Each its own metrics port: on one machine the default 9464 fits only one.
-            own = {"GRPC_LISTEN": f"127.0.0.1:{ports[name]}", "METRICS_PORT": str(free_port())}
-            children.start(name, f"costguard.{name}", {**env, **own}, logs)
+            own = {
+                "GRPC_LISTEN": f"127.0.0.1:{ports[name]}",
+                "METRICS_PORT": str(ports[f"{name}_metrics"]),
+            }
+            command = [f"costguard.{name}", *(["serve"] if name == "rollup" else [])]
+            children.start(name, command, {**env, **own}, logs)
         digest = hashlib.sha256(token.encode()).hexdigest()
         gateway_env = {
             **env,
-            "GATEWAY_LISTEN": f"127.0.0.1:{gateway_port}",
+            "GATEWAY_LISTEN": f"127.0.0.1:{ports['gateway']}",
             "COSTGUARD_ADMIN_TOKENS": f"dev:admin:{digest}",
         }
-        children.start("gateway", "costguard.gateway", gateway_env, logs)
+        children.start("gateway", ["costguard.gateway"], gateway_env, logs)
         for name in SERVICES:
             await _wait_healthy(name, f"127.0.0.1:{ports[name]}", children)
-        url = f"http://127.0.0.1:{gateway_port}"
-        await _wait_http(f"{url}/healthz", children)
+        url = f"http://127.0.0.1:{ports['gateway']}"
+        await _wait_ready(f"{url}/readyz", children)
         await _seed(stack, f"127.0.0.1:{ports['rollup']}", service_token)
         _print_banner(
-            url=url, token=token, service_token=service_token, stack=stack, ports=ports, logs=logs
+            url=url,
+            token=token,
+            service_token=service_token,
+            stack=stack,
+            ports={name: ports[name] for name in SERVICES},
+            notes=notes,
+            logs=logs,
         )
         while not stop.is_set():
             if (dead := children.exited()) is not None:
@@ -230,7 +235,14 @@ async def _seed(stack: DevStack, rollup_addr: str, service_token: str) -> None:
 
 
 def _print_banner(
-    *, url: str, token: str, service_token: str, stack: DevStack, ports: dict[str, int], logs: Path
+    *,
+    url: str,
+    token: str,
+    service_token: str,
+    stack: DevStack,
+    ports: dict[str, int],
+    notes: list[str],
+    logs: Path,
 ) -> None:
     lines = [
         "",
@@ -247,30 +259,57 @@ def _print_banner(
         f"  export COSTGUARD_TELEMETRY_ADDR=127.0.0.1:{ports['telemetry']}",
         f"  export COSTGUARD_THROTTLE_ADDR=127.0.0.1:{ports['throttle']}",
         f"  export COSTGUARD_SERVICE_TOKEN={service_token}",
+        *(f"note: {note} (kept in {logs.parent / 'ports.json'} for next time)" for note in notes),
         "ready. Press Ctrl-C to stop.",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _gateway_port(arg: int | None) -> int | None:
+    if arg is not None:
+        return arg
+    env = os.environ.get("COSTGUARD_DEV_PORT", "").strip()
+    return int(env) if env else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--root", type=Path, default=Path(".dev"))
     parser.add_argument(
-        "--gateway-port", type=int, default=int(os.environ.get("COSTGUARD_DEV_PORT", "8080"))
+        "--gateway-port",
+        type=int,
+        help="the gateway's port (default: last run's, else 8080; 0: any free one, this time)",
     )
     args = parser.parse_args()
-    port = (
-        args.gateway_port if args.gateway_port and _port_is_free(args.gateway_port) else free_port()
-    )
     root: Path = args.root.resolve()
-    logs = root / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    stack = DevStack(root / "stack", durable=True).start()
+    root.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(root)
     try:
-        asyncio.run(run(stack, root, port))
+        lock.acquire()
+    except AlreadyRunning as running:
+        # Before anything else: the running stack's Postgres, Redis and data stay untouched.
+        print(
+            f"costguard dev is {running} for {root}; use that one, or stop it (Ctrl-C "
+            "where it runs) before starting another",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+    try:
+        # Only the lock's holder may do this: a killed run's Postgres would keep its port.
+        DevStack(root / "stack").postgres.stop_leftover()
+        ports, notes = choose_ports(root, _gateway_port(args.gateway_port))
+        lock.announce(f"http://127.0.0.1:{ports['gateway']}")
+        (root / "logs").mkdir(exist_ok=True)
+        stack = DevStack(
+            root / "stack", durable=True, postgres_port=ports["postgres"], redis_port=ports["redis"]
+        ).start()
+        try:
+            asyncio.run(run(stack, root, ports, notes))
+        finally:
+            stack.stop()
+            print("stopped", flush=True)
     finally:
-        stack.stop()
-        print("stopped", flush=True)
+        lock.release()
 
 
 if __name__ == "__main__":

@@ -101,6 +101,16 @@ class LocalPostgres:
     def _pgdata(self) -> Path:
         return self.data_dir / "pgdata"
 
+    def stop_leftover(self) -> None:
+        """Stop a server a killed run left running on this data (its postmaster.pid says so),
+        so that the folder and the port it held are free for this one."""
+        self._prepare()
+        self._stop_leftover()
+
+    def _stop_leftover(self) -> None:
+        if (self._pgdata / "postmaster.pid").exists():
+            self._run("pg_ctl", "stop", "-D", str(self._pgdata), "-m", "immediate", check=False)
+
     def start(self) -> str:
         self._prepare()
         if not (self._pgdata / "PG_VERSION").exists():
@@ -115,9 +125,7 @@ class LocalPostgres:
                 "UTF8",
                 "--no-instructions",
             )
-        # A server left running by a killed run: stop it so the new port takes effect.
-        if (self._pgdata / "postmaster.pid").exists():
-            self._run("pg_ctl", "stop", "-D", str(self._pgdata), "-m", "immediate", check=False)
+        self._stop_leftover()
         options = [
             f"-p {self.port}",
             "-c listen_addresses=127.0.0.1",
@@ -219,16 +227,22 @@ class LocalRedis:
 
 @dataclass
 class DevStack:
-    """Postgres and Redis together, under one folder."""
+    """Postgres and Redis together, under one folder; on the ports given, else free ones."""
 
     root: Path
     durable: bool = True
+    postgres_port: int | None = None
+    redis_port: int | None = None
     postgres: LocalPostgres = field(init=False)
     redis: LocalRedis = field(init=False)
 
     def __post_init__(self) -> None:
-        self.postgres = LocalPostgres(self.root / "postgres", durable=self.durable)
-        self.redis = LocalRedis(self.root / "redis", durable=self.durable)
+        self.postgres = LocalPostgres(
+            self.root / "postgres", durable=self.durable, port=self.postgres_port or free_port()
+        )
+        self.redis = LocalRedis(
+            self.root / "redis", durable=self.durable, port=self.redis_port or free_port()
+        )
 
     def start(self) -> DevStack:
         self.postgres.start()

@@ -8,6 +8,7 @@ at start with one clear line naming the variable").
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -145,6 +146,17 @@ class Env:
         return value
 
 
+def is_loopback(listen: str) -> bool:
+    """Whether ``host:port`` (or ``[v6]:port``) binds only this machine."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a hostname: it may resolve to any interface
+
+
 def _check_port(name: str, value: str) -> None:
     try:
         port = urlsplit(value).port  # reading the property is what validates it
@@ -176,14 +188,27 @@ class CoreConfig:
     metrics_port: int = 0
 
     @classmethod
-    def from_env(cls, service: str, env: Env, *, default_port: int) -> CoreConfig:
+    def from_env(
+        cls, service: str, env: Env, *, default_port: int, serves_grpc: bool = True
+    ) -> CoreConfig:
+        """``serves_grpc=False`` (the gateway): ``GRPC_LISTEN`` is not this process's to bind."""
         level = env.string("LOG_LEVEL", "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        # Loopback unless told otherwise: a server anyone on the network can reach must be
+        # asked for explicitly, and then it must check a token.
+        grpc_listen = env.listen_address("GRPC_LISTEN", f"127.0.0.1:{default_port}")
+        service_token = env.optional_str("COSTGUARD_SERVICE_TOKEN")
+        if serves_grpc and service_token is None and not is_loopback(grpc_listen):
+            raise ConfigError(
+                "GRPC_LISTEN",
+                f"{grpc_listen} is reachable from other machines, so COSTGUARD_SERVICE_TOKEN "
+                "must be set (or listen on 127.0.0.1)",
+            )
         return cls(
             service=service,
-            grpc_listen=env.listen_address("GRPC_LISTEN", f"0.0.0.0:{default_port}"),
-            service_token=env.optional_str("COSTGUARD_SERVICE_TOKEN"),
+            grpc_listen=grpc_listen,
+            service_token=service_token,
             timezone=env.timezone("COSTGUARD_TIMEZONE"),
             tiers=env.names("COSTGUARD_TIERS", DEFAULT_TIERS),
             log_level=level,

@@ -10,7 +10,6 @@ advisory lock keeps two migrators (say, two replicas starting at once) from raci
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import re
@@ -22,6 +21,8 @@ from pathlib import Path
 import asyncpg
 
 from costguard.common.config import ConfigError, Env
+from costguard.common.entrypoint import run_or_exit
+from costguard.common.probe import connect_postgres
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.up\.sql$")
@@ -160,7 +161,7 @@ async def migration_status(
 
 
 async def _main(command: str, dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
+    conn = await connect_postgres(dsn)
     try:
         if command == "up":
             done = await migrate_up(conn)
@@ -178,8 +179,12 @@ async def _main(command: str, dsn: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "up"
-    if command not in ("up", "down", "status"):
-        print("usage: python -m costguard.common.migrate [up|down|status]", file=sys.stderr)
+    usage = "usage: python -m costguard.common.migrate [up|down|status]  (DATABASE_URL)"
+    if args in (["-h"], ["--help"]):
+        print(usage)
+        raise SystemExit(0)
+    if command not in ("up", "down", "status") or len(args) > 1:
+        print(usage, file=sys.stderr)
         raise SystemExit(2)
     try:
         dsn = Env(os.environ).database_url()
@@ -187,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"costguard: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     try:
-        asyncio.run(_main(command, dsn))
+        run_or_exit(_main(command, dsn))
     except MigrationError as exc:
         print(f"costguard: migration error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

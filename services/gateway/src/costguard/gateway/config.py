@@ -4,7 +4,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from costguard.common.config import ConfigError, CoreConfig, Env
+from costguard.common.config import ConfigError, CoreConfig, Env, is_loopback
 
 _TOKEN_ENTRY = re.compile(r"^([A-Za-z0-9_.@-]{1,64}):(admin|viewer):([0-9a-f]{64})$")
 
@@ -38,23 +38,50 @@ class GatewayConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> GatewayConfig:
         env = Env(environ)
-        listen = env.listen_address("GATEWAY_LISTEN", "0.0.0.0:8080")
+        listen = env.listen_address("GATEWAY_LISTEN", "127.0.0.1:8080")
         host, _, port = listen.rpartition(":")
+        admin_tokens = _admin_tokens(env)
+        session_secret = env.optional_str("GATEWAY_SESSION_SECRET")
+        _require_credentials_beyond_loopback(listen, admin_tokens, session_secret)
         return cls(
-            core=CoreConfig.from_env("gateway", env, default_port=0),
+            core=CoreConfig.from_env("gateway", env, default_port=0, serves_grpc=False),
             database_url=env.database_url(),
             redis_url=env.redis_url(),
-            host=host,
+            host=host.strip("[]"),
             port=int(port),
             telemetry_addr=env.listen_address("TELEMETRY_ADDR", "127.0.0.1:50051"),
             throttle_addr=env.listen_address("THROTTLE_ADDR", "127.0.0.1:50052"),
             rollup_addr=env.listen_address("ROLLUP_ADDR", "127.0.0.1:50053"),
-            admin_tokens=_admin_tokens(env),
-            session_secret=env.optional_str("GATEWAY_SESSION_SECRET"),
+            admin_tokens=admin_tokens,
+            session_secret=session_secret,
             webhook_url=_webhook_url(env),
             webhook_secret=env.optional_str("ALERT_WEBHOOK_SECRET"),
             alert_dispatch_s=env.number("ALERT_DISPATCH_SECONDS", 5.0, minimum=0.1),
             web_dist=env.optional_str("GATEWAY_WEB_DIST"),
+        )
+
+
+def _require_credentials_beyond_loopback(
+    listen: str, admin_tokens: tuple[AdminToken, ...], session_secret: str | None
+) -> None:
+    """A gateway other machines reach is a deployment, and one started without its secrets:
+    with no admin token nobody can sign in, and with a per-process session secret each
+    restart, and each other replica behind the load balancer, signs everyone out."""
+    if is_loopback(listen):
+        return
+    missing = [
+        name
+        for name, value in (
+            ("COSTGUARD_ADMIN_TOKENS", admin_tokens),
+            ("GATEWAY_SESSION_SECRET", session_secret),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigError(
+            "GATEWAY_LISTEN",
+            f"{listen} is reachable from other machines, so {' and '.join(missing)} "
+            f"must be set (or listen on 127.0.0.1)",
         )
 
 

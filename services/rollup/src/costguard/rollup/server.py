@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from costguard.common.db import create_pool
 from costguard.common.grpc_server import GrpcServer
+from costguard.common.probe import ensure_reachable
 from costguard.rollup.config import RollupConfig
 from costguard.rollup.retention import RetentionLoop
 from costguard.rollup.runs import Rollups
@@ -59,5 +60,6 @@ async def build_server(config: RollupConfig) -> GrpcServer:
 
 
 async def serve(config: RollupConfig) -> None:
+    await ensure_reachable(database_url=config.database_url)
     server = await build_server(config)
     await server.serve_until_signal()

@@ -8,6 +8,7 @@ from costguard.common.counters import LiveCounters
 from costguard.common.day_sheets import DaySheets
 from costguard.common.db import create_pool
 from costguard.common.grpc_server import GrpcServer
+from costguard.common.probe import ensure_reachable
 from costguard.common.rebuild import CounterReconciler
 from costguard.common.redis import create_redis
 from costguard.telemetry.config import TelemetryConfig
@@ -67,5 +68,6 @@ async def build_server(config: TelemetryConfig) -> GrpcServer:
 
 
 async def serve(config: TelemetryConfig) -> None:
+    await ensure_reachable(database_url=config.database_url, redis_url=config.redis_url)
     server = await build_server(config)
     await server.serve_until_signal()
