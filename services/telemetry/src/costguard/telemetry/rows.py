@@ -123,6 +123,7 @@ class RowBuilder:
         except ValueError:  # protobuf refuses to turn NaN or infinity into JSON
             raise Rejected("metadata", "holds a non-finite number") from None
         checks.json_value("metadata", metadata)
+        checks.metadata_numbers(metadata)
         if len(json.dumps(metadata)) > checks.MAX_METADATA_BYTES:
             raise Rejected("metadata", f"is larger than {checks.MAX_METADATA_BYTES} bytes")
         entities = dict(event.entities)
