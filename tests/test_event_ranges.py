@@ -1,15 +1,18 @@
 """Every number of an event has a range (docs/cost-events.md, "The range of every number"):
 outside it the event is rejected alone, naming the field; inside it the tables, every
-aggregate of a day and a month, and the live counters hold any event."""
+aggregate of a day and a month, and the live counters hold any event; and the rollup counts
+a row stored outside the ranges without failing."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -18,6 +21,7 @@ from genai_prices.types import ModelPrice, TieredPrices
 from google.protobuf.struct_pb2 import Struct
 from grpc import aio
 
+from costguard.common.counters import global_key
 from costguard.common.event_ranges import (
     DAYS_PER_MONTH,
     EVENTS_PER_DAY,
@@ -36,10 +40,13 @@ from costguard.common.pricing import (
     llm_call_cost,
     vocabulary,
 )
+from costguard.common.rebuild import totals_for_day
 from costguard.common.storage import held_within
 from costguard.v1 import telemetry_pb2_grpc
 from tests.events import batch, cost, job, llm, ts
-from tests.test_rollup import rollup
+from tests.test_rollup import DAY, rollup
+from tests.test_rollup import job as stored_job
+from tests.test_rollup import llm as stored_llm
 
 COST_EVENTS_DOC = Path(__file__).parents[1] / "docs" / "cost-events.md"
 BIG = 2**63 - 1
@@ -216,7 +223,8 @@ async def test_a_day_of_events_at_every_maximum_is_stored_and_rolls_up(
         events = _at_maximum(now)
         reply = await stub.Record(batch(*events))
         assert (reply.accepted, reply.rejected) == (len(events), 0), reply.rejections
-    await rollup(db, now.date())
+    result = await rollup(db, now.date())
+    assert result.out_of_range == 0
     user = await db.fetchrow("SELECT * FROM cost_user_daily WHERE user_id = 'u1'")
     assert user is not None
     assert (user["cpu_ms"], user["tokens_in"], user["tokens_out"]) == (
@@ -227,6 +235,37 @@ async def test_a_day_of_events_at_every_maximum_is_stored_and_rolls_up(
     month = await db.fetchrow("SELECT * FROM cost_monthly_summary")
     assert month is not None
     assert month["cpu_ms"] == copies * MAXIMUM["cpu_ms"]
+
+
+async def test_rows_stored_outside_the_ranges_count_at_their_ends_and_the_day_rolls_up(
+    db: asyncpg.Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows from before the ranges, or from other writers: their sums would overflow."""
+    await stored_job(db, "u1", "free", BIG)
+    await stored_job(db, "u1", "free", BIG)
+    await stored_job(db, "u1", "free", -5)
+    await stored_llm(db, "u1", "free", "gpt-4o", (BIG, 0, BIG))
+    await stored_llm(db, "u1", "free", "gpt-4o", (BIG, 0, 7))
+    await stored_job(db, "u1", "free", 1000)
+    with caplog.at_level(logging.WARNING, logger="costguard.rollup.rollup"):
+        result = await rollup(db)
+    assert result.out_of_range == 5
+    assert [r.__dict__["rows"] for r in caplog.records if "rows" in r.__dict__] == [5]
+    user = await db.fetchrow("SELECT * FROM cost_user_daily WHERE date = $1", DAY)
+    assert user is not None
+    assert (user["jobs"], user["cpu_ms"]) == (4, 2 * MAXIMUM["cpu_ms"] + 1000)
+    assert (user["tokens_in"], user["tokens_out"]) == (2 * TOKENS, MAXIMUM["output_tokens"] + 7)
+
+
+async def test_a_rebuild_of_the_live_counters_counts_stored_rows_at_their_ends(
+    db: asyncpg.Pool,
+) -> None:
+    now = datetime.now(UTC)
+    await stored_job(db, "u1", "free", BIG, at=now)
+    await stored_job(db, "u1", "free", BIG, at=now)
+    async with db.acquire() as conn:
+        totals = await totals_for_day(conn, now.date(), ZoneInfo("UTC"), AwsPrices.from_env({}))
+    assert totals.figures[global_key(now.date())]["cpu_ms"] == 2 * MAXIMUM["cpu_ms"]
 
 
 def _documented_ranges() -> dict[str, int]:
