@@ -28,6 +28,7 @@ from costguard.common.event_ranges import (
     INT64_MAX,
     MAX_EVENT_COST_USD,
     MAXIMUM,
+    QUANTITY_BY_UNIT,
     SUMMED,
 )
 from costguard.common.pricing import (
@@ -42,6 +43,8 @@ from costguard.common.pricing import (
 )
 from costguard.common.rebuild import totals_for_day
 from costguard.common.storage import held_within
+from costguard.telemetry.config import TelemetryConfig
+from costguard.telemetry.server import build_server
 from costguard.v1 import telemetry_pb2_grpc
 from tests.events import batch, cost, job, llm, ts
 from tests.test_rollup import DAY, rollup
@@ -51,6 +54,7 @@ from tests.test_rollup import llm as stored_llm
 COST_EVENTS_DOC = Path(__file__).parents[1] / "docs" / "cost-events.md"
 BIG = 2**63 - 1
 TOKENS = MAXIMUM["input_tokens"]
+IMAGES = QUANTITY_BY_UNIT["images"]
 
 
 @pytest.fixture
@@ -106,6 +110,7 @@ OUT_OF_RANGE = [
     (cost(quantity=1e17), "quantity"),
     (cost(quantity=1e17, service="s3_delete"), "quantity"),
     (cost(quantity=1e17, event_type="unknown", service="unknown"), "quantity"),
+    (_image(IMAGES + 1, datetime.now(UTC)), "quantity"),
     (_gemini_text(input_tokens=1e30, output_tokens=10), "metadata.input_tokens"),
     (_gemini_text(input_tokens=10, output_tokens=1e19), "metadata.output_tokens"),
     (cost(metadata=_meta(bucket="b", s3_key="k", size_bytes=1e30)), "metadata.size_bytes"),
@@ -157,15 +162,25 @@ async def test_a_quantity_of_1e17_is_rejected_and_its_day_still_rolls_up(
 
 
 async def test_a_batch_costing_more_nano_dollars_than_a_bigint_holds_is_stored(
-    stub: Any, db: asyncpg.Pool
+    db: asyncpg.Pool, service_env: dict[str, str]
 ) -> None:
-    """40 events at the dearest maximum: $10 billion, past the counters' 64-bit nano-dollars."""
+    """Past $9.2 billion: 37,000 events at the dearest maximum, or prices raised by the
+    environment, here $1,000,000 an email."""
+    env = {**service_env, "COST_AWS_SES_PER_1K_EMAILS": "1000000000"}
+    server = await build_server(TelemetryConfig.from_env(env))
+    port = await server.start()
     now = datetime.now(UTC)
-    events = [_image(MAXIMUM["quantity"], now) for _ in range(40)]
-    reply = await stub.Record(batch(*events))
-    assert (reply.accepted, reply.rejected) == (40, 0)
+    email = {"event_type": "ses_email", "service": "ses", "unit": "emails", "user_id": "u1"}
+    emails = [cost(**email, quantity=10_000.0, created_at=ts(now)) for _ in range(2)]
+    try:
+        async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)
+            reply = await stub.Record(batch(*emails, job(created_at=ts(now))))
+    finally:
+        await server.stop()
+    assert (reply.accepted, reply.rejected) == (3, 0)
     result = await rollup(db, now.date())
-    assert result.cost_usd == 40 * MAX_EVENT_COST_USD
+    assert result.cost_usd == 2 * 10**10 + 100 * Decimal("0.00000002")  # and the job's
 
 
 def _at_maximum(now: datetime) -> list[Any]:
@@ -201,7 +216,7 @@ def _at_maximum(now: datetime) -> list[Any]:
             llm_model="o1-pro",
             created_at=ts(now),
         ),
-        _image(MAXIMUM["quantity"], now),
+        _image(IMAGES, now),
         cost(quantity=MAXIMUM["quantity"], metadata=s3, user_id="u1", created_at=ts(now)),
         cost(
             event_type="lambda_invocation",
@@ -271,12 +286,17 @@ async def test_a_rebuild_of_the_live_counters_counts_stored_rows_at_their_ends(
 def _documented_ranges() -> dict[str, int]:
     text = COST_EVENTS_DOC.read_text()
     section = text.split("## The range of every number", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| `([a-z_.]+)` \| [^|]+ \| ([\d,]+) \|", section, re.MULTILINE)
-    return {name: int(maximum.replace(",", "")) for name, maximum in rows}
+    row = r"^\| `([a-z_.]+)`(?: in `([a-z]+)`)? \| [^|]+ \| ([\d,]+) \|"
+    rows = re.findall(row, section, re.MULTILINE)
+    return {
+        f"{name} in {unit}" if unit else name: int(maximum.replace(",", ""))
+        for name, unit, maximum in rows
+    }
 
 
 def test_the_documented_ranges_are_the_code_s() -> None:
-    assert _documented_ranges() == dict(MAXIMUM)
+    by_unit = {f"quantity in {unit}": limit for unit, limit in QUANTITY_BY_UNIT.items()}
+    assert _documented_ranges() == dict(MAXIMUM) | by_unit
 
 
 def test_a_month_of_the_largest_summed_counts_fits_a_bigint() -> None:
@@ -369,15 +389,16 @@ def test_no_event_costs_more_than_the_documented_maximum() -> None:
     job_cost = seed.job_cost(MAXIMUM["cpu_ms"], MAXIMUM["rows_read"], MAXIMUM["rows_written"])
     rate = _dearest_llm("openai")
     llm_cost = llm_call_cost(rate, TOKENS, 0, MAXIMUM["output_tokens"])
-    assert (job_cost, llm_cost) == (Decimal(1_000_004), Decimal("75000.014"))
+    assert (job_cost, llm_cost) == (Decimal(100_004), Decimal("75000.014"))
     meta = _metadata_at_maximum()
     costs = []
     for event_type, service, unit in vocabulary():
         for model in [*(model for _, model in default_overlay()), "dearest"]:
             quality, _, size = model.partition("/")[2].partition("/")
             variant = {"model": model.partition("/")[0], "quality": quality, "size": size}
+            quantity = QUANTITY_BY_UNIT.get(unit, MAXIMUM["quantity"])
             found = cost_event_cost(
-                sheet, event_type, service, MAXIMUM["quantity"], unit, metadata=meta | variant
+                sheet, event_type, service, quantity, unit, metadata=meta | variant
             )
             costs.append(found.cost)
     day = (datetime(2026, 11, 20, tzinfo=UTC), datetime(2026, 11, 21, tzinfo=UTC))

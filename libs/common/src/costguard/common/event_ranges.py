@@ -11,7 +11,8 @@ day of them, assuming
 - the figures summed into ``bigint`` columns and the live counters (Redis ``HINCRBY``,
   signed 64-bit), :data:`SUMMED`, stay below ``2**63`` for a month of such days;
 - at the highest unit prices of the price sheets, no event costs more than
-  :data:`MAX_EVENT_COST_USD`, whose nano-dollars fit a signed 64-bit integer.
+  :data:`MAX_EVENT_COST_USD`, whose nano-dollars the live counters' Lua script adds
+  exactly (its numbers are doubles, exact to 2**53), as it does the throttle's estimates.
 
 Money is summed in unconstrained ``numeric`` everywhere but the live counters, which keep
 whole nano-dollars: a day of at most about $9.2 billion a scope. Per-event ranges cannot
@@ -39,8 +40,8 @@ MAXIMUM = MappingProxyType(
         "queue_wait_ms": _DURATION_MS,
         "cpu_ms": 2 * 10**8,
         "mem_mb_peak": 10**8,
-        "rows_read": 10**12,
-        "rows_written": 10**12,
+        "rows_read": 10**11,
+        "rows_written": 10**11,
         "attempt": 10**6,
         # LLM events
         "input_tokens": _TOKENS,
@@ -56,18 +57,20 @@ MAXIMUM = MappingProxyType(
         "metadata.size_bytes": 5 * 2**40,  # S3's largest object, 5 TiB
         "metadata.file_size_mb": 5 * 2**20,  # the same in MiB
         "metadata.body_bytes": 10**15,
-        "metadata.duration_seconds": 10**10,
-        "metadata.memory_mb": 10**6,
+        "metadata.duration_seconds": 10**8,
+        "metadata.memory_mb": 10**5,
     }
 )
+# A quantity of these units is dearer than the others: its own, lower maximum.
+QUANTITY_BY_UNIT = MappingProxyType({"images": 10**6})
 
 # The event fields summed into bigint aggregates and live counters (cpu_ms, tokens_in,
 # tokens_out), each at most EVENTS_PER_DAY * DAYS_PER_MONTH times its maximum in a month.
 SUMMED = ("cpu_ms", "input_tokens", "output_tokens")
 
-# The price of quantity 10**9 at the highest price per unit ($0.25 an image of gpt-image-1 at
+# The price of 10**6 images at the highest price per unit ($0.25 an image of gpt-image-1 at
 # high quality and 1024x1536); every other event, at its maxima, costs less.
-MAX_EVENT_COST_USD = Decimal(250_000_000)
+MAX_EVENT_COST_USD = Decimal(250_000)
 
 # The metadata keys whose numbers are checked, as they appear in the metadata.
 METADATA_KEYS = tuple(name.removeprefix("metadata.") for name in MAXIMUM if "." in name)

@@ -15,7 +15,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from costguard.common.event_ranges import MAXIMUM, METADATA_KEYS
+from costguard.common.event_ranges import MAXIMUM, METADATA_KEYS, QUANTITY_BY_UNIT
 
 # Column widths of the event tables (tests/test_validation.py checks them against the
 # live schema).
@@ -88,14 +88,20 @@ def count(name: str, value: int) -> int:
     return value
 
 
-def finite(name: str, value: float, *, maximum: float = math.inf) -> float:
+def finite(name: str, value: float, *, maximum: float = math.inf, per: str = "") -> float:
     if not math.isfinite(value):
         raise Rejected(name, f"must be a finite number, got {value}")
     if value < 0:
         raise Rejected(name, f"must not be negative, got {value}")
     if value > maximum:
-        raise Rejected(name, f"must be at most {maximum:g}, got {value:g}")
+        raise Rejected(name, f"must be at most {maximum:g}{per}, got {value:g}")
     return value
+
+
+def quantity(value: float, unit: str) -> float:
+    if unit in QUANTITY_BY_UNIT:
+        return finite("quantity", value, maximum=QUANTITY_BY_UNIT[unit], per=f" {unit}")
+    return finite("quantity", value, maximum=MAX_QUANTITY)
 
 
 _YEAR_2000 = 946_684_800  # seconds since the epoch
