@@ -18,7 +18,7 @@ Money is summed in unconstrained ``numeric`` everywhere but the live counters, w
 whole nano-dollars: a day of at most about $9.2 billion a scope. Per-event ranges cannot
 promise that (10**9 events of $9.23 pass it), so it is an assumption of its own; a day past
 it cannot fail ingest or the rollup, only the live cost counters. docs/cost-events.md lists
-each maximum with its reason (tests/test_event_ranges.py holds the two together).
+each maximum with its reason (tests/test_event_range_bounds.py holds the two together).
 """
 
 from __future__ import annotations
