@@ -12,7 +12,7 @@ day of them, assuming
   signed 64-bit), :data:`SUMMED`, stay below ``2**63`` for a month of such days;
 - at the highest unit prices of the price sheets, no event costs more than
   :data:`MAX_EVENT_COST_USD`, whose nano-dollars the live counters' Lua script adds
-  exactly (its numbers are doubles, exact to 2**53), as it does the throttle's estimates.
+  exactly (its numbers are doubles, exact to 2**53).
 
 Money is summed in unconstrained ``numeric`` everywhere but the live counters, which keep
 whole nano-dollars: a day of at most about $9.2 billion a scope. Per-event ranges cannot
