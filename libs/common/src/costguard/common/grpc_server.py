@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from costguard.common.auth import ServiceTokenInterceptor
 from costguard.common.config import CoreConfig
 from costguard.common.metrics import MetricsEndpoint
+from costguard.common.request_decoding import RequestDecodingInterceptor
 from costguard.common.request_ids import RequestIdInterceptor
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class GrpcServer:
         interceptors: list[aio.ServerInterceptor] = [RequestIdInterceptor()]
         if config.service_token:
             interceptors.append(ServiceTokenInterceptor(config.service_token))
+        # Innermost: the handlers above keep its deserializer, which never raises.
+        interceptors.append(RequestDecodingInterceptor())
         self._server = aio.server(
             interceptors=interceptors,
             options=[

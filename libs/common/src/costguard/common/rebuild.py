@@ -32,6 +32,7 @@ from costguard.common.counters import (
 from costguard.common.day_sheets import aws_prices_of_day
 from costguard.common.days import day_bounds, today
 from costguard.common.db import Connection
+from costguard.common.event_ranges import MAXIMUM, SUMMED
 from costguard.common.pricing import AwsPrices
 from costguard.common.storage import HELD_DURING_DAY_SQL
 
@@ -48,15 +49,19 @@ REPRICED = "costguard_repriced"
 # the greater tier name), cost events without a user as unattributed; plus the S3 storage
 # held during the day, per object (``costguard.common.storage``), which never decides a
 # tier. $3: the unattributed tier's name; $4: the day's storage price per byte-second.
+# Counts outside their ranges ($5 to $7, costguard.common.event_ranges) count at the nearest
+# end, as the rollup counts them; a cost past what a bigint of nano-dollars holds reads as
+# the most it holds, rather than failing every rebuild of the day.
 _TOTALS_TEMPLATE = """
 WITH ev AS (
     SELECT user_id, tier, costguard_tier_vote(coalesce(started_at, created_at)) AS vote,
-           1 AS jobs, coalesce(cpu_ms, 0) AS cpu_ms, 0 AS tokens_in, 0 AS tokens_out,
-           0 AS ai_calls, coalesce(round(cost_usd * 1000000000), 0) AS cost_nusd
+           1 AS jobs, least(greatest(coalesce(cpu_ms, 0), 0), $5) AS cpu_ms, 0 AS tokens_in,
+           0 AS tokens_out, 0 AS ai_calls, coalesce(round(cost_usd * 1000000000), 0) AS cost_nusd
     FROM telemetry_job_events
     WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
     UNION ALL
-    SELECT user_id, tier, costguard_tier_vote(created_at), 0, 0, input_tokens, output_tokens,
+    SELECT user_id, tier, costguard_tier_vote(created_at), 0, 0,
+           least(greatest(input_tokens, 0), $6), least(greatest(output_tokens, 0), $7),
            1, coalesce(round(cost_usd * 1000000000), 0)
     FROM telemetry_llm_events
     WHERE created_at >= $1 AND created_at < $2
@@ -88,7 +93,7 @@ SELECT GROUPING(tier) AS no_tier, GROUPING(user_id) AS no_user, user_id,
        coalesce(sum(tokens_in), 0)::bigint AS tokens_in,
        coalesce(sum(tokens_out), 0)::bigint AS tokens_out,
        coalesce(sum(ai_calls), 0)::bigint AS ai_calls,
-       coalesce(sum(cost_nusd), 0)::bigint AS cost_nusd
+       least(coalesce(sum(cost_nusd), 0), 9223372036854775807)::bigint AS cost_nusd
 FROM scoped
 GROUP BY GROUPING SETS ((), (tier), (user_id))
 """
@@ -111,7 +116,8 @@ async def totals_for_day(conn: Connection, day: date, tz: ZoneInfo, aws: AwsPric
     storage = (await aws_prices_of_day(conn, day, aws)).s3_storage_per_byte_second
     figures: dict[str, dict[str, int]] = {}
     user_tiers: dict[str, tuple[str, int]] = {}
-    for row in await conn.fetch(_TOTALS, start, end, UNATTRIBUTED, storage):
+    ranges = (MAXIMUM[name] for name in SUMMED)
+    for row in await conn.fetch(_TOTALS, start, end, UNATTRIBUTED, storage, *ranges):
         if row["no_tier"] and row["no_user"]:
             key = global_key(day)
         elif not row["no_tier"]:

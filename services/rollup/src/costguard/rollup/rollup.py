@@ -22,6 +22,7 @@ from costguard.common.counters import UNATTRIBUTED
 from costguard.common.day_sheets import DaySheet, DaySheets, finish_reprice, reprice_pending
 from costguard.common.days import day_bounds
 from costguard.common.db import Connection
+from costguard.common.event_ranges import MAXIMUM, SUMMED
 from costguard.common.pricing import (
     EVENT_RATE_COLUMNS,
     LLM_RATE_COLUMNS,
@@ -50,6 +51,7 @@ class DateRollup:
     price_sheet_id: int
     seconds: float
     previous_cost_usd: Decimal | None = None  # before this run: a reprice reports the change
+    out_of_range: int = 0  # rows counted at the end of a range (costguard.common.event_ranges)
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,9 @@ async def rollup_costs_for_date(
                     *bounds,
                     UNATTRIBUTED,
                     in_force.sheet.aws.s3_storage_per_byte_second,
+                    *(MAXIMUM[name] for name in SUMMED),
                 )
+                out_of_range = int(await conn.fetchval(sql.OUT_OF_RANGE))
                 sheet_id = in_force.sheet_id
                 await conn.execute(sql.UPSERT_USERS, day, sheet_id)
                 await conn.execute(sql.DELETE_STALE_USERS, day)
@@ -130,6 +134,11 @@ async def rollup_costs_for_date(
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", ROLLUP_LOCK)
     assert totals is not None
+    if out_of_range:
+        log.warning(
+            "rows outside the event ranges counted at their ends",
+            extra={"date": day.isoformat(), "rows": out_of_range},
+        )
     result = DateRollup(
         date=day,
         users=totals["users"],
@@ -138,6 +147,7 @@ async def rollup_costs_for_date(
         price_sheet_id=in_force.sheet_id,
         seconds=time.perf_counter() - started,
         previous_cost_usd=previous,
+        out_of_range=out_of_range,
     )
     metrics.DATE_SECONDS.observe(result.seconds)
     log.info(

@@ -145,25 +145,33 @@ PRICE_ALL = _pricing("true", "true")
 # tier); $4: the storage price per byte-second. ``vote`` decides a user's tier for
 # the day (their latest event's; see costguard_tier_vote). A call whose usage never arrived
 # is ``estimated``; an event priced other than by its own price says why (``reason``) under
-# its ``unpriced`` item. Uploads count their object's size in ``storage_mb``.
+# its ``unpriced`` item. Uploads count their object's size in ``storage_mb``. The counts
+# summed into bigint columns (cpu_ms, tokens) count within their ranges ($5: the most cpu_ms,
+# $6: input tokens, $7: output tokens of one event; ``costguard.common.event_ranges``): a
+# row stored outside them counts at the nearest end, so that no row can make a day's or a
+# month's sum overflow, and is ``out_of_range``.
 _GROUP_EVENTS_TEMPLATE = """
 CREATE TEMP TABLE rollup_groups ON COMMIT DROP AS
 WITH ev AS (
     SELECT user_id, tier, costguard_tier_vote(coalesce(started_at, created_at)) AS vote,
            episode_id, podcast_id, 'compute'::text AS service, 'compute'::text AS category,
-           1 AS jobs, 0 AS ai_calls, coalesce(cpu_ms, 0) AS cpu_ms, 0::bigint AS tokens_in,
-           0::bigint AS tokens_out, 0::numeric AS emails, 0::numeric AS storage_mb,
-           false AS estimated, NULL::text AS reason, cost_usd AS cost, NULL::text AS unpriced,
-           1 AS counted
+           1 AS jobs, 0 AS ai_calls, least(greatest(coalesce(cpu_ms, 0), 0), $5) AS cpu_ms,
+           0::bigint AS tokens_in, 0::bigint AS tokens_out, 0::numeric AS emails,
+           0::numeric AS storage_mb, false AS estimated, NULL::text AS reason, cost_usd AS cost,
+           NULL::text AS unpriced, 1 AS counted,
+           coalesce(cpu_ms NOT BETWEEN 0 AND $5, false)::int AS out_of_range
     FROM telemetry_job_events
     WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
     UNION ALL
     SELECT user_id, tier, costguard_tier_vote(created_at), episode_id, podcast_id, provider,
-           'ai', 0, 1, 0, coalesce(input_tokens, 0), coalesce(output_tokens, 0), 0, 0,
+           'ai', 0, 1, 0, least(greatest(coalesce(input_tokens, 0), 0), $6),
+           least(greatest(coalesce(output_tokens, 0), 0), $7), 0, 0,
            NOT coalesce(usage_reported, true) AND NOT coalesce(cache_hit, false),
            unpriced_reason, cost_usd,
            CASE WHEN unpriced_reason IS NOT NULL THEN 'llm:' || provider || '/' || llm_model END,
-           1
+           1,
+           coalesce(input_tokens NOT BETWEEN 0 AND $6 OR output_tokens NOT BETWEEN 0 AND $7,
+                    false)::int
     FROM telemetry_llm_events
     WHERE created_at >= $1 AND created_at < $2
     UNION ALL
@@ -178,13 +186,13 @@ WITH ev AS (
                 WHEN jsonb_typeof(metadata -> 'file_size_mb') = 'number'
                 THEN GREATEST((metadata ->> 'file_size_mb')::numeric, 0)
                 ELSE 0 END,
-           false, unpriced_reason, cost_usd, unpriced_item, 1
+           false, unpriced_reason, cost_usd, unpriced_item, 1, 0
     FROM cost_events
     WHERE created_at >= $1 AND created_at < $2
     UNION ALL
     SELECT h.user_id, CASE WHEN h.user_id IS NULL THEN $3 ELSE coalesce(h.tier, $3) END,
            CASE WHEN h.tier IS NULL THEN -2 ELSE -1 END, h.episode_id, h.podcast_id,
-           'STORAGE_SERVICE', 'aws', 0, 0, 0, 0, 0, 0, 0, false, NULL, h.cost, NULL, 0
+           'STORAGE_SERVICE', 'aws', 0, 0, 0, 0, 0, 0, 0, false, NULL, h.cost, NULL, 0, 0
     FROM (HELD_DURING_DAY) h
 )
 SELECT GROUPING(user_id, tier) = 0 AS by_user,
@@ -195,7 +203,8 @@ SELECT GROUPING(user_id, tier) = 0 AS by_user,
        sum(cpu_ms) AS cpu_ms, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
        sum(emails) AS emails, sum(storage_mb) AS storage_mb, sum(cost) AS cost,
        count(*) FILTER (WHERE estimated) AS estimated_events,
-       coalesce(sum(cost) FILTER (WHERE estimated), 0) AS estimated_cost
+       coalesce(sum(cost) FILTER (WHERE estimated), 0) AS estimated_cost,
+       sum(out_of_range) AS out_of_range
 FROM ev
 GROUP BY GROUPING SETS (
     (user_id, tier), (episode_id, podcast_id, service, category), (unpriced, reason))
@@ -205,6 +214,9 @@ GROUP_EVENTS = _GROUP_EVENTS_TEMPLATE.replace(
     "HELD_DURING_DAY",
     HELD_DURING_DAY_SQL.strip().replace("$3", "$4"),
 ).replace("STORAGE_SERVICE", STORAGE_SERVICE)
+
+# How many of the day's rows counted at the end of a range (every row is in one user group).
+OUT_OF_RANGE = "SELECT coalesce(sum(out_of_range), 0) FROM rollup_groups WHERE by_user"
 
 # A user's day counts under the tier of their latest event (ties: the greater tier name):
 # the live counters follow the same rule, so the users grouped by tier equal the breakdown.

@@ -15,6 +15,8 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from costguard.common.event_ranges import MAXIMUM, METADATA_KEYS, QUANTITY_BY_UNIT
+
 # Column widths of the event tables (tests/test_validation.py checks them against the
 # live schema).
 MAX_LENGTH = {
@@ -37,7 +39,8 @@ MAX_LENGTH = {
     "unit": 32,
     "reservation_id": 64,
 }
-MAX_QUANTITY = 10**17  # numeric(24, 6) holds up to 10**18
+# Every number's range is in costguard.common.event_ranges, shared with the rollup.
+MAX_QUANTITY = MAXIMUM["quantity"]
 MAX_METADATA_BYTES = 16_384
 MAX_FUTURE = timedelta(days=1)  # clock skew we tolerate; later is a client bug
 
@@ -79,17 +82,26 @@ def tier(value: str, tiers: tuple[str, ...], *, required: bool = True) -> str | 
 def count(name: str, value: int) -> int:
     if value < 0:
         raise Rejected(name, f"must not be negative, got {value}")
+    limit = MAXIMUM[name]
+    if value > limit:
+        raise Rejected(name, f"must be at most {limit:,}, got {value:,}")
     return value
 
 
-def finite(name: str, value: float, *, maximum: float = math.inf) -> float:
+def finite(name: str, value: float, *, maximum: float = math.inf, per: str = "") -> float:
     if not math.isfinite(value):
         raise Rejected(name, f"must be a finite number, got {value}")
     if value < 0:
         raise Rejected(name, f"must not be negative, got {value}")
     if value > maximum:
-        raise Rejected(name, f"must be at most {maximum:g}, got {value:g}")
+        raise Rejected(name, f"must be at most {maximum:g}{per}, got {value:g}")
     return value
+
+
+def quantity(value: float, unit: str) -> float:
+    if unit in QUANTITY_BY_UNIT:
+        return finite("quantity", value, maximum=QUANTITY_BY_UNIT[unit], per=f" {unit}")
+    return finite("quantity", value, maximum=MAX_QUANTITY)
 
 
 _YEAR_2000 = 946_684_800  # seconds since the epoch
@@ -116,6 +128,18 @@ def in_order(*named: tuple[str, datetime | None]) -> None:
         if previous is not None and value < previous[1]:
             raise Rejected(name, f"is before {previous[0]}")
         previous = (name, value)
+
+
+def metadata_numbers(metadata: dict[str, Any]) -> None:
+    """Bound the metadata numbers a price or a stored size reads. Below 0 they count as 0
+    (docs/cost-events.md), so only the maximum is checked; other values are not read."""
+    for key in METADATA_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        limit = MAXIMUM[f"metadata.{key}"]
+        if value > limit:
+            raise Rejected(f"metadata.{key}", f"must be at most {limit:,}, got {value:g}")
 
 
 def json_value(name: str, value: Any, depth: int = 0) -> None:

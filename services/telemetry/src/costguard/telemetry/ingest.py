@@ -84,7 +84,8 @@ class _Table:
 # sequence and ``SELECT *`` lines up column by column. The rows really inserted come back
 # summed per local day, tier and user in USAGE_FIELDS order, for the live counters, with
 # the latest instant (``vote``) that decides the user's tier for the day and each event's
-# stored price in whole nano-dollars (rounded per event, as the rebuild sums them).
+# stored price in whole nano-dollars (rounded per event, as the rebuild sums them; left
+# numeric, since events within their ranges can still cost more than a bigint holds).
 _TABLES = {
     "job": _Table(
         "stage_job_events",
@@ -101,7 +102,7 @@ _TABLES = {
         SELECT (at AT TIME ZONE $1)::date AS day, tier, user_id,
                max(costguard_tier_vote(at)) AS vote, count(*) AS events, count(*) AS jobs,
                sum(cpu_ms)::bigint AS cpu_ms, 0::bigint AS tokens_in, 0::bigint AS tokens_out,
-               0::bigint AS ai_calls, sum(round(cost_usd * 1000000000))::bigint AS cost_nusd,
+               0::bigint AS ai_calls, sum(round(cost_usd * 1000000000)) AS cost_nusd,
                array_agg(reservation_id) FILTER (WHERE reservation_id IS NOT NULL) AS settles
         FROM inserted GROUP BY 1, 2, 3
         """,
@@ -123,7 +124,7 @@ _TABLES = {
                max(costguard_tier_vote(at)) AS vote, count(*) AS events, 0::bigint AS jobs,
                0::bigint AS cpu_ms, sum(input_tokens)::bigint AS tokens_in,
                sum(output_tokens)::bigint AS tokens_out, count(*) AS ai_calls,
-               sum(round(cost_usd * 1000000000))::bigint AS cost_nusd,
+               sum(round(cost_usd * 1000000000)) AS cost_nusd,
                array_agg(reservation_id) FILTER (WHERE reservation_id IS NOT NULL) AS settles
         FROM inserted GROUP BY 1, 2, 3
         """,
@@ -148,7 +149,7 @@ _TABLES = {
                max(CASE WHEN tier IS NULL THEN -2 ELSE costguard_tier_vote(at) END) AS vote,
                count(*) AS events, 0::bigint AS jobs, 0::bigint AS cpu_ms, 0::bigint AS tokens_in,
                0::bigint AS tokens_out, 0::bigint AS ai_calls,
-               sum(round(cost_usd * 1000000000))::bigint AS cost_nusd, NULL::text[] AS settles,
+               sum(round(cost_usd * 1000000000)) AS cost_nusd, NULL::text[] AS settles,
                array_agg(event_id) AS event_ids
         FROM inserted GROUP BY 1, 2, 3
         """,
@@ -233,7 +234,7 @@ class Ingestor:
                     row["tokens_in"],
                     row["tokens_out"],
                     row["ai_calls"],
-                    row["cost_nusd"],
+                    int(row["cost_nusd"]),
                 ),
                 tuple(row["settles"] or ()),
             )

@@ -123,6 +123,7 @@ class RowBuilder:
         except ValueError:  # protobuf refuses to turn NaN or infinity into JSON
             raise Rejected("metadata", "holds a non-finite number") from None
         checks.json_value("metadata", metadata)
+        checks.metadata_numbers(metadata)
         if len(json.dumps(metadata)) > checks.MAX_METADATA_BYTES:
             raise Rejected("metadata", f"is larger than {checks.MAX_METADATA_BYTES} bytes")
         entities = dict(event.entities)
@@ -130,7 +131,7 @@ class RowBuilder:
             if not key or len(key) > 64 or len(value) > 64:
                 raise Rejected("entities", "keys and values must be 1 to 64 characters")
             checks.json_value("entities", [key, value])
-        quantity = checks.finite("quantity", event.quantity, maximum=checks.MAX_QUANTITY)
+        quantity = checks.quantity(event.quantity, event.unit)
         return (
             checks.event_id(event.event_id),
             checks.text("event_type", event.event_type, required=True),
