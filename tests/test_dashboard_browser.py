@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import httpx
 import pytest
 import uvicorn
 from grpc import aio
@@ -27,7 +28,7 @@ from costguard.common.rebuild import CounterReconciler
 from costguard.devstack import DevStack, free_port
 from costguard.devstack.seed import DAYS, seed_demo
 from costguard.gateway.app import create_app
-from costguard.gateway.auth import hash_token
+from costguard.gateway.auth import COOKIE, hash_token
 from costguard.gateway.config import GatewayConfig
 from costguard.rollup.rollup import Pricing
 from costguard.rollup.runs import Rollups
@@ -114,12 +115,46 @@ async def site(throttle: ThrottleApp, service_env: dict[str, str]) -> AsyncItera
     await task
 
 
+# Before any page script: every Content-Security-Policy violation the page reports.
+_WATCH_CSP = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
+
+
+# Per open page: what Chromium logged to the console about the policy.
+_CSP_CONSOLE: dict[Page, list[str]] = {}
+
+
+async def _close(page: Page) -> None:
+    """Close ``page``, failing the test if the gateway's Content-Security-Policy blocked
+    anything on it: as the page reported it (``securitypolicyviolation``) or as Chromium
+    logged it to the console."""
+    reported: list[str] = await page.evaluate("window.__cspViolations")
+    logged = _CSP_CONSOLE.pop(page)
+    await page.close()
+    assert reported + logged == []
+
+
 async def _signed_in(browser: Browser, site: str, width: int, height: int) -> Page:
     # Reduced motion: charts draw at once (no entrance animation to catch half-way).
     page = await browser.new_page(
         viewport={"width": width, "height": height}, reduced_motion="reduce"
     )
+    await page.add_init_script(_WATCH_CSP)
+    logged = _CSP_CONSOLE[page] = []
+    page.on(
+        "console",
+        lambda message: (
+            logged.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     await page.goto(f"{site}/admin/cost/")
+    policy = (await page.request.get(f"{site}/admin/cost/")).headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
     await page.fill("[data-testid=signin-token]", ADMIN)
     await page.click("[data-testid=signin-submit]")
     await page.wait_for_selector("[data-testid=top-users-row]")
@@ -145,7 +180,7 @@ async def test_dashboard_renders_every_chart_without_horizontal_overflow(
     overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     SHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SHOTS / f"dashboard-{width}x{height}.png"), full_page=True)
-    await page.close()
+    await _close(page)
     assert overflow <= 0
 
 
@@ -162,7 +197,7 @@ async def test_switching_to_30_days_changes_the_series(browser: Browser, site: s
         arg=before,
     )
     assert await area.get_attribute("d") != before
-    await page.close()
+    await _close(page)
 
 
 async def test_the_forecast_states_its_method_and_today_is_drawn_as_a_partial_day(
@@ -185,7 +220,7 @@ async def test_the_forecast_states_its_method_and_today_is_drawn_as_a_partial_da
     assert await page.locator("[data-testid=chart-tokens] .recharts-reference-area").count() == 1
     sparkline = page.locator("[data-testid=card-cost] .sparkline-partial path")
     assert await sparkline.count() > 0
-    await page.close()
+    await _close(page)
 
 
 SEED_CAPS = ("daily_cpu_ms_cap", "daily_jobs_cap", "llm_input_tokens_cap", "llm_output_tokens_cap")
@@ -222,12 +257,28 @@ async def test_lowering_a_cap_in_the_dashboard_makes_the_next_check_defer(
     }
     assert {name: sent[name] for name in SEED_CAPS} == expected
     assert {name: stored[name] for name in SEED_CAPS} == expected
+    # A same-origin JSON write: what the gateway's cross-site check lets through.
+    assert response.request.headers["content-type"] == "application/json"
     async with asyncio.timeout(10):
         await throttle.budgets.wait_for_version(version + 1)
     async with aio.insecure_channel(f"127.0.0.1:{throttle.server.port}") as channel:
         reply = await throttle_pb2_grpc.ThrottleServiceStub(channel).Check(
             throttle_pb2.CheckRequest(user_id="user-00", tier="free", est_cpu_ms=100)
         )
-    await page.close()
     assert reply.action == throttle_pb2.DEFER
     assert "free cpu_ms" in reply.reason
+
+    # Signing out ends the session on the server: the cookie it had no longer signs in.
+    (cookie,) = [c for c in await page.context.cookies() if c["name"] == COOKIE]
+    async with page.expect_response(
+        lambda r: r.url.endswith("/api/admin/session") and r.request.method == "DELETE"
+    ) as signed_out:
+        await page.click("[data-testid=signout]")
+    assert (await signed_out.value).status == 200
+    await page.wait_for_selector("[data-testid=signin-token]")
+    async with httpx.AsyncClient(base_url=site) as client:
+        reused = await client.get(
+            "/api/admin/me", headers={"cookie": f"{COOKIE}={cookie['value']}"}
+        )
+    assert reused.status_code == 401
+    await _close(page)

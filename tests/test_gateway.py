@@ -144,13 +144,24 @@ async def test_every_admin_route_needs_credentials_and_the_admin_role(
 ) -> None:
     anonymous = await gateway.request(method, path)
     viewer = await gateway.request(method, path, headers={"Authorization": f"Bearer {VIEWER}"})
+    # From the dashboard's own origin, so that a write gets past the cross-site check.
     forged = await gateway.request(
-        method, path, headers={"cookie": "costguard_session=bm9ib2R5OmFkbWluOjk5OTk5OTk5OTk.xx"}
+        method,
+        path,
+        headers={
+            "cookie": "costguard_session=bm9ib2R5OmFkbWluOjk5OTk5OTk5OTk.xx",
+            "origin": "http://gateway",
+        },
     )
     assert (anonymous.status_code, viewer.status_code, forged.status_code) == (401, 403, 401)
     assert "error" in anonymous.json()
     odd = await gateway.request(
-        method, path, headers={b"cookie": "costguard_session=bm9ib2R5.x\u00e9".encode("latin-1")}
+        method,
+        path,
+        headers={
+            b"cookie": "costguard_session=bm9ib2R5.x\u00e9".encode("latin-1"),
+            b"origin": b"http://gateway",
+        },
     )
     assert odd.status_code == 401  # a non-ASCII signature is a bad cookie, not a 500
 
@@ -165,8 +176,8 @@ async def test_signing_in_sets_a_strict_httponly_session_cookie(gateway: httpx.A
     assert "samesite=strict" in cookie
     assert (await gateway.get("/api/admin/me")).json()["name"] == "ops"
     assert (await gateway.get("/api/admin/cost/summary?days=30")).status_code == 200
-    await gateway.delete("/api/admin/session")
-    gateway.cookies.clear()
+    signed_out = await gateway.delete("/api/admin/session", headers={"Origin": "http://gateway"})
+    assert signed_out.status_code == 200
     assert (await gateway.get("/api/admin/cost/summary")).status_code == 401
 
 

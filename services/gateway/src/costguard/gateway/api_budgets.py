@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from decimal import Decimal
 from typing import Any
@@ -12,26 +11,17 @@ from starlette.responses import JSONResponse, Response
 
 from costguard.gateway import params, queries
 from costguard.gateway.auth import Admin, admin_only
+from costguard.gateway.bodies import json_object
 from costguard.gateway.money import jsonable_row
 from costguard.gateway.params import BadInput
 from costguard.gateway.resources import resources
 
-_USER_SCOPE = re.compile(r"^user:[A-Za-z0-9_.@-]{1,64}$")
+_USER_SCOPE = re.compile(r"user:[A-Za-z0-9_.@-]{1,64}")
 # The seed's four caps, in UPSERT_BUDGET's order. Null or absent means no cap (stored as
 # NO_CAP, the largest bigint, because the seed's columns are NOT NULL); so does NO_CAP itself.
 _CAPS = ("daily_cpu_ms_cap", "daily_jobs_cap", "llm_input_tokens_cap", "llm_output_tokens_cap")
 _FIELDS = {"apply_scope", "daily_cost_usd_cap", "alert_thresholds", "enabled", *_CAPS}
 NO_CAP = 2**63 - 1
-
-
-async def json_object(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadInput("body", "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise BadInput("body", "the body must be a JSON object")
-    return body
 
 
 def _thresholds(body: dict[str, Any]) -> list[Decimal]:
@@ -52,7 +42,7 @@ def _thresholds(body: dict[str, Any]) -> list[Decimal]:
 def _scope(body: dict[str, Any], tiers: tuple[str, ...]) -> str:
     scope = body.get("apply_scope")
     if not isinstance(scope, str) or not (
-        scope == "global" or scope in tiers or _USER_SCOPE.match(scope)
+        scope == "global" or scope in tiers or _USER_SCOPE.fullmatch(scope)
     ):
         raise BadInput(
             "apply_scope", f"apply_scope must be global, a tier ({', '.join(tiers)}) or user:<id>"

@@ -92,9 +92,8 @@ def _summed_maps(maps: Iterable[dict[str, Any]]) -> dict[str, str]:
 @admin_only
 async def daily(request: Request) -> Response:
     res = resources(request)
-    today = res.now().date()
-    last = params.iso_date(request, "to", today)
-    first = params.iso_date(request, "from", last - timedelta(days=29))
+    last = params.iso_date(request, "to") or res.now().date()
+    first = params.iso_date(request, "from") or last - timedelta(days=29)
     if first > last or (last - first).days > 366:
         raise BadInput("from", "from must be on or before to, at most 366 days earlier")
     rows = await res.pool.fetch(queries.DAILY, first, last)

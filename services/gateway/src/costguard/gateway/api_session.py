@@ -1,19 +1,21 @@
-"""Sign in with an admin token; the dashboard then carries a session cookie."""
+"""Sign in with an admin token; the dashboard then carries a session cookie, which sign-out
+revokes (``auth``: the session is recorded in Redis)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from costguard.gateway.api_budgets import json_object
 from costguard.gateway.auth import (
     COOKIE,
     SESSION_SECONDS,
     Admin,
+    close_session,
     current_admin,
     identify,
-    session_value,
+    open_session,
 )
+from costguard.gateway.bodies import json_object
 from costguard.gateway.params import BadInput
 from costguard.gateway.resources import resources
 
@@ -28,10 +30,12 @@ async def sign_in(request: Request) -> Response:
     if found is None:
         return JSONResponse({"error": "invalid token", "field": "token"}, status_code=401)
     admin = Admin(found.name, found.role)
+    # A browser signing in again replaces its session: the one it held ends here.
+    await close_session(res, request.cookies.get(COOKIE))
     response = JSONResponse({"name": admin.name, "role": admin.role})
     response.set_cookie(
         COOKIE,
-        session_value(res.session_secret, admin),
+        await open_session(res, admin),
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
@@ -42,13 +46,16 @@ async def sign_in(request: Request) -> Response:
 
 
 async def sign_out(request: Request) -> Response:
+    await close_session(resources(request), request.cookies.get(COOKIE))
     response = JSONResponse({"signed_out": True})
-    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(
+        COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
     return response
 
 
 async def me(request: Request) -> Response:
-    admin = current_admin(request)
+    admin = await current_admin(request)
     if admin is None:
         return JSONResponse({"error": "not signed in"}, status_code=401)
     return JSONResponse({"name": admin.name, "role": admin.role})

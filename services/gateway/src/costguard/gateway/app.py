@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 from grpc import aio
+from redis import exceptions as redis_errors
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -24,8 +25,9 @@ from costguard.common.db import create_pool
 from costguard.common.redis import create_redis
 from costguard.gateway import api_budgets, api_cost, api_entities, api_ops, api_session
 from costguard.gateway.config import GatewayConfig
+from costguard.gateway.csrf import SameOriginWrites
 from costguard.gateway.dispatch import AlertDispatcher
-from costguard.gateway.middleware import RequestContext
+from costguard.gateway.middleware import RequestContext, SecurityHeaders
 from costguard.gateway.openapi import document
 from costguard.gateway.params import BadInput
 from costguard.gateway.resources import Resources
@@ -52,8 +54,14 @@ async def _database_down(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "the database is unavailable; try again"}, status_code=503)
 
 
+async def _redis_down(request: Request, exc: Exception) -> Response:
+    # Sessions live in Redis: a cookie cannot be checked without it (bearer tokens can).
+    log.warning("redis unavailable", extra={"error": repr(exc)})
+    return JSONResponse({"error": "Redis is unavailable; try again"}, status_code=503)
+
+
 async def _openapi(request: Request) -> Response:
-    return JSONResponse(document())
+    return JSONResponse(document(request.app.state.resources.config.core.tiers))
 
 
 async def _dashboard_root(request: Request) -> Response:
@@ -136,12 +144,19 @@ def create_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = 
     return Starlette(
         routes=_routes(web_dist),
         lifespan=lifespan,
-        middleware=[Middleware(RequestContext)],
+        # Outermost first: every answer, a refusal or a failure too, gets an id and the headers.
+        middleware=[
+            Middleware(RequestContext),
+            Middleware(SecurityHeaders),
+            Middleware(SameOriginWrites, allowed_origins=config.allowed_origins),
+        ],
         exception_handlers={
             BadInput: _bad_input,
             HTTPException: _http_error,
             OSError: _database_down,
             asyncpg.PostgresConnectionError: _database_down,
             asyncpg.InterfaceError: _database_down,
+            redis_errors.ConnectionError: _redis_down,
+            redis_errors.TimeoutError: _redis_down,
         },
     )

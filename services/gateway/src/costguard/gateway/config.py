@@ -7,6 +7,24 @@ from dataclasses import dataclass
 from costguard.common.config import ConfigError, CoreConfig, Env, is_loopback
 
 _TOKEN_ENTRY = re.compile(r"^([A-Za-z0-9_.@-]{1,64}):(admin|viewer):([0-9a-f]{64})$")
+_ORIGIN = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?"
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalized_origin(value: str) -> str | None:
+    """``scheme://host[:port]`` in lower case without a default port, or None when ``value``
+    is not an http(s) origin (a path, a wildcard, ``null``)."""
+    match = _ORIGIN.fullmatch(value.strip().lower())
+    if match is None:
+        return None
+    scheme, host, port = match["scheme"], match["host"], match["port"]
+    if port is not None and not 0 < int(port) <= 65535:
+        return None
+    if port is None or int(port) == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{int(port)}"
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,9 @@ class GatewayConfig:
     webhook_secret: str | None
     alert_dispatch_s: float
     web_dist: str | None
+    # Origins besides the gateway's own whose pages may write with the session cookie
+    # (csrf.py): the public origin, when a proxy in front rewrites Host.
+    allowed_origins: tuple[str, ...]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> GatewayConfig:
@@ -58,6 +79,7 @@ class GatewayConfig:
             webhook_secret=env.optional_str("ALERT_WEBHOOK_SECRET"),
             alert_dispatch_s=env.number("ALERT_DISPATCH_SECONDS", 5.0, minimum=0.1),
             web_dist=env.optional_str("GATEWAY_WEB_DIST"),
+            allowed_origins=_allowed_origins(env),
         )
 
 
@@ -107,3 +129,20 @@ def _admin_tokens(env: Env) -> tuple[AdminToken, ...]:
             )
         tokens.append(AdminToken(*match.groups()))
     return tuple(tokens)
+
+
+def _allowed_origins(env: Env) -> tuple[str, ...]:
+    """``GATEWAY_ALLOWED_ORIGINS``: comma-separated ``scheme://host[:port]`` origins."""
+    value = env.raw("GATEWAY_ALLOWED_ORIGINS")
+    if value is None:
+        return ()
+    origins = []
+    for entry in value.split(","):
+        origin = normalized_origin(entry)
+        if origin is None:
+            raise ConfigError(
+                "GATEWAY_ALLOWED_ORIGINS",
+                f"{entry.strip()!r} is not an origin: expected http(s)://host[:port], no path",
+            )
+        origins.append(origin)
+    return tuple(origins)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from costguard.common.config import DEFAULT_TIERS
+
 _MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}
 _ERROR = {
     "type": "object",
     "required": ["error"],
-    "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
+    "properties": {
+        "error": {"type": "string", "description": "what was wrong, in words"},
+        "field": {
+            "type": "string",
+            "description": "what it was wrong with: a parameter or body field, `body` for the "
+            "body as a whole, `Origin` or `Content-Type` for a refused cross-site write",
+        },
+    },
 }
 _OBJECT = {"type": "object"}
 _REF_MONEY = {"$ref": "#/components/schemas/Money"}
@@ -20,20 +29,40 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_ERROR_MEANINGS = {
+    400: "bad input, naming the field",
+    401: "no valid credentials",
+    403: "not an admin, or a write from another origin (field Origin)",
+    404: "not found",
+    409: "not configured",
+    413: "a body larger than 64 KiB",
+    415: "a body that is not Content-Type: application/json",
+    503: "Postgres, Redis or a service is unavailable",
+}
+# Every admin route: bad input, no credentials, no admin role, a store down.
+_READ = (400, 401, 403, 503)
+# Every write: a body is JSON within the limits, from the dashboard's own origin.
+_WRITE = (*_READ, 413, 415)
+
+
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(code): _json({"$ref": "#/components/schemas/Error"}, "error") for code in codes}
+    return {
+        str(code): _json({"$ref": "#/components/schemas/Error"}, _ERROR_MEANINGS[code])
+        for code in sorted(set(codes))
+    }
 
 
 def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema}
 
 
-def _path(name: str) -> dict[str, Any]:
+def _path(name: str, example: str) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,64}$"},
+        "example": example,
     }
 
 
@@ -47,24 +76,49 @@ _CAP = {
     "description": "per day; null (or 9223372036854775807) means no cap",
 }
 
-BUDGET = {
-    "type": "object",
-    "required": ["apply_scope"],
-    "additionalProperties": False,
-    "properties": {
-        "apply_scope": {"type": "string", "description": "global, a tier, or user:<id>"},
-        "daily_cpu_ms_cap": _CAP,
-        "daily_jobs_cap": _CAP,
-        "llm_input_tokens_cap": _CAP,
-        "llm_output_tokens_cap": _CAP,
-        "daily_cost_usd_cap": {
-            "type": ["string", "null"],
-            "description": "USD per day, a decimal string; null: no cost cap",
-        },
-        "alert_thresholds": {"type": "array", "items": {"type": "string"}},
-        "enabled": {"type": "boolean"},
-    },
+# As the handler checks them, so that generated data that fits reaches the database.
+_USD_CAP = {
+    "type": ["string", "null"],
+    "pattern": r"^[0-9]{1,12}(\.[0-9]{1,6})?$",
+    "description": "USD per day, a decimal string below 10^12 with at most 6 places; null: no "
+    "cost cap",
 }
+_THRESHOLD = {
+    "type": "string",
+    "pattern": r"^(10(\.0{1,4})?|[1-9](\.[0-9]{1,4})?|0\.[0-9]{0,3}[1-9])$",
+    "description": "a fraction of the cap, above 0 and at most 10, with at most 4 places",
+}
+
+
+def budget(tiers: tuple[str, ...]) -> dict[str, Any]:
+    """The body of POST /api/admin/cost/budgets, with the configured ``tiers``."""
+    return {
+        "type": "object",
+        "required": ["apply_scope"],
+        "additionalProperties": False,
+        "properties": {
+            "apply_scope": {
+                "description": "global, a tier, or user:<id>",
+                "anyOf": [
+                    {"type": "string", "enum": ["global", *tiers]},
+                    {"type": "string", "pattern": "^user:[A-Za-z0-9_.@-]{1,64}$"},
+                ],
+            },
+            "daily_cpu_ms_cap": _CAP,
+            "daily_jobs_cap": _CAP,
+            "llm_input_tokens_cap": _CAP,
+            "llm_output_tokens_cap": _CAP,
+            "daily_cost_usd_cap": _USD_CAP,
+            "alert_thresholds": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 5,
+                "items": _THRESHOLD,
+                "description": 'default ["0.8", "1.0"]',
+            },
+            "enabled": {"type": "boolean"},
+        },
+    }
 
 
 _USAGE_COUNTS = ("jobs", "ai_calls", "cpu_ms", "tokens_in", "tokens_out")
@@ -216,12 +270,13 @@ def _get(
             "summary": summary,
             "security": _ADMIN,
             "parameters": params,
-            "responses": {"200": _json(ok), **_errors(400, 401, 403, *errors)},
+            "responses": {"200": _json(ok), **_errors(*_READ, *errors)},
         }
     }
 
 
-def document() -> dict[str, Any]:
+def document(tiers: tuple[str, ...] = DEFAULT_TIERS) -> dict[str, Any]:
+    """The document, for a gateway configured with ``tiers``."""
     paths: dict[str, Any] = {
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json(_OBJECT)}}},
         "/readyz": {
@@ -229,6 +284,20 @@ def document() -> dict[str, Any]:
                 "summary": "Readiness of Postgres, Redis and the services",
                 "responses": {"200": _json(_OBJECT), "503": _json(_OBJECT)},
             }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {"summary": "This document", "responses": {"200": _json(_OBJECT)}}
         },
         "/api/admin/session": {
             "post": {
@@ -240,19 +309,24 @@ def document() -> dict[str, Any]:
                             "schema": {
                                 "type": "object",
                                 "required": ["token"],
-                                "properties": {"token": {"type": "string"}},
+                                "properties": {
+                                    "token": {"type": "string", "minLength": 1, "maxLength": 512}
+                                },
                             }
                         }
                     },
                 },
-                "responses": {"200": _json(_OBJECT), **_errors(400, 401)},
+                "responses": {"200": _json(_OBJECT), **_errors(*_WRITE)},
             },
-            "delete": {"summary": "Sign out", "responses": {"200": _json(_OBJECT)}},
+            "delete": {
+                "summary": "Sign out: the session is revoked, its cookie no longer signs in",
+                "responses": {"200": _json(_OBJECT), **_errors(403, 415, 503)},
+            },
         },
         "/api/admin/me": {
             "get": {
                 "summary": "Who is signed in",
-                "responses": {"200": _json(_OBJECT), **_errors(401)},
+                "responses": {"200": _json(_OBJECT), **_errors(401, 503)},
             }
         },
         "/api/admin/cost/summary": _get(
@@ -273,34 +347,34 @@ def document() -> dict[str, Any]:
                 "security": _ADMIN,
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": BUDGET}},
+                    "content": {"application/json": {"schema": budget(tiers)}},
                 },
-                "responses": {"200": _json(_OBJECT), **_errors(400, 401, 403)},
+                "responses": {"200": _json(_OBJECT), **_errors(*_WRITE)},
             },
         },
         "/api/admin/cost/alert:test": {
             "post": {
                 "summary": "Send a test alert to the webhook",
                 "security": _ADMIN,
-                "responses": {"200": _json(_OBJECT), **_errors(401, 403, 409)},
+                "responses": {"200": _json(_OBJECT), **_errors(401, 403, 409, 415, 503)},
             }
         },
         "/api/admin/cost/episodes/{episode_id}": _get(
-            "One episode's cost and breakdown", [_path("episode_id")], _OBJECT, 404
+            "One episode's cost and breakdown", [_path("episode_id", "ep-1")], _OBJECT, 404
         ),
         "/api/admin/cost/episodes/{episode_id}/recalculate": {
             "post": {
                 "summary": "Recalculate one episode's cost",
                 "security": _ADMIN,
-                "parameters": [_path("episode_id")],
-                "responses": {"200": _json(_OBJECT), **_errors(400, 401, 403, 404, 503)},
+                "parameters": [_path("episode_id", "ep-1")],
+                "responses": {"200": _json(_OBJECT), **_errors(*_READ, 404, 415)},
             }
         },
         "/api/admin/cost/podcasts/{podcast_id}/episodes": _get(
             "A podcast's episodes by cost, with totals and the AI / AWS / compute split "
             "(404 when it has no episode costs)",
             [
-                _path("podcast_id"),
+                _path("podcast_id", "pod-1"),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
             ],
             {"$ref": "#/components/schemas/PodcastEpisodes"},

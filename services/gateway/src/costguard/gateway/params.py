@@ -9,7 +9,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
+# YYYY-MM-DD in ASCII digits only: date.fromisoformat also takes 20250101 and 2025-W01-1.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _FIRST_DAY, _LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 
 
@@ -38,11 +40,15 @@ def integer(request: Request, name: str, default: int, low: int, high: int) -> i
     return int(raw)
 
 
-def iso_date(request: Request, name: str, default: date) -> date:
+def iso_date(request: Request, name: str) -> date | None:
+    """The date ``name``, or None when the query does not give it: the caller computes its
+    default only then (a default computed from a given bound could overflow)."""
     raw = request.query_params.get(name)
     if raw is None:
-        return default
+        return None
     try:
+        if not _DATE.fullmatch(raw):
+            raise ValueError(raw)
         value = date.fromisoformat(raw)
     except ValueError:
         raise BadInput(name, f"{name} must be a date YYYY-MM-DD") from None
@@ -54,7 +60,7 @@ def iso_date(request: Request, name: str, default: date) -> date:
 
 def entity_id(request: Request, name: str) -> str:
     value = str(request.path_params.get(name, ""))
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):  # match() would let a trailing newline through
         raise BadInput(name, f"{name} must be 1 to 64 letters, digits or _.:@-")
     return value
 
