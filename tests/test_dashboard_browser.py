@@ -233,7 +233,6 @@ async def test_lowering_a_cap_in_the_dashboard_makes_the_next_check_defer(
     form = page.locator("[data-testid=budget-form]")
     for seed_name in SEED_CAPS:  # the editor names the seed's caps
         assert seed_name in await form.inner_text()
-    version = throttle.budgets.version
     await page.fill("[data-testid=budget-scope]", "free")
     await page.fill("[data-testid=budget-cpu-ms]", "1")
     await page.fill("[data-testid=budget-jobs]", "50")
@@ -260,7 +259,7 @@ async def test_lowering_a_cap_in_the_dashboard_makes_the_next_check_defer(
     # A same-origin JSON write: what the gateway's cross-site check lets through.
     assert response.request.headers["content-type"] == "application/json"
     async with asyncio.timeout(10):
-        await throttle.budgets.wait_for_version(version + 1)
+        await throttle.budgets.wait_for_budget("free", expected)
     async with aio.insecure_channel(f"127.0.0.1:{throttle.server.port}") as channel:
         reply = await throttle_pb2_grpc.ThrottleServiceStub(channel).Check(
             throttle_pb2.CheckRequest(user_id="user-00", tier="free", est_cpu_ms=100)

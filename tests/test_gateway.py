@@ -250,7 +250,6 @@ async def test_a_budget_set_through_the_gateway_reaches_the_throttle(
     gateway: httpx.AsyncClient, throttle_port: tuple[ThrottleApp, int], db: asyncpg.Pool
 ) -> None:
     throttle, port = throttle_port
-    version = throttle.budgets.version
     reply = await gateway.post(
         "/api/admin/cost/budgets",
         headers=AS_ADMIN,
@@ -268,7 +267,7 @@ async def test_a_budget_set_through_the_gateway_reaches_the_throttle(
         ("free", 100, "2.500000")
     ]
     async with asyncio.timeout(10):
-        await throttle.budgets.wait_for_version(version + 1)
+        await throttle.budgets.wait_for_budget("free", {"daily_cpu_ms_cap": 100})
     async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         check = await throttle_pb2_grpc.ThrottleServiceStub(channel).Check(
             throttle_pb2.CheckRequest(user_id="u", tier="free", est_cpu_ms=500)
@@ -290,7 +289,6 @@ async def test_the_seed_budget_body_is_stored_read_back_and_enforced(
     gateway: httpx.AsyncClient, throttle_port: tuple[ThrottleApp, int], db: asyncpg.Pool
 ) -> None:
     throttle, port = throttle_port
-    version = throttle.budgets.version
     reply = await gateway.post("/api/admin/cost/budgets", headers=AS_ADMIN, json=SEED_BUDGET)
     assert reply.status_code == 200, reply.text
     (listed,) = (await gateway.get("/api/admin/cost/budgets", headers=AS_ADMIN)).json()["budgets"]
@@ -298,8 +296,9 @@ async def test_the_seed_budget_body_is_stored_read_back_and_enforced(
     row = await db.fetchrow("SELECT * FROM cost_budgets WHERE apply_scope = 'free'")
     assert row is not None
     assert {name: row[name] for name in SEED_BUDGET} == SEED_BUDGET
+    caps = {name: value for name, value in SEED_BUDGET.items() if isinstance(value, int)}
     async with asyncio.timeout(10):
-        await throttle.budgets.wait_for_version(version + 1)
+        await throttle.budgets.wait_for_budget("free", caps)
     async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = throttle_pb2_grpc.ThrottleServiceStub(channel)
         within = await stub.Check(

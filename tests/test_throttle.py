@@ -85,7 +85,6 @@ NO_CAPS = {
 
 async def _set_budget(db: asyncpg.Pool, app: ThrottleApp, scope: str, **caps: Any) -> None:
     """Upsert a budget and wait for the throttle to see it (LISTEN/NOTIFY, not a timer)."""
-    version = app.budgets.version
     row = {**NO_CAPS, **caps}  # the seed's caps are NOT NULL: the others are "no cap"
     columns = ", ".join(row)
     values = ", ".join(f"${i + 2}" for i in range(len(row)))
@@ -97,7 +96,30 @@ async def _set_budget(db: asyncpg.Pool, app: ThrottleApp, scope: str, **caps: An
         *row.values(),
     )
     async with asyncio.timeout(10):
-        await app.budgets.wait_for_version(version + 1)
+        await app.budgets.wait_for_budget(
+            scope, {name: None if v == NO_CAP else v for name, v in caps.items()}
+        )
+
+
+async def test_waiting_for_a_budget_outlasts_a_reload_that_read_before_the_write(
+    throttle: Running, db: asyncpg.Pool
+) -> None:
+    # The race that made these tests flaky: a reload under way when a budget is written
+    # read the table before it. Counting reloads took that one for the write's own.
+    book = throttle.app.budgets
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO cost_budgets (apply_scope, daily_cpu_ms_cap, daily_jobs_cap, "
+            "llm_input_tokens_cap, llm_output_tokens_cap) VALUES ('pro', 500, $1, $1, $1)",
+            NO_CAP,
+        )
+        await book.reload()  # reads before the commit: a reload, but not of this write
+    assert book.get("pro") is None
+    async with asyncio.timeout(10):
+        await book.wait_for_budget("pro", {"daily_cpu_ms_cap": 500, "daily_jobs_cap": None})
+    budget = book.get("pro")
+    assert budget is not None
+    assert budget.caps[:2] == (None, 500)
 
 
 def _check(tier: str, est_cpu_ms: int, user: str = "u1", **more: Any) -> throttle_pb2.CheckRequest:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -55,6 +56,14 @@ def _budget(row: asyncpg.Record) -> Budget:
     )
 
 
+# The seed's cap columns, by their place in Budget.caps.
+_CAP_INDEX = {
+    "daily_jobs_cap": 0,
+    "daily_cpu_ms_cap": 1,
+    "llm_input_tokens_cap": 2,
+    "llm_output_tokens_cap": 3,
+}
+
 LISTEN_WAIT_S = 5.0  # how long start() waits for the listener to be listening
 
 
@@ -69,7 +78,6 @@ class BudgetBook:
         self._due = asyncio.Event()
         self._stopping = False
         self._listening = asyncio.Event()
-        self.version = 0
 
     def get(self, scope: str) -> Budget | None:
         return self._budgets.get(scope)
@@ -84,13 +92,23 @@ class BudgetBook:
         budgets = {row["apply_scope"]: _budget(row) for row in rows}
         async with self._changed:
             self._budgets = budgets
-            self.version += 1
             self._changed.notify_all()
 
-    async def wait_for_version(self, version: int) -> None:
-        """Wait until the budgets have been (re)loaded ``version`` times in all."""
+    async def wait_for_budget(self, scope: str, caps: Mapping[str, int | None]) -> None:
+        """Wait until ``scope``'s budget holds ``caps`` (``daily_cpu_ms_cap`` ...: a count,
+        None for no cap), as a test or tool that just wrote them needs.
+
+        Waiting for the content, not for a number of reloads: a reload already under way
+        when the write commits read the table before it, and counts without holding it.
+        """
+        wanted = {_CAP_INDEX[name]: value for name, value in caps.items()}
+
+        def holds() -> bool:
+            budget = self._budgets.get(scope)
+            return budget is not None and all(budget.caps[i] == v for i, v in wanted.items())
+
         async with self._changed:
-            await self._changed.wait_for(lambda: self.version >= version)
+            await self._changed.wait_for(holds)
 
     def _notified(self, *args: object) -> None:
         self._due.set()
