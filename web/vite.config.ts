@@ -44,5 +44,8 @@ export default defineConfig({
     css: false,
     restoreMocks: true,
     unstubGlobals: true,
+    // Guards against a hang, not speed limits: on a busy 2-core machine one jsdom test that
+    // renders a whole view has taken 7 s, past vitest's default 5 s.
+    testTimeout: 30_000,
   },
 });

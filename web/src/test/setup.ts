@@ -1,5 +1,5 @@
 import "@testing-library/jest-dom/vitest";
-import { cleanup } from "@testing-library/react";
+import { cleanup, configure } from "@testing-library/react";
 import { afterEach, beforeEach } from "vitest";
 
 // jsdom has no layout. Recharts' ResponsiveContainer measures its box once on mount and then
@@ -11,6 +11,10 @@ class ResizeObserverStub implements ResizeObserver {
 }
 
 globalThis.ResizeObserver = ResizeObserverStub;
+
+// findBy* and waitFor wait for what the test awaits; their default of 1 s is a guess at how
+// fast a machine renders, which a loaded one misses. Waiting longer only matters on failure.
+configure({ asyncUtilTimeout: 10_000 });
 
 const measure = HTMLElement.prototype.getBoundingClientRect;
 HTMLElement.prototype.getBoundingClientRect = function getBoundingClientRect(this: HTMLElement): DOMRect {
