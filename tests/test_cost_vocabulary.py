@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from costguard.common.money import round_usd
+from costguard.common.money import exact_sum, round_usd
 from costguard.common.pricing import (
     COST_EVENTS_SQL,
     EVENT_RATE_COLUMNS,
@@ -498,6 +498,37 @@ async def test_python_and_sql_agree_on_every_row_of_the_doc(db: asyncpg.Pool) ->
     sql = await _priced_in_sql(db, _DOC_EVENTS)
     _assert_agree(_DOC_EVENTS, sql)
     assert all(row["reason"] is None for row in sql.values())
+
+
+# The smallest doubles a JSON number can be, where a product of two of them has its last digit
+# near 10**-680: the SQL's numeric keeps every digit, and so must Python (it once kept 60, and
+# the property below found a Lambda call whose request price and GB-seconds were 61 digits
+# apart).
+_TINY = 5e-324
+_WIDE_APART: list[EventSpec] = [
+    (("lambda_invocation", "lambda", "requests"), Decimal("0.000005"), meta)
+    for meta in (
+        {"memory_mb": 128, "duration_seconds": 6.1e-44},
+        {"memory_mb": _TINY, "duration_seconds": _TINY},
+        {"memory_mb": 10**5, "duration_seconds": 2.2250738585072014e-308},
+    )
+] + [
+    (("lambda_invocation", "lambda", "requests"), Decimal("999999999.999999"), meta)
+    for meta in ({"memory_mb": 10**5, "duration_seconds": 10**8}, {"memory_mb": _TINY})
+]
+
+
+async def test_python_and_sql_agree_on_costs_whose_digits_lie_hundreds_of_places_apart(
+    db: asyncpg.Pool,
+) -> None:
+    sql = await _priced_in_sql(db, _WIDE_APART)
+    _assert_agree(_WIDE_APART, sql)
+    costs = [row["cost"] for row in sql.values()]
+    assert len(costs[1].as_tuple().digits) > 600  # the 10**-680 digit is kept, not rounded
+    # and the gateway adds such stored figures to what Postgres' sum gives
+    assert exact_sum(costs) == await db.fetchval(
+        "SELECT sum(c) FROM unnest($1::numeric[]) c", costs
+    )
 
 
 # A hang guard with room: once, on a machine running two suites at a time, this test passed

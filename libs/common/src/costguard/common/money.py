@@ -30,15 +30,22 @@ def round_usd(value: Decimal | int) -> Decimal:
     return Decimal(value).quantize(USD_QUANTUM, context=_ROUNDING)
 
 
-# Python's default context keeps 28 digits, and a day's exact sum can hold more (S3 storage
-# is priced to 1e-24 per byte): sums of stored figures are made at 100 digits, and a step that
-# would still round raises rather than drift.
-_EXACT_SUMS = Context(prec=100, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+# Python's default context keeps 28 digits, and Postgres' numeric keeps them all: a price, a
+# sum of prices and a sum of stored figures are made in EXACT, where a step that would round
+# raises rather than drift from the SQL that makes the same figure. How many digits that
+# takes: a figure's largest digit is below 10**21 (a month of EVENTS_PER_DAY events at
+# MAX_EVENT_COST_USD is under 10**16), and its smallest is that of a product of prices and
+# metadata numbers. Those numbers are JSON doubles (17 digits, down to 4.9e-324, so a last
+# digit at 10**-340), and Lambda's GB-seconds multiplies two of them by 1/1024 and a price:
+# 10**-340 x 10**-340 x 10**-10 x a price's last place. 1,000 digits leaves a price 290
+# places, where sheets have at most 40.
+EXACT_DIGITS = 1000
+EXACT = Context(prec=EXACT_DIGITS, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
 
 
 def exact_arithmetic() -> AbstractContextManager[Context]:
-    """A block in which adding stored money is exact (or raises ``Inexact``)."""
-    return localcontext(_EXACT_SUMS)
+    """A block in which pricing and adding money is exact (or raises ``Inexact``)."""
+    return localcontext(EXACT)
 
 
 def exact_sum(values: Iterable[Decimal]) -> Decimal:

@@ -23,20 +23,18 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Context, Decimal, localcontext
+from decimal import Decimal
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from costguard.common.db import Connection
+from costguard.common.money import exact_arithmetic
 from costguard.common.pricing import AwsPrices
 
 STORAGE_SERVICE = "s3_storage"  # the service storage costs are rolled up under
 ZERO = Decimal(0)
-# bytes (with the fractions file_size_mb can give) x seconds x a 40-place rate: wide enough
-# that no product is ever rounded.
-_WIDE = Context(prec=200)
 # The classes of the advisory locks (pg_advisory_xact_lock(int, int)): one per bucket and
 # key, and one over all keys. A lock per key would not do for every batch: a batch of 10,000
 # uploads would take 10,000 locks, more than the shared lock table is sized for
@@ -275,7 +273,7 @@ def held_cost(size_bytes: Decimal | int, start: datetime, end: datetime, aws: Aw
     """The exact cost of holding ``size_bytes`` from ``start`` to ``end`` (0 if not after)."""
     if end <= start:
         return ZERO
-    with localcontext(_WIDE):
+    with exact_arithmetic():
         return Decimal(size_bytes) * _seconds(end - start) * aws.s3_storage_per_byte_second
 
 
@@ -300,7 +298,7 @@ def day_cost_changes(
     it now holds within the day minus what it held before (nothing, for a new one). Owners
     whose cost did not change are left out."""
     deltas: dict[Owner, Decimal] = {}
-    with localcontext(_WIDE):
+    with exact_arithmetic():
         for change in changes:
             now = held_within(change.size_bytes, change.stored_at, change.ended_at, bounds, aws)
             before = ZERO

@@ -35,10 +35,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
 from costguard.common.config import Env
-from costguard.common.pricing.llm import EXACT
 
 GIB = 2**30
 GB_MONTH_SECONDS = 30 * 86_400  # the month a GB-month price is taken over: 30 days
@@ -47,6 +46,8 @@ GB_MONTH_SECONDS = 30 * 86_400  # the month a GB-month price is taken over: 30 d
 # every product after it is exact: SQL and Python multiply the very same numbers, and a
 # day's storage costs add up to an object's lifetime cost to the last digit.
 PER_BYTE_SECOND_QUANTUM = Decimal("1e-40")
+# The one division: to 60 digits, then to the quantum (every later step is exact).
+_QUOTIENT = Context(prec=60)
 
 # Fields that price nothing any more, kept so that stored sheets naming them still load.
 RETIRED = frozenset({"s3_storage_days"})
@@ -95,6 +96,6 @@ class AwsPrices:
     def s3_storage_per_byte_second(self) -> Decimal:
         """What holding one byte for one second costs: the GB-month price / (2**30 x
         2,592,000), to :data:`PER_BYTE_SECOND_QUANTUM`."""
-        with localcontext(EXACT):
+        with localcontext(_QUOTIENT):
             exact = self.s3_storage_gb_month / (GIB * GB_MONTH_SECONDS)
             return exact.quantize(PER_BYTE_SECOND_QUANTUM, rounding=ROUND_HALF_EVEN)

@@ -50,8 +50,9 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
+from costguard.common.money import EXACT
 from costguard.common.pricing.aws import AwsPrices
-from costguard.common.pricing.llm import EXACT, ZERO, llm_call_cost
+from costguard.common.pricing.llm import ZERO, llm_call_cost
 from costguard.common.pricing.overlay import OverlayKind, sized_image_key
 from costguard.common.pricing.sheet import PriceSheet
 

@@ -22,17 +22,15 @@ full input rate (no discount is known), and flagged ``priced=False``: never sile
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Context, Decimal, localcontext
+from decimal import Decimal, localcontext
 
+from costguard.common.money import EXACT
 from costguard.common.pricing.seed import SeedPrices
 
 ZERO = Decimal(0)
 # Why an LLM call's price is not its model's own (``telemetry_llm_events.unpriced_reason``).
 LLM_UNKNOWN_MODEL = "model unknown to the price library: billed at the seed constants"
 LLM_NO_TOKENS = "no tokens reported: nothing to price"
-# Exact arithmetic: token counts times rates never need more than ~40 digits, and rounding
-# happens once, when the rollup stores a figure.
-EXACT = Context(prec=60)
 
 
 @dataclass(frozen=True)
