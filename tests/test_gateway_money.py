@@ -22,7 +22,7 @@ from google.protobuf.struct_pb2 import Struct
 from grpc import aio
 from starlette.applications import Starlette
 
-from costguard.common.money import exact_sum
+from costguard.common.money import EXACT_DIGITS, exact_sum
 from costguard.common.pricing import AwsPrices, SeedPrices
 from costguard.gateway.app import create_app
 from costguard.gateway.auth import hash_token
@@ -188,4 +188,5 @@ def test_sums_of_stored_figures_keep_every_digit() -> None:
     assert sum(days, Decimal(0)) != exact  # what a plain sum would have stored
     assert exact_sum(days) == exact
     with pytest.raises(Inexact):
-        exact_sum([Decimal(10) ** 100, Decimal("0.1")])  # never rounds silently
+        # never rounds silently, even past the digits it keeps
+        exact_sum([Decimal(10) ** EXACT_DIGITS, Decimal("0.1")])
