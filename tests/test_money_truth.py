@@ -295,3 +295,25 @@ async def test_a_reprice_cut_short_after_its_switch_is_finished_by_the_next_roll
     assert not await db.fetchval(
         "SELECT reprice_pending FROM price_sheet_days WHERE date = $1", day
     )
+
+
+async def test_a_quantity_is_priced_as_it_is_stored_to_six_places(
+    telemetry: Telemetry, db: asyncpg.Pool, redis_client: Redis
+) -> None:
+    now = datetime.now(UTC)
+    day = now.date()
+    sent = [2.0000004, 0.0000005, 0.0000004, 1e-12, 123.4567895]
+    result = await telemetry.ingestor.store(
+        [cost(user_id="hal", tier="pro", event_type="ses_email", service="ses", quantity=q,
+              unit="emails", created_at=ts(now)) for q in sent]
+    )  # fmt: skip
+    assert result.accepted == len(sent)
+    rows = await db.fetch("SELECT quantity, cost_usd FROM cost_events ORDER BY id")
+    stored = [Decimal(x) for x in ("2.000000", "0.000001", "0.000000", "0.000000", "123.456790")]
+    assert [r["quantity"] for r in rows] == stored
+    per_email = PRICING.aws.ses_per_1k_emails / 1000
+    # priced at what is stored, not at the double sent (2.0000004 emails was $0.00020000004)
+    assert [r["cost_usd"] for r in rows] == [q * per_email for q in stored]
+    rolled = await rollup_costs_for_date(db, day, tz=UTC_ZONE, pricing=PRICING)
+    assert rolled.cost_usd == sum(stored) * per_email
+    assert await _live(redis_client, user_key(day, "hal")) == round(rolled.cost_usd, 9)

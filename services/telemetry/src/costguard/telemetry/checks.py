@@ -11,6 +11,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from google.protobuf.message import Message
@@ -41,6 +42,10 @@ MAX_LENGTH = {
 }
 # Every number's range is in costguard.common.event_ranges, shared with the rollup.
 MAX_QUANTITY = MAXIMUM["quantity"]
+# cost_events.quantity is numeric(24, 6): an event is priced at the quantity it is stored with
+# (rounded as Postgres rounds on the cast, half away from zero), so that the live counters and
+# every later rollup price the same number.
+QUANTITY_QUANTUM = Decimal("0.000001")
 MAX_METADATA_BYTES = 16_384
 MAX_FUTURE = timedelta(days=1)  # clock skew we tolerate; later is a client bug
 
@@ -98,10 +103,14 @@ def finite(name: str, value: float, *, maximum: float = math.inf, per: str = "")
     return value
 
 
-def quantity(value: float, unit: str) -> float:
+def quantity(value: float, unit: str) -> Decimal:
+    """The quantity as it is stored and priced: checked, then to :data:`QUANTITY_QUANTUM`."""
     if unit in QUANTITY_BY_UNIT:
-        return finite("quantity", value, maximum=QUANTITY_BY_UNIT[unit], per=f" {unit}")
-    return finite("quantity", value, maximum=MAX_QUANTITY)
+        checked = finite("quantity", value, maximum=QUANTITY_BY_UNIT[unit], per=f" {unit}")
+    else:
+        checked = finite("quantity", value, maximum=MAX_QUANTITY)
+    # repr: the shortest text that is this double, what the SDK's caller wrote
+    return Decimal(repr(checked)).quantize(QUANTITY_QUANTUM, rounding=ROUND_HALF_UP)
 
 
 _YEAR_2000 = 946_684_800  # seconds since the epoch

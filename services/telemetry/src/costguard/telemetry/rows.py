@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from google.protobuf import json_format
@@ -136,7 +135,7 @@ class RowBuilder:
             checks.event_id(event.event_id),
             checks.text("event_type", event.event_type, required=True),
             checks.text("service", event.service, required=True),
-            Decimal(repr(quantity)),
+            quantity,
             checks.text("unit", event.unit, required=True),
             metadata,
             checks.text("user_id", event.user_id),
