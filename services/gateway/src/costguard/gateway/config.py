@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from costguard.common.config import ConfigError, CoreConfig, Env, is_loopback
 
+T = TypeVar("T")
 _TOKEN_ENTRY = re.compile(r"^([A-Za-z0-9_.@-]{1,64}):(admin|viewer):([0-9a-f]{64})$")
 _ORIGIN = re.compile(
     r"(?P<scheme>https?)://(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?"
@@ -114,35 +116,43 @@ def _webhook_url(env: Env) -> str | None:
     return value
 
 
-def _admin_tokens(env: Env) -> tuple[AdminToken, ...]:
-    """``COSTGUARD_ADMIN_TOKENS``: comma-separated ``name:role:sha256hex`` entries."""
-    value = env.raw("COSTGUARD_ADMIN_TOKENS")
+def _entries(
+    env: Env, name: str, parse: Callable[[str], T | None], problem: Callable[[str], str]
+) -> tuple[T, ...]:
+    """The comma-separated entries of ``name``, each read by ``parse`` (``None``: refused,
+    with ``problem(entry)``); none when it is unset."""
+    value = env.raw(name)
     if value is None:
         return ()
-    tokens = []
-    for entry in value.split(","):
-        match = _TOKEN_ENTRY.match(entry.strip())
-        if not match:
-            raise ConfigError(
-                "COSTGUARD_ADMIN_TOKENS",
-                "expected comma-separated name:role:sha256hex entries (role admin or viewer)",
-            )
-        tokens.append(AdminToken(*match.groups()))
-    return tuple(tokens)
+    parsed = []
+    for entry in (raw.strip() for raw in value.split(",")):
+        item = parse(entry)
+        if item is None:
+            raise ConfigError(name, problem(entry))
+        parsed.append(item)
+    return tuple(parsed)
+
+
+def _admin_token(entry: str) -> AdminToken | None:
+    match = _TOKEN_ENTRY.match(entry)
+    return AdminToken(*match.groups()) if match else None
+
+
+def _admin_tokens(env: Env) -> tuple[AdminToken, ...]:
+    """``COSTGUARD_ADMIN_TOKENS``: comma-separated ``name:role:sha256hex`` entries."""
+    return _entries(
+        env,
+        "COSTGUARD_ADMIN_TOKENS",
+        _admin_token,
+        lambda _: "expected comma-separated name:role:sha256hex entries (role admin or viewer)",
+    )
 
 
 def _allowed_origins(env: Env) -> tuple[str, ...]:
     """``GATEWAY_ALLOWED_ORIGINS``: comma-separated ``scheme://host[:port]`` origins."""
-    value = env.raw("GATEWAY_ALLOWED_ORIGINS")
-    if value is None:
-        return ()
-    origins = []
-    for entry in value.split(","):
-        origin = normalized_origin(entry)
-        if origin is None:
-            raise ConfigError(
-                "GATEWAY_ALLOWED_ORIGINS",
-                f"{entry.strip()!r} is not an origin: expected http(s)://host[:port], no path",
-            )
-        origins.append(origin)
-    return tuple(origins)
+    return _entries(
+        env,
+        "GATEWAY_ALLOWED_ORIGINS",
+        normalized_origin,
+        lambda entry: f"{entry!r} is not an origin: expected http(s)://host[:port], no path",
+    )
