@@ -246,9 +246,7 @@ _BUDGET_KEYS = ["apply_scope", "daily_cpu_ms_cap", "daily_jobs_cap", "llm_input_
                 "token"]  # fmt: skip
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     body=st.dictionaries(st.sampled_from(_BUDGET_KEYS), _JSON, max_size=6) | _JSON,
     query=st.dictionaries(st.sampled_from(sorted(_query_names())), st.text(max_size=30)),

@@ -535,9 +535,7 @@ async def test_python_and_sql_agree_on_costs_whose_digits_lie_hundreds_of_places
 # the suite's 120 s, and the timeout landing inside Hypothesis showed only as "inconsistent
 # data generation", hiding whatever example was running (and its shrinking, if it failed).
 @pytest.mark.timeout(600)
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=st.lists(_EVENT, min_size=1, max_size=30))
 async def test_python_and_sql_agree_to_the_last_digit_whatever_the_metadata(
     db: asyncpg.Pool, events: list[EventSpec]

@@ -307,7 +307,6 @@ async def _days_to_roll_up(db: asyncpg.Pool) -> list[date]:
 
 @settings(
     max_examples=40,
-    deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(batches=BATCHES, streamed=st.booleans())

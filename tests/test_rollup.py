@@ -237,9 +237,7 @@ EVENT = st.tuples(
 )
 
 
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=st.lists(EVENT, min_size=1, max_size=25))
 async def test_users_sum_to_global_which_is_the_sum_priced_event_by_event(
     db: asyncpg.Pool, events: list[tuple[str, str, str, int, int]]

@@ -220,9 +220,7 @@ _SIZES = st.one_of(
 _OBJECT = st.tuples(_SIZES, _MOMENTS, st.one_of(st.none(), st.integers(0, 5 * 86_400 * 10**6)))
 
 
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     objects=st.lists(_OBJECT, min_size=1, max_size=25),
     day_shift=st.integers(-1, 2),
