@@ -57,6 +57,8 @@ _DATA_TABLES = (
     "rollup_runs",
     "entity_costs_daily",
     "s3_objects",
+    "rollup_day_groups",
+    "rollup_day_watermarks",
 )
 
 

@@ -427,6 +427,11 @@ async def test_retention_deletes_old_raw_events_in_batches_and_keeps_the_rest(
     )
     assert aggregates is not None
     assert aggregates["jobs"] == 7
+    # Dates before the horizon are never rolled up again: their groups went with them.
+    grouped = await db.fetch("SELECT DISTINCT date FROM rollup_day_groups ORDER BY date")
+    assert [row["date"] for row in grouped] == [aged["recent"]]
+    marks = await db.fetch("SELECT date FROM rollup_day_watermarks ORDER BY date")
+    assert [row["date"] for row in marks] == [aged["recent"]]
     assert (
         sample("costguard_retention_deleted_rows_total", table="telemetry_job_events")
         == deleted_before + 7

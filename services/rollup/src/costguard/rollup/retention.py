@@ -77,6 +77,12 @@ STATEMENTS = {
 }
 
 
+_DROP_GROUPS = (
+    "DELETE FROM rollup_day_groups WHERE date < $1",
+    "DELETE FROM rollup_day_watermarks WHERE date < $1",
+)
+
+
 class PastRetention(ValueError):
     """A rollup of a date whose raw events retention may already have deleted."""
 
@@ -137,6 +143,11 @@ async def prune_raw_events(
                 break
             await asyncio.sleep(pause_s)  # let ingest and rollups in between batches
         kept[table] = await pool.fetchval(count_kept, cutoff)
+    # A date before the horizon is never rolled up again, so its groups go too.
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", ROLLUP_LOCK)
+        for statement in _DROP_GROUPS:
+            await conn.execute(statement, oldest)
     result = Pruned(oldest, deleted, kept, batches)
     log.info(
         "retention pruned raw events",

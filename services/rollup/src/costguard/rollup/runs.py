@@ -62,9 +62,12 @@ class Rollups:
         self.sheets = DaySheets(seed=pricing.seed, aws=pricing.aws, tz=tz)
 
     async def run(
-        self, trigger: str, days: list[date], *, reprice: bool = False
+        self, trigger: str, days: list[date], *, reprice: bool = False, refresh: bool = False
     ) -> list[DateRollup]:
         """Roll up ``days`` in order as one recorded run; a failure is recorded and re-raised.
+
+        ``refresh`` adds only the events stored since a day's last rollup, where it can
+        (``rollup_costs_for_date``).
 
         A date before the retention horizon is refused (:class:`PastRetention`), before
         anything runs: its raw events may be gone (see ``retention``).
@@ -92,6 +95,7 @@ class Rollups:
                         pricing=self.pricing,
                         reprice=reprice,
                         sheets=self.sheets,
+                        refresh=refresh,
                     )
                 )
         except Exception as exc:
@@ -135,7 +139,7 @@ class Rollups:
                 extra={"dates": [day.isoformat() for day in stale], "horizon": oldest.isoformat()},
             )
             days = days[len(stale) :]
-        return await self.run("dirty", days) if days else []
+        return await self.run("dirty", days, refresh=True) if days else []
 
     async def recalculate_entity(self, entity_type: str, entity_id: str) -> asyncpg.Record | None:
         """Seed two's admin recalculation: re-roll every date with the entity's events."""

@@ -2,7 +2,7 @@
 
 Events carry their price (telemetry prices each as it stores it); the few stored without
 one are priced first (``PRICE_*``, with the day's sheet in temporary tables). The stored
-costs are then grouped once, in ``GROUP_EVENTS``, into a small temporary table; every
+costs are then grouped once into the day's groups (``costguard.rollup.groups_sql``); every
 aggregate (users, global, entities, month) is derived from those groups, so the raw events
 are scanned once.
 """
@@ -17,7 +17,6 @@ from costguard.common.pricing import (
     LLM_NO_TOKENS,
     LLM_UNKNOWN_MODEL,
 )
-from costguard.common.storage import HELD_DURING_DAY_SQL, STORAGE_SERVICE
 
 # For the rollup's transaction: group in memory rather than spill sorts to disk, and skip
 # JIT compilation (it cost about a second per statement and saved less).
@@ -138,85 +137,9 @@ def _pricing(to_price: str, event_to_price: str) -> Pricing:
 PRICE_PENDING = _pricing("cost_usd IS NULL", "e.cost_usd IS NULL")
 PRICE_ALL = _pricing("true", "true")
 
-# One row per event with its stored cost, and one per S3 object held during the day with
-# its storage cost for the day (``costguard.common.storage``: not an event, so not
-# ``counted``; attributed to whoever stored it, and never deciding their tier), grouped
-# three ways in one pass. $1, $2: the day's bounds; $3: the tier of what has no user (or no
-# tier); $4: the storage price per byte-second. ``vote`` decides a user's tier for
-# the day (their latest event's; see costguard_tier_vote). A call whose usage never arrived
-# is ``estimated``; an event priced other than by its own price says why (``reason``) under
-# its ``unpriced`` item. Uploads count their object's size in ``storage_mb``. The counts
-# summed into bigint columns (cpu_ms, tokens) count within their ranges ($5: the most cpu_ms,
-# $6: input tokens, $7: output tokens of one event; ``costguard.common.event_ranges``): a
-# row stored outside them counts at the nearest end, so that no row can make a day's or a
-# month's sum overflow, and is ``out_of_range``.
-_GROUP_EVENTS_TEMPLATE = """
-CREATE TEMP TABLE rollup_groups ON COMMIT DROP AS
-WITH ev AS (
-    SELECT user_id, tier, costguard_tier_vote(coalesce(started_at, created_at)) AS vote,
-           episode_id, podcast_id, 'compute'::text AS service, 'compute'::text AS category,
-           1 AS jobs, 0 AS ai_calls, least(greatest(coalesce(cpu_ms, 0), 0), $5) AS cpu_ms,
-           0::bigint AS tokens_in, 0::bigint AS tokens_out, 0::numeric AS emails,
-           0::numeric AS storage_mb, false AS estimated, NULL::text AS reason, cost_usd AS cost,
-           NULL::text AS unpriced, 1 AS counted,
-           coalesce(cpu_ms NOT BETWEEN 0 AND $5, false)::int AS out_of_range
-    FROM telemetry_job_events
-    WHERE coalesce(started_at, created_at) >= $1 AND coalesce(started_at, created_at) < $2
-    UNION ALL
-    SELECT user_id, tier, costguard_tier_vote(created_at), episode_id, podcast_id, provider,
-           'ai', 0, 1, 0, least(greatest(coalesce(input_tokens, 0), 0), $6),
-           least(greatest(coalesce(output_tokens, 0), 0), $7), 0, 0,
-           NOT coalesce(usage_reported, true) AND NOT coalesce(cache_hit, false),
-           unpriced_reason, cost_usd,
-           CASE WHEN unpriced_reason IS NOT NULL THEN 'llm:' || provider || '/' || llm_model END,
-           1,
-           coalesce(input_tokens NOT BETWEEN 0 AND $6 OR output_tokens NOT BETWEEN 0 AND $7,
-                    false)::int
-    FROM telemetry_llm_events
-    WHERE created_at >= $1 AND created_at < $2
-    UNION ALL
-    SELECT user_id, CASE WHEN user_id IS NULL THEN $3 ELSE coalesce(tier, $3) END,
-           CASE WHEN tier IS NULL THEN -2 ELSE costguard_tier_vote(created_at) END,
-           episode_id, podcast_id, service, cost_category, 0, 0, 0, 0, 0,
-           CASE WHEN unit = 'emails' THEN quantity ELSE 0 END,
-           CASE WHEN cost_category = 'unpriced' OR event_type <> 's3_operation'
-                     OR service NOT IN ('s3_put', 's3_copy') THEN 0
-                WHEN jsonb_typeof(metadata -> 'size_bytes') = 'number'
-                THEN GREATEST((metadata ->> 'size_bytes')::numeric, 0) / 1048576
-                WHEN jsonb_typeof(metadata -> 'file_size_mb') = 'number'
-                THEN GREATEST((metadata ->> 'file_size_mb')::numeric, 0)
-                ELSE 0 END,
-           false, unpriced_reason, cost_usd, unpriced_item, 1, 0
-    FROM cost_events
-    WHERE created_at >= $1 AND created_at < $2
-    UNION ALL
-    SELECT h.user_id, CASE WHEN h.user_id IS NULL THEN $3 ELSE coalesce(h.tier, $3) END,
-           CASE WHEN h.tier IS NULL THEN -2 ELSE -1 END, h.episode_id, h.podcast_id,
-           'STORAGE_SERVICE', 'aws', 0, 0, 0, 0, 0, 0, 0, false, NULL, h.cost, NULL, 0, 0
-    FROM (HELD_DURING_DAY) h
-)
-SELECT GROUPING(user_id, tier) = 0 AS by_user,
-       GROUPING(episode_id, podcast_id, service, category) = 0 AS by_entity,
-       GROUPING(unpriced, reason) = 0 AS by_unpriced,
-       user_id, tier, episode_id, podcast_id, service, category, unpriced, reason,
-       max(vote) AS vote, sum(counted) AS events, sum(jobs) AS jobs, sum(ai_calls) AS ai_calls,
-       sum(cpu_ms) AS cpu_ms, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
-       sum(emails) AS emails, sum(storage_mb) AS storage_mb, sum(cost) AS cost,
-       count(*) FILTER (WHERE estimated) AS estimated_events,
-       coalesce(sum(cost) FILTER (WHERE estimated), 0) AS estimated_cost,
-       sum(out_of_range) AS out_of_range
-FROM ev
-GROUP BY GROUPING SETS (
-    (user_id, tier), (episode_id, podcast_id, service, category), (unpriced, reason))
-"""
-GROUP_EVENTS = _GROUP_EVENTS_TEMPLATE.replace(
-    # its price is $3 on its own, $4 here
-    "HELD_DURING_DAY",
-    HELD_DURING_DAY_SQL.strip().replace("$3", "$4"),
-).replace("STORAGE_SERVICE", STORAGE_SERVICE)
-
-# How many of the day's rows counted at the end of a range (every row is in one user group).
-OUT_OF_RANGE = "SELECT coalesce(sum(out_of_range), 0) FROM rollup_groups WHERE by_user"
+# Every aggregate is derived from the day's groups (``costguard.rollup.groups_sql``). $1:
+# the day; $2: the sheet it is priced with; $3 (and $4): the users (episodes, podcasts) to
+# derive, or NULL for all of them (a refresh derives only those its new events touched).
 
 # A user's day counts under the tier of their latest event (ties: the greater tier name):
 # the live counters follow the same rule, so the users grouped by tier equal the breakdown.
@@ -226,7 +149,9 @@ INSERT INTO cost_user_daily AS d (user_id, date, tier, jobs, ai_calls, cpu_ms, t
 SELECT user_id, $1::date, (array_agg(tier ORDER BY vote DESC, tier COLLATE "C" DESC))[1],
        sum(jobs), sum(ai_calls), sum(cpu_ms), sum(tokens_in), sum(tokens_out),
        sum(cost), $2, now()
-FROM rollup_groups WHERE by_user AND user_id IS NOT NULL GROUP BY user_id
+FROM rollup_day_groups
+WHERE date = $1 AND user_id IS NOT NULL AND ($3::text[] IS NULL OR user_id = ANY($3::text[]))
+GROUP BY user_id
 ON CONFLICT (user_id, date) DO UPDATE SET
     tier = EXCLUDED.tier, jobs = EXCLUDED.jobs, ai_calls = EXCLUDED.ai_calls,
     cpu_ms = EXCLUDED.cpu_ms, tokens_in = EXCLUDED.tokens_in, tokens_out = EXCLUDED.tokens_out,
@@ -235,7 +160,7 @@ ON CONFLICT (user_id, date) DO UPDATE SET
 
 DELETE_STALE_USERS = """
 DELETE FROM cost_user_daily d WHERE d.date = $1
-AND NOT EXISTS (SELECT 1 FROM rollup_groups g WHERE g.by_user AND g.user_id = d.user_id)
+AND NOT EXISTS (SELECT 1 FROM rollup_day_groups g WHERE g.date = $1 AND g.user_id = d.user_id)
 """
 
 # The tier breakdown groups the users by their tier for the day, plus the unattributed
@@ -247,11 +172,11 @@ WITH users AS (
            sum(cpu_ms) AS cpu_ms, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
            sum(cost) AS cost, sum(estimated_events) AS estimated_events,
            sum(estimated_cost) AS estimated_cost
-    FROM rollup_groups WHERE by_user AND user_id IS NOT NULL GROUP BY user_id
+    FROM rollup_day_groups WHERE date = $1 AND user_id IS NOT NULL GROUP BY user_id
     UNION ALL
-    SELECT user_id, tier, events, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, cost,
-           estimated_events, estimated_cost
-    FROM rollup_groups WHERE by_user AND user_id IS NULL
+    SELECT NULL, tier, sum(events), sum(jobs), sum(ai_calls), sum(cpu_ms), sum(tokens_in),
+           sum(tokens_out), sum(cost), sum(estimated_events), sum(estimated_cost)
+    FROM rollup_day_groups WHERE date = $1 AND user_id IS NULL GROUP BY tier
 ),
 tiers AS (
     SELECT tier, jsonb_build_object(
@@ -261,12 +186,12 @@ tiers AS (
     FROM users GROUP BY tier
 ),
 services AS (
-    SELECT service, sum(cost) AS cost FROM rollup_groups WHERE by_entity GROUP BY service
+    SELECT service, sum(cost) AS cost FROM rollup_day_groups WHERE date = $1 GROUP BY service
 ),
 unpriced AS (
     SELECT unpriced, sum(cost) AS cost, sum(events) AS events,
            string_agg(DISTINCT reason, '; ' ORDER BY reason) AS reason
-    FROM rollup_groups WHERE by_unpriced AND unpriced IS NOT NULL GROUP BY unpriced
+    FROM rollup_day_groups WHERE date = $1 AND unpriced IS NOT NULL GROUP BY unpriced
 )
 INSERT INTO cost_global_daily AS g (date, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, cost_usd,
     tier_breakdown_json, cost_by_service_json, unpriced_cost_usd, unpriced_json, events,
@@ -301,11 +226,15 @@ UPSERT_ENTITY_DAYS = """
 WITH groups AS (
     SELECT 'episode' AS entity_type, episode_id AS entity_id, podcast_id, service, category,
            events, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, emails, storage_mb, cost
-    FROM rollup_groups WHERE by_entity AND episode_id IS NOT NULL
+    FROM rollup_day_groups
+    WHERE date = $1 AND episode_id IS NOT NULL
+    AND ($3::text[] IS NULL OR episode_id = ANY($3::text[]))
     UNION ALL
     SELECT 'podcast', podcast_id, podcast_id, service, category,
            events, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, emails, storage_mb, cost
-    FROM rollup_groups WHERE by_entity AND podcast_id IS NOT NULL
+    FROM rollup_day_groups
+    WHERE date = $1 AND podcast_id IS NOT NULL
+    AND ($4::text[] IS NULL OR podcast_id = ANY($4::text[]))
 ),
 by_service AS (
     SELECT entity_type, entity_id, jsonb_object_agg(service, c::text) AS m
@@ -339,13 +268,44 @@ ON CONFLICT (entity_type, entity_id, date) DO UPDATE SET
     price_sheet_id = EXCLUDED.price_sheet_id
 """
 
+# The new events' costs added to their entities' days ($1: the day, $2: its sheet), the
+# breakdowns key by key (a refresh: ``costguard.rollup.groups_sql``).
+UPSERT_ENTITY_DAYS_ADDED = (
+    UPSERT_ENTITY_DAYS.replace(
+        """    FROM rollup_day_groups
+    WHERE date = $1 AND episode_id IS NOT NULL
+    AND ($3::text[] IS NULL OR episode_id = ANY($3::text[]))""",
+        "    FROM rollup_delta WHERE episode_id IS NOT NULL",
+    )
+    .replace(
+        """    FROM rollup_day_groups
+    WHERE date = $1 AND podcast_id IS NOT NULL
+    AND ($4::text[] IS NULL OR podcast_id = ANY($4::text[]))""",
+        "    FROM rollup_delta WHERE podcast_id IS NOT NULL",
+    )
+    .split("ON CONFLICT")[0]
+    + """ON CONFLICT (entity_type, entity_id, date) DO UPDATE SET
+    podcast_id = greatest(d.podcast_id, EXCLUDED.podcast_id),
+    cost_usd = CASE WHEN d.cost_usd IS NULL AND EXCLUDED.cost_usd IS NULL THEN NULL
+                    ELSE coalesce(d.cost_usd, 0) + coalesce(EXCLUDED.cost_usd, 0) END,
+    cost_by_service = costguard_jsonb_sum(d.cost_by_service, EXCLUDED.cost_by_service),
+    cost_by_category = costguard_jsonb_sum(d.cost_by_category, EXCLUDED.cost_by_category),
+    usage_metrics = costguard_jsonb_sum(d.usage_metrics, EXCLUDED.usage_metrics),
+    event_count = d.event_count + EXCLUDED.event_count, price_sheet_id = EXCLUDED.price_sheet_id
+"""
+)
+if "rollup_day_groups" in UPSERT_ENTITY_DAYS_ADDED:
+    raise AssertionError(
+        "UPSERT_ENTITY_DAYS changed: UPSERT_ENTITY_DAYS_ADDED no longer reads the delta"
+    )
+
 # Equality on both columns, so Postgres can hash-anti-join (an OR here took 30 s).
 DELETE_STALE_ENTITY_DAYS = """
 WITH touched AS (
     SELECT 'episode' AS entity_type, episode_id AS entity_id
-    FROM rollup_groups WHERE by_entity AND episode_id IS NOT NULL
+    FROM rollup_day_groups WHERE date = $1 AND episode_id IS NOT NULL
     UNION
-    SELECT 'podcast', podcast_id FROM rollup_groups WHERE by_entity AND podcast_id IS NOT NULL
+    SELECT 'podcast', podcast_id FROM rollup_day_groups WHERE date = $1 AND podcast_id IS NOT NULL
 )
 DELETE FROM entity_costs_daily d WHERE d.date = $1 AND NOT EXISTS (
     SELECT 1 FROM touched t WHERE t.entity_type = d.entity_type AND t.entity_id = d.entity_id)
@@ -429,9 +389,11 @@ ON CONFLICT (year, month) DO UPDATE SET
     updated_at = now()
 """
 
+# The day's entities ($1: the day).
 TOUCHED_ENTITIES = """
 SELECT DISTINCT 'episode' AS entity_type, episode_id AS entity_id
-FROM rollup_groups WHERE by_entity AND episode_id IS NOT NULL
+FROM rollup_day_groups WHERE date = $1 AND episode_id IS NOT NULL
 UNION
-SELECT DISTINCT 'podcast', podcast_id FROM rollup_groups WHERE by_entity AND podcast_id IS NOT NULL
+SELECT DISTINCT 'podcast', podcast_id FROM rollup_day_groups
+WHERE date = $1 AND podcast_id IS NOT NULL
 """

@@ -33,6 +33,7 @@ from costguard.common.day_sheets import DaySheet, DaySheets, Model
 from costguard.common.days import day_bounds
 from costguard.common.db import Connection
 from costguard.common.storage import ObjectChange, held_within, record_objects
+from costguard.common.watermark import hold_for_ingest
 from costguard.telemetry import metrics
 from costguard.telemetry.prices import PRICE_COLUMNS, event_day, models_of, priced
 from costguard.telemetry.rows import (
@@ -343,6 +344,8 @@ class Ingestor:
         for _ in range(_SHEET_ATTEMPTS):
             await self._sheets.covering(self._pool, needs)
             async with self._pool.acquire() as conn, conn.transaction():
+                # Before any id is taken: the rollup's watermark never passes this batch.
+                await hold_for_ingest(conn)
                 in_force = await self._sheets.in_force(conn, needs)
                 if in_force is None:
                     continue  # a model new to a day's sheet (or a reprice): extend, again
