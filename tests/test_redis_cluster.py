@@ -354,9 +354,12 @@ async def test_a_redis_url_of_the_wrong_kind_stops_a_service_with_one_line(
         f"redis+cluster://127.0.0.1:{stack.redis.port}": f"127.0.0.1:{stack.redis.port} is "
         "not a Redis Cluster node: use redis://",
     }
-    for url, problem in cases.items():
-        code, stderr = await run_to_exit("costguard.telemetry", {**service_env, "REDIS_URL": url})
-        assert (code, stderr.strip()) == (2, f"costguard: REDIS_URL: {problem}")
+    outcomes = await asyncio.gather(
+        *(run_to_exit("costguard.telemetry", {**service_env, "REDIS_URL": url}) for url in cases)
+    )
+    assert [(code, stderr.strip()) for code, stderr in outcomes] == [
+        (2, f"costguard: REDIS_URL: {problem}") for problem in cases.values()
+    ]
 
 
 async def test_a_cluster_with_a_master_down_stops_a_service_at_start(
