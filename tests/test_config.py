@@ -39,6 +39,18 @@ def test_flags_are_strict(raw: str, value: bool) -> None:
         ({"X": "free,free"}, lambda e: e.names("X", ()), "X: lists a name twice"),
         ({"X": "localhost"}, lambda e: e.listen_address("X", ""), "X: expected host:port"),
         ({"X": "redis://h:99999/0"}, lambda e: e.redis_url("X"), "X: has an invalid port"),
+        ({"X": "memcached://h"}, lambda e: e.redis_url("X"), "X: expected redis://host:port/db"),
+        (
+            {"X": "redis+cluster://h:6379/2"},
+            lambda e: e.redis_url("X"),
+            "X: a Redis Cluster has only database 0",
+        ),
+        (
+            {"X": "redis+cluster:///tmp/redis.sock"},
+            lambda e: e.redis_url("X"),
+            "X: expected redis+cluster://host:port (any one node)",
+        ),
+        ({"X": "rediss+cluster://h:0x1"}, lambda e: e.redis_url("X"), "X: has an invalid port"),
         ({}, lambda e: e.database_url(), "DATABASE_URL: is required but not set"),
     ],
 )
@@ -48,6 +60,20 @@ def test_errors_name_the_variable(
     with pytest.raises(ConfigError) as failure:
         call(Env(environ))
     assert str(failure.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://h:6379/0",
+        "rediss://:pw@h:6380/1",
+        "unix:///run/redis.sock",
+        "redis+cluster://h:7000",
+        "rediss+cluster://user:pw@h:7000/0",
+    ],
+)
+def test_redis_urls_name_one_server_or_a_cluster(url: str) -> None:
+    assert Env({"REDIS_URL": url}).redis_url() == url
 
 
 def test_tiers_keep_their_order() -> None:

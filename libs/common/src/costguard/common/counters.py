@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from redis.asyncio import Redis
+from costguard.common.redis import RedisClient
 
 USAGE_FIELDS = ("jobs", "cpu_ms", "tokens_in", "tokens_out", "ai_calls", "cost_nusd")
 # What the throttle holds back for checks whose jobs have not reported yet, per key.
@@ -202,7 +202,7 @@ def _text(value: bytes | str) -> str:
 
 
 class LiveCounters:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._add_script = redis.register_script(_ADD)
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from costguard.common.health import health_status
+from costguard.common.redis import ping
 from costguard.gateway.auth import admin_only
 from costguard.gateway.resources import Resources, resources
 
@@ -30,7 +31,7 @@ async def readyz(request: Request) -> Response:
     res: Resources = resources(request)
     checks = {
         "postgres": res.pool.fetchval("SELECT 1"),
-        "redis": res.redis.ping(),
+        "redis": ping(res.redis),  # every master of a cluster
         **{name: _check_grpc(channel) for name, channel in res.channels.items()},
     }
     outcomes = await asyncio.gather(

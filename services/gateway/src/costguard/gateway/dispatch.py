@@ -15,11 +15,11 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from costguard.common.counters import LiveCounters, global_key, tier_key, user_key
 from costguard.common.pricing import NANO
+from costguard.common.redis import RedisClient
 from costguard.gateway import queries
 from costguard.gateway.webhook import WebhookSender
 
@@ -73,7 +73,7 @@ class AlertDispatcher:
         self,
         sender: WebhookSender,
         pool: asyncpg.Pool,
-        redis: Redis,
+        redis: RedisClient,
         *,
         tz: ZoneInfo,
         interval_s: float,

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import asyncpg
 import httpx
 from grpc import aio
-from redis.asyncio import Redis
 from starlette.requests import Request
 
+from costguard.common.redis import RedisClient
 from costguard.gateway.config import GatewayConfig
 
 
@@ -19,7 +19,7 @@ from costguard.gateway.config import GatewayConfig
 class Resources:
     config: GatewayConfig
     pool: asyncpg.Pool
-    redis: Redis
+    redis: RedisClient
     channels: dict[str, aio.Channel]
     http: httpx.AsyncClient
     session_secret: bytes

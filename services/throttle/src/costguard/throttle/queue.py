@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
+from costguard.common.redis import RedisClient
 
 MAX_LEASE_BATCH = 1000
 # The fields a script returns for a job, in this order (the hash also holds the member and
@@ -246,7 +246,9 @@ def _now_arg(now_ms: int | None) -> str:
 class DeferralQueue:
     """One named deferral queue in Redis; any number of replicas may share it."""
 
-    def __init__(self, redis: Redis, *, weights: Mapping[str, int], name: str = "default") -> None:
+    def __init__(
+        self, redis: RedisClient, *, weights: Mapping[str, int], name: str = "default"
+    ) -> None:
         if not name or "{" in name or "}" in name:
             raise ValueError(f"queue name must be non-empty and without braces: {name!r}")
         if any(weight < 1 for weight in weights.values()):

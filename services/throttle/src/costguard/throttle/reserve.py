@@ -15,8 +15,6 @@ import json
 from dataclasses import dataclass
 from datetime import date
 
-from redis.asyncio import Redis
-
 from costguard.common.counters import (
     RELEASE_LUA,
     TTL_SECONDS,
@@ -24,6 +22,7 @@ from costguard.common.counters import (
     reservation_data_key,
     reservations_key,
 )
+from costguard.common.redis import RedisClient
 
 # KEYS: built sentinel, reservations zset, reservation data hash, then the scope counters.
 # ARGV: now (ms), reservation id, its expiry (ms), the tier's limit (fraction), JSON
@@ -117,7 +116,7 @@ return 0
 
 
 class Reserver:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._script = redis.register_script(_CHECK)
         self._release = redis.register_script(_RELEASE)
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from costguard.common.counters import LiveCounters
 from costguard.common.day_sheets import DaySheets
 from costguard.common.db import create_pool
 from costguard.common.grpc_server import GrpcServer
 from costguard.common.probe import ensure_reachable
 from costguard.common.rebuild import CounterReconciler
+from costguard.common.redis import create_redis
 from costguard.throttle.alerts import AlertRecorder
 from costguard.throttle.budgets import BudgetBook
 from costguard.throttle.config import ThrottleConfig
@@ -35,12 +34,7 @@ class ThrottleApp:
 async def build(config: ThrottleConfig) -> ThrottleApp:
     pool = await create_pool(config.database_url)
     # Short timeouts: with Redis away, a check answers by the fail policy quickly.
-    redis = Redis.from_url(
-        config.redis_url,
-        decode_responses=True,
-        socket_connect_timeout=config.redis_timeout_s,
-        socket_timeout=config.redis_timeout_s,
-    )
+    redis = create_redis(config.redis_url, timeout_s=config.redis_timeout_s)
     budgets = BudgetBook(pool, config.database_url, reload_s=config.budget_reload_s)
     await budgets.start()
     rebuilder = CounterReconciler(
