@@ -60,13 +60,16 @@ SELECT user_id, count(*), sum(cpu_ms) FROM (
 """
 
 
+# New events as telemetry stores them: priced, with the day's sheet.
 _NEW_JOBS = """
 INSERT INTO telemetry_job_events (event_id, job_name, user_id, tier, domain, cpu_ms, rows_read,
-    rows_written, success, started_at, created_at, episode_id, podcast_id)
+    rows_written, success, started_at, created_at, episode_id, podcast_id, cost_usd,
+    price_sheet_id)
 SELECT gen_random_uuid(), 'job', 'user-' || (i * 7919 % $2), 'pro', 'audio', i % 5000, i % 300,
        i % 20, true, $3::date + interval '23 hours' + i * interval '1 second',
        $3::date + interval '23 hours' + i * interval '1 second', 'ep-new-' || i % 300,
-       'pod-' || (i % 500)
+       'pod-' || (i % 500), (i % 5000) * 0.0000001,
+       (SELECT price_sheet_id FROM price_sheet_days WHERE date = $3)
 FROM generate_series(1, $1) AS i;
 """
 

@@ -38,6 +38,8 @@ CREATE UNLOGGED TABLE rollup_day_groups (
     key_hash         bigint NOT NULL
 );
 CREATE INDEX rollup_day_groups_key ON rollup_day_groups (date, key_hash);
+-- A refresh derives the users its new events touched from their groups.
+CREATE INDEX rollup_day_groups_user ON rollup_day_groups (date, user_id);
 CREATE INDEX rollup_day_groups_unpriced ON rollup_day_groups (date) WHERE unpriced IS NOT NULL;
 
 -- How far each rolled-up day's groups reach: the highest id of each event table they
