@@ -228,6 +228,10 @@ def _decoding(
 class RequestDecodingInterceptor(aio.ServerInterceptor):
     """Answers a request that does not decode with INVALID_ARGUMENT (see the module)."""
 
+    def __init__(self) -> None:
+        # Per method: the handler last seen and its wrapper, made once rather than per call.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[
@@ -238,10 +242,15 @@ class RequestDecodingInterceptor(aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler
-        message = _input_type(handler_call_details.method)
-        if message is None:
-            return handler
-        wrapped: grpc.RpcMethodHandler[Any, Any] = _decoding(
-            handler, handler.request_deserializer, message
-        )
+        method = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is None or known[0] is not handler:
+            message = _input_type(method)
+            wrapping = (
+                handler
+                if message is None
+                else _decoding(handler, handler.request_deserializer, message)
+            )
+            known = self._wrapped[method] = (handler, wrapping)
+        wrapped: grpc.RpcMethodHandler[Any, Any] = known[1]
         return wrapped

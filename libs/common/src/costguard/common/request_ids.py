@@ -8,14 +8,16 @@ serving (the gateway's, say) send the current id with :func:`call_metadata` (iss
 
 The ContextVar is set inside the wrapped handler, not in ``intercept_service``, so it holds in
 the handler's own task whatever task grpc.aio runs the interceptor chain in, and in every task
-the handler creates (``asyncio.create_task`` copies the context).
+the handler creates (``asyncio.create_task`` copies the context). The wrapped handler reads the
+id from the call's own metadata, so one wrapper per method serves every call: wrapping on each
+call cost a measurable share of a small RPC (the throttle's ``Check``).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
@@ -47,40 +49,41 @@ def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (*token_metadata(token), (HEADER, rid)) if rid else token_metadata(token)
 
 
-def _incoming(details: grpc.HandlerCallDetails) -> str:
-    for key, value in details.invocation_metadata or ():
+def _incoming(metadata: Iterable[tuple[str, Any]] | None) -> str:
+    for key, value in metadata or ():
         if key == HEADER and isinstance(value, str):
             return acceptable(value) or new_request_id()
     return new_request_id()
 
 
-def _adopt(rid: str, context: Context) -> None:
+def _adopt(context: Context) -> None:
+    rid = _incoming(context.invocation_metadata())
     request_id.set(rid)
     context.set_trailing_metadata(((HEADER, rid),))
 
 
 def _unary_response(
-    behavior: Callable[[Any, Context], Awaitable[Any]], rid: str
+    behavior: Callable[[Any, Context], Awaitable[Any]],
 ) -> Callable[[Any, Context], Awaitable[Any]]:
     async def handle(request: Any, context: Context) -> Any:
-        _adopt(rid, context)
+        _adopt(context)
         return await behavior(request, context)
 
     return handle
 
 
 def _streamed_response(
-    behavior: Callable[[Any, Context], AsyncIterator[Any]], rid: str
+    behavior: Callable[[Any, Context], AsyncIterator[Any]],
 ) -> Callable[[Any, Context], AsyncIterator[Any]]:
     async def handle(request: Any, context: Context) -> AsyncIterator[Any]:
-        _adopt(rid, context)
+        _adopt(context)
         async for reply in behavior(request, context):
             yield reply
 
     return handle
 
 
-def _with_request_id(handler: grpc.RpcMethodHandler[Any, Any], rid: str) -> Any:
+def _with_request_id(handler: grpc.RpcMethodHandler[Any, Any]) -> Any:
     kinds = {
         (False, False): (grpc.unary_unary_rpc_method_handler, handler.unary_unary),
         (True, False): (grpc.stream_unary_rpc_method_handler, handler.stream_unary),
@@ -90,7 +93,7 @@ def _with_request_id(handler: grpc.RpcMethodHandler[Any, Any], rid: str) -> Any:
     make, behavior = kinds[(handler.request_streaming, handler.response_streaming)]
     wrap = _streamed_response if handler.response_streaming else _unary_response
     return make(
-        wrap(behavior, rid),  # type: ignore[arg-type]  # the stubs type behaviors as sync
+        wrap(behavior),  # type: ignore[arg-type]  # the stubs type behaviors as sync
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
@@ -98,6 +101,11 @@ def _with_request_id(handler: grpc.RpcMethodHandler[Any, Any], rid: str) -> Any:
 
 class RequestIdInterceptor(aio.ServerInterceptor):
     """Sets the ``request_id`` ContextVar for each call and echoes it to the caller."""
+
+    def __init__(self) -> None:
+        # Per method: the handler last seen and its wrapper (another handler for the same
+        # method, such as a refusal for a missing token, is wrapped in its turn).
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(
         self,
@@ -109,7 +117,9 @@ class RequestIdInterceptor(aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        wrapped: grpc.RpcMethodHandler[Any, Any] = _with_request_id(
-            handler, _incoming(handler_call_details)
-        )
+        method = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is None or known[0] is not handler:
+            known = self._wrapped[method] = (handler, _with_request_id(handler))
+        wrapped: grpc.RpcMethodHandler[Any, Any] = known[1]
         return wrapped
