@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from bench.common import bench_stack, percentile, report
 from costguard.common.counters import built_key, global_key, tier_key, user_key
 from costguard.devstack import DevStack, free_port
-from costguard.throttle.reserve import Reserver
+from costguard.throttle.reserve import Reserver, ReserveRequest
 from costguard.v1 import throttle_pb2, throttle_pb2_grpc
 from tests.processes import ServiceProcess
 
@@ -84,13 +84,19 @@ async def _bare_evalsha(url: str) -> float:
     async def once(i: int) -> object:
         return await reserver.check(
             day=day,
-            scope_keys=[global_key(day), tier_key(day, "pro"), user_key(day, f"user-{i % 500}")],
-            caps=caps,
-            estimate=[1, 50, 0, 0, 1000],
-            limit=1.0,
-            reservation_id=f"bench-{i}",
-            now_ms=int(time.time() * 1000),
-            ttl_ms=600_000,
+            request=ReserveRequest(
+                scope_keys=[
+                    global_key(day),
+                    tier_key(day, "pro"),
+                    user_key(day, f"user-{i % 500}"),
+                ],
+                caps=caps,
+                estimate=[1, 50, 0, 0, 1000],
+                limit=1.0,
+                reservation_id=f"bench-{i}",
+                now_ms=int(time.time() * 1000),
+                ttl_ms=600_000,
+            ),
         )
 
     rate, _ = await _drive(16, once)
