@@ -1,16 +1,14 @@
 """A request id carried across gRPC calls, so one request's log lines can be found together.
 
-A caller sends ``x-request-id`` metadata; :class:`RequestIdInterceptor` (registered by every
-``GrpcServer``) adopts it, or makes one when it is missing or unusable, sets the
+A caller sends ``x-request-id`` metadata; :func:`with_request_id` (wrapped around every
+method ``GrpcServer`` serves) adopts it, or makes one when it is missing or unusable, sets the
 ``request_id`` ContextVar that :class:`~costguard.common.logging.JsonFormatter` writes into
 every log line, and echoes the id in the call's trailing metadata. Outgoing calls made while
 serving (the gateway's, say) send the current id with :func:`call_metadata` (issue 7).
 
-The ContextVar is set inside the wrapped handler, not in ``intercept_service``, so it holds in
-the handler's own task whatever task grpc.aio runs the interceptor chain in, and in every task
-the handler creates (``asyncio.create_task`` copies the context). The wrapped handler reads the
-id from the call's own metadata, so one wrapper per method serves every call: wrapping on each
-call cost a measurable share of a small RPC (the throttle's ``Check``).
+The ContextVar is set inside the wrapped handler, so it holds in the handler's own task and in
+every task the handler creates (``asyncio.create_task`` copies the context). The wrapper reads
+the id from the call's own metadata: one wrapper per method serves every call.
 """
 
 from __future__ import annotations
@@ -83,7 +81,8 @@ def _streamed_response(
     return handle
 
 
-def _with_request_id(handler: grpc.RpcMethodHandler[Any, Any]) -> Any:
+def with_request_id(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """``handler``, setting each call's request id and echoing it to the caller."""
     kinds = {
         (False, False): (grpc.unary_unary_rpc_method_handler, handler.unary_unary),
         (True, False): (grpc.stream_unary_rpc_method_handler, handler.stream_unary),
@@ -92,34 +91,9 @@ def _with_request_id(handler: grpc.RpcMethodHandler[Any, Any]) -> Any:
     }
     make, behavior = kinds[(handler.request_streaming, handler.response_streaming)]
     wrap = _streamed_response if handler.response_streaming else _unary_response
-    return make(
+    wrapped: grpc.RpcMethodHandler[Any, Any] = make(
         wrap(behavior),  # type: ignore[arg-type]  # the stubs type behaviors as sync
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
-
-
-class RequestIdInterceptor(aio.ServerInterceptor):
-    """Sets the ``request_id`` ContextVar for each call and echoes it to the caller."""
-
-    def __init__(self) -> None:
-        # Per method: the handler last seen and its wrapper (another handler for the same
-        # method, such as a refusal for a missing token, is wrapped in its turn).
-        self._wrapped: dict[str, tuple[Any, Any]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        known = self._wrapped.get(method)
-        if known is None or known[0] is not handler:
-            known = self._wrapped[method] = (handler, _with_request_id(handler))
-        wrapped: grpc.RpcMethodHandler[Any, Any] = known[1]
-        return wrapped
+    return wrapped
