@@ -21,7 +21,13 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from costguard.common.config import ConfigError
-from costguard.common.counters import built_key, global_key, reservations_key, user_key
+from costguard.common.counters import (
+    TTL_SECONDS,
+    built_key,
+    global_key,
+    reservations_key,
+    user_key,
+)
 from costguard.devstack import LocalRedis
 from costguard.throttle.config import ThrottleConfig
 from costguard.throttle.pipeline import ReservationPipeline
@@ -126,6 +132,8 @@ async def test_a_batch_of_reservations_a_dry_run_and_a_retry_answers_each_as_alo
     assert [d.reservation_id for d in batched[1:4]] == ["job-a", "", "job-a"]
     assert await redis_client.hget(global_key(day), "r_cpu_ms") == "8000"
     assert await redis_client.zcard(reservations_key(day)) == 2
+    for key in (global_key(day), user_key(day, "u1"), reservations_key(day)):
+        assert 0 < await redis_client.ttl(key) <= TTL_SECONDS  # what a reservation wrote expires
 
     # The same checks one by one, from the same counters, answer the same.
     await redis_client.flushdb()
@@ -281,4 +289,4 @@ def test_batching_settings_are_bounded(name: str, value: str, message: str) -> N
         ThrottleConfig.from_env({**env, name: value})
     assert str(failure.value).startswith(f"{name}: ")
     defaults = ThrottleConfig.from_env(env)
-    assert (defaults.reserve_batch_max, defaults.reserve_window_s) == (64, 0.001)
+    assert (defaults.reserve_batch_max, defaults.reserve_window_s) == (64, 0.002)

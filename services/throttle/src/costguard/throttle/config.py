@@ -36,7 +36,7 @@ MAX_RESERVE_WINDOW_MS = 50.0
 
 
 def _window_ms(env: Env) -> float:
-    window = env.number("THROTTLE_RESERVE_WINDOW_MS", 1.0)
+    window = env.number("THROTTLE_RESERVE_WINDOW_MS", 2.0)
     if window > MAX_RESERVE_WINDOW_MS:
         raise ConfigError(
             "THROTTLE_RESERVE_WINDOW_MS",

@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -47,6 +48,8 @@ _CHECK = (
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'rebuild'} end
 local ttl = ARGV[1]
 local out = {}
+-- Keys written get their TTL once, after the batch: as fresh as after each write.
+local written = {}
 
 local function check(id, req)
   local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', string.format('%.0f', req[1]),
@@ -84,21 +87,20 @@ local function check(id, req)
   elseif reserved and not again then
     local keys = {}
     for s, k in ipairs(scopes) do
+      written[k] = true
       for m = 1, 5 do
         if est[m] ~= 0 then
           redis.call('HINCRBY', KEYS[k], reserved_fields[m], string.format('%.0f', est[m]))
           figures[s][m + 5] = figures[s][m + 5] + est[m]
         end
       end
-      redis.call('EXPIRE', KEYS[k], ttl)
       keys[#keys + 1] = KEYS[k]
     end
     local amounts = string.format('[%.0f,%.0f,%.0f,%.0f,%.0f]', est[1], est[2], est[3],
                                   est[4], est[5])
+    written[2], written[3] = true, true
     redis.call('HSET', KEYS[3], id, '{"k":' .. cjson.encode(keys) .. ',"a":' .. amounts .. '}')
     redis.call('ZADD', KEYS[2], string.format('%.0f', req[2]), id)
-    redis.call('EXPIRE', KEYS[2], ttl)
-    redis.call('EXPIRE', KEYS[3], ttl)
   end
   local answer = {reserved and 1 or 0, string.format('%.17g', worst), worst_scope, worst_metric}
   for s = 1, #scopes do
@@ -119,6 +121,7 @@ for n, req in ipairs(cjson.decode(ARGV[2])) do
     out[#out + 1] = type(answer) == 'table' and answer.err or tostring(answer)
   end
 end
+for k in pairs(written) do redis.call('EXPIRE', KEYS[k], ttl) end
 return out
 """
 )
@@ -202,7 +205,7 @@ def _reservations(
         rows = []
         start = at + 4
         for _ in r.scope_keys:
-            rows.append([int(x) for x in reply[start : start + 10]])
+            rows.append(cast(list[int], reply[start : start + 10]))  # integer replies
             start += 10
         out.append(
             Reservation(
