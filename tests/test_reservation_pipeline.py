@@ -178,6 +178,24 @@ async def test_a_queue_across_midnight_goes_as_one_script_call_per_day(
     assert await redis_client.exists(global_key(after), reservations_key(after)) == 0
 
 
+async def test_a_check_cancelled_while_it_waits_for_its_batch_reserves_nothing(
+    db: asyncpg.Pool, redis_client: Redis
+) -> None:
+    pipeline = ReservationPipeline(Reserver(redis_client), max_batch=64)
+    day = date(2026, 11, 24)
+    await redis_client.set(built_key(day), "1")
+    before = _batches()
+    first = asyncio.ensure_future(pipeline.check(day=day, request=_request(day, "first", 1)[1]))
+    gone = asyncio.ensure_future(pipeline.check(day=day, request=_request(day, "gone", 10)[1]))
+    await asyncio.sleep(0)  # both asked: the first's call is out, the other waits behind it
+    gone.cancel()  # its RPC ended (a deadline, a client gone)
+    assert (await first).reserved
+    assert gone.cancelled()
+    assert _since(before) == (1, 1, 1)  # no call for the cancelled check
+    assert await redis_client.hget(global_key(day), "r_cpu_ms") == "1"
+    assert await redis_client.zrange(reservations_key(day), 0, -1) == ["first"]
+
+
 async def test_redis_stopped_under_a_batch_gives_each_check_its_fault_decision(
     db: asyncpg.Pool, service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -96,13 +96,20 @@ class ReservationPipeline:
         if self._due is not None:
             self._due.cancel()
             self._due = None
-        first = self._waiting.popleft()
-        batch = [first]
+        batch: list[_Waiting] = []
         waiting = self._waiting
-        while waiting and len(batch) < self._max_batch and waiting[0].day == first.day:
-            batch.append(waiting.popleft())
+        while waiting and len(batch) < self._max_batch:
+            if waiting[0].answer.done():  # its caller has gone (a cancelled RPC): not asked
+                waiting.popleft()
+            elif batch and waiting[0].day != batch[0].day:
+                break
+            else:
+                batch.append(waiting.popleft())
+        if not batch:
+            self._busy = False
+            return
         self._mean_batch += (len(batch) - self._mean_batch) / _AVERAGE_OVER
-        task = asyncio.get_running_loop().create_task(self._round_trip(first.day, batch))
+        task = asyncio.get_running_loop().create_task(self._round_trip(batch[0].day, batch))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
