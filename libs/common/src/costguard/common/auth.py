@@ -8,8 +8,8 @@ must carry ``authorization: Bearer <token>`` metadata; otherwise the call ends w
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, TypeAlias
 
 import grpc
 from grpc import aio
@@ -22,47 +22,62 @@ def token_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
 
-def _presented_token(details: grpc.HandlerCallDetails) -> str:
-    for key, value in details.invocation_metadata or ():
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Context = aio.ServicerContext[Any, Any]
+
+
+def _presented_token(metadata: Iterable[tuple[str, Any]] | None) -> str:
+    for key, value in metadata or ():
         if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
             return value.removeprefix("Bearer ")
     return ""
 
 
-async def _deny(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+async def _refuse(context: Context) -> None:
     await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid service token")
 
 
-def _denying_handler(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-    kinds = {
-        (False, False): grpc.unary_unary_rpc_method_handler,
-        (True, False): grpc.stream_unary_rpc_method_handler,
-        (False, True): grpc.unary_stream_rpc_method_handler,
-        (True, True): grpc.stream_stream_rpc_method_handler,
+def _checked(handler: Handler, allowed: Callable[[Context], bool]) -> Handler:
+    """``handler``, ending each call without ``allowed`` credentials before it runs (and
+    before a streamed request is read)."""
+
+    async def respond(request: Any, context: Context) -> Any:
+        if not allowed(context):
+            await _refuse(context)
+        return await behavior(request, context)
+
+    async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+        if not allowed(context):
+            await _refuse(context)
+        async for reply in behavior(request, context):
+            yield reply
+
+    # Any: the stubs type the behaviors as sync callables.
+    kinds: dict[tuple[bool, bool], tuple[Any, Any]] = {
+        (False, False): (grpc.unary_unary_rpc_method_handler, handler.unary_unary),
+        (True, False): (grpc.stream_unary_rpc_method_handler, handler.stream_unary),
+        (False, True): (grpc.unary_stream_rpc_method_handler, handler.unary_stream),
+        (True, True): (grpc.stream_stream_rpc_method_handler, handler.stream_stream),
     }
-    make = kinds[(handler.request_streaming, handler.response_streaming)]
-    return make(
-        _deny,
+    make, behavior = kinds[(handler.request_streaming, handler.response_streaming)]
+    checked: Handler = make(
+        stream if handler.response_streaming else respond,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
+    return checked
 
 
-class ServiceTokenInterceptor(aio.ServerInterceptor):
-    def __init__(self, token: str) -> None:
-        self._token = token.encode()
+def token_guard(token: str) -> Callable[[str, Handler], Handler]:
+    """What wraps each method's handler (``/package.Service/Method``) so that its calls need
+    ``token``; health checking and reflection stay open."""
+    expected = token.encode()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(_OPEN_PREFIXES):
-            return handler
-        presented = _presented_token(handler_call_details).encode()
-        if hmac.compare_digest(presented, self._token):
-            return handler
-        return _denying_handler(handler)
+    def allowed(context: Context) -> bool:
+        presented = _presented_token(context.invocation_metadata()).encode()
+        return hmac.compare_digest(presented, expected)
+
+    def guard(method: str, handler: Handler) -> Handler:
+        return handler if method.startswith(_OPEN_PREFIXES) else _checked(handler, allowed)
+
+    return guard

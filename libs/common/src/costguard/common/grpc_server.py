@@ -5,6 +5,11 @@ token when one is configured, tags each call with a request id (``request_ids``)
 Prometheus metrics on ``METRICS_PORT``, and on SIGTERM or SIGINT drains: it reports NOT_SERVING,
 stops accepting calls, lets in-flight calls finish within the grace period, then runs
 the shutdown hooks in reverse order of registration (flush buffers, close pools).
+
+Request ids, the token and undecodable requests are handled by wrapping each method's
+handler once, as it is registered (:class:`_Wrapping`), not by grpc.aio interceptors: with
+any interceptor at all, grpc.aio runs a chain of coroutines on every call, which cost a
+small RPC (the throttle's ``Check``) about 75 us of its CPU on the server.
 """
 
 from __future__ import annotations
@@ -12,47 +17,108 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeAlias, cast
 
+import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from costguard.common.auth import ServiceTokenInterceptor
+from costguard.common.auth import token_guard
 from costguard.common.config import CoreConfig
 from costguard.common.metrics import MetricsEndpoint
-from costguard.common.request_decoding import RequestDecodingInterceptor
-from costguard.common.request_ids import RequestIdInterceptor
+from costguard.common.request_decoding import decoding
+from costguard.common.request_ids import with_request_id
 
 log = logging.getLogger(__name__)
 
 Register = Callable[[aio.Server], None]
 ShutdownHook = Callable[[], Awaitable[object]]
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Wrap = Callable[[str, Handler], Handler]  # (/package.Service/Method, handler) -> handler
+
+
+class _WrappedGeneric(grpc.GenericRpcHandler):
+    """A generic handler whose method handlers come wrapped (once per method)."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler, wrap: Wrap) -> None:
+        self._inner = inner
+        self._wrap = wrap
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is None or known[0] is not handler:
+            known = self._wrapped[method] = (handler, self._wrap(method, handler))
+        return known[1]
+
+
+class _Wrapping:
+    """What services register their handlers on: each is wrapped with ``wrap`` on its way
+    to the real server. Only registration is offered; it passes for an ``aio.Server``
+    (registered below), as reflection checks before it registers."""
+
+    def __init__(self, server: aio.Server, wrap: Wrap) -> None:
+        self._server = server
+        self._wrap = wrap
+
+    def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[Any]) -> None:
+        self._server.add_generic_rpc_handlers(
+            [_WrappedGeneric(h, self._wrap) for h in generic_rpc_handlers]
+        )
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: Mapping[str, Handler]
+    ) -> None:
+        self._server.add_registered_method_handlers(
+            service_name,
+            {
+                name: self._wrap(f"/{service_name}/{name}", handler)
+                for name, handler in method_handlers.items()
+            },
+        )
+
+
+aio.Server.register(_Wrapping)
+
+
+def _call_guards(token: str | None) -> Wrap:
+    """Outermost first: the request id (so a refused call is logged with its id), the
+    token, then decoding (innermost: the wrappers above keep its deserializer, which never
+    raises)."""
+    guard = token_guard(token) if token else None
+
+    def wrap(method: str, handler: Handler) -> Handler:
+        handler = decoding(method, handler)
+        if guard is not None:
+            handler = guard(method, handler)
+        return with_request_id(handler)
+
+    return wrap
 
 
 class GrpcServer:
     def __init__(self, config: CoreConfig, services: Sequence[tuple[str, Register]]) -> None:
         self._config = config
         self._service_names = [name for name, _ in services]
-        # The request id first, so that a call refused for its token is logged with its id.
-        interceptors: list[aio.ServerInterceptor] = [RequestIdInterceptor()]
-        if config.service_token:
-            interceptors.append(ServiceTokenInterceptor(config.service_token))
-        # Innermost: the handlers above keep its deserializer, which never raises.
-        interceptors.append(RequestDecodingInterceptor())
         self._server = aio.server(
-            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),
             ],
         )
+        registry = cast(aio.Server, _Wrapping(self._server, _call_guards(config.service_token)))
         for _, register in services:
-            register(self._server)
+            register(registry)
         self._health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, registry)
         reflection.enable_server_reflection(
-            [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
+            [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], registry
         )
         self._hooks: list[ShutdownHook] = []
         self._stopped = asyncio.Event()

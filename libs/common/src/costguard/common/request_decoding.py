@@ -3,7 +3,7 @@
 grpc.aio decodes a request before any handler runs, and a decoding error (a string field
 holding bytes that are not UTF-8, most often, which proto3 refuses) would end the call
 with UNKNOWN and a traceback: a client that retries on UNKNOWN would send the same bytes
-forever. :class:`RequestDecodingInterceptor` wraps each method's deserializer so that it
+forever. :func:`decoding` wraps each method's deserializer so that it
 returns an :class:`Undecodable` instead of raising, and the method's handler so that it
 answers one with ``INVALID_ARGUMENT``. The details name the field, found by walking the
 wire format along the request's descriptor (``events[3].job.user_id: is not valid
@@ -12,7 +12,7 @@ UTF-8``), or say ``request: ...`` when no one field is to blame.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,23 +225,10 @@ def _decoding(
     )
 
 
-class RequestDecodingInterceptor(aio.ServerInterceptor):
-    """Answers a request that does not decode with INVALID_ARGUMENT (see the module)."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_deserializer is None:
-            return handler
-        message = _input_type(handler_call_details.method)
-        if message is None:
-            return handler
-        wrapped: grpc.RpcMethodHandler[Any, Any] = _decoding(
-            handler, handler.request_deserializer, message
-        )
-        return wrapped
+def decoding(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Any:
+    """``handler`` of ``method`` (``/package.Service/Method``), answering a request that does
+    not decode with INVALID_ARGUMENT (see the module); as it is when it decodes nothing."""
+    message = _input_type(method)
+    if handler.request_deserializer is None or message is None:
+        return handler
+    return _decoding(handler, handler.request_deserializer, message)

@@ -1,21 +1,21 @@
 """A request id carried across gRPC calls, so one request's log lines can be found together.
 
-A caller sends ``x-request-id`` metadata; :class:`RequestIdInterceptor` (registered by every
-``GrpcServer``) adopts it, or makes one when it is missing or unusable, sets the
+A caller sends ``x-request-id`` metadata; :func:`with_request_id` (wrapped around every
+method ``GrpcServer`` serves) adopts it, or makes one when it is missing or unusable, sets the
 ``request_id`` ContextVar that :class:`~costguard.common.logging.JsonFormatter` writes into
 every log line, and echoes the id in the call's trailing metadata. Outgoing calls made while
 serving (the gateway's, say) send the current id with :func:`call_metadata` (issue 7).
 
-The ContextVar is set inside the wrapped handler, not in ``intercept_service``, so it holds in
-the handler's own task whatever task grpc.aio runs the interceptor chain in, and in every task
-the handler creates (``asyncio.create_task`` copies the context).
+The ContextVar is set inside the wrapped handler, so it holds in the handler's own task and in
+every task the handler creates (``asyncio.create_task`` copies the context). The wrapper reads
+the id from the call's own metadata: one wrapper per method serves every call.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
@@ -47,40 +47,42 @@ def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (*token_metadata(token), (HEADER, rid)) if rid else token_metadata(token)
 
 
-def _incoming(details: grpc.HandlerCallDetails) -> str:
-    for key, value in details.invocation_metadata or ():
+def _incoming(metadata: Iterable[tuple[str, Any]] | None) -> str:
+    for key, value in metadata or ():
         if key == HEADER and isinstance(value, str):
             return acceptable(value) or new_request_id()
     return new_request_id()
 
 
-def _adopt(rid: str, context: Context) -> None:
+def _adopt(context: Context) -> None:
+    rid = _incoming(context.invocation_metadata())
     request_id.set(rid)
     context.set_trailing_metadata(((HEADER, rid),))
 
 
 def _unary_response(
-    behavior: Callable[[Any, Context], Awaitable[Any]], rid: str
+    behavior: Callable[[Any, Context], Awaitable[Any]],
 ) -> Callable[[Any, Context], Awaitable[Any]]:
     async def handle(request: Any, context: Context) -> Any:
-        _adopt(rid, context)
+        _adopt(context)
         return await behavior(request, context)
 
     return handle
 
 
 def _streamed_response(
-    behavior: Callable[[Any, Context], AsyncIterator[Any]], rid: str
+    behavior: Callable[[Any, Context], AsyncIterator[Any]],
 ) -> Callable[[Any, Context], AsyncIterator[Any]]:
     async def handle(request: Any, context: Context) -> AsyncIterator[Any]:
-        _adopt(rid, context)
+        _adopt(context)
         async for reply in behavior(request, context):
             yield reply
 
     return handle
 
 
-def _with_request_id(handler: grpc.RpcMethodHandler[Any, Any], rid: str) -> Any:
+def with_request_id(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """``handler``, setting each call's request id and echoing it to the caller."""
     kinds = {
         (False, False): (grpc.unary_unary_rpc_method_handler, handler.unary_unary),
         (True, False): (grpc.stream_unary_rpc_method_handler, handler.stream_unary),
@@ -89,27 +91,9 @@ def _with_request_id(handler: grpc.RpcMethodHandler[Any, Any], rid: str) -> Any:
     }
     make, behavior = kinds[(handler.request_streaming, handler.response_streaming)]
     wrap = _streamed_response if handler.response_streaming else _unary_response
-    return make(
-        wrap(behavior, rid),  # type: ignore[arg-type]  # the stubs type behaviors as sync
+    wrapped: grpc.RpcMethodHandler[Any, Any] = make(
+        wrap(behavior),  # type: ignore[arg-type]  # the stubs type behaviors as sync
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
-
-
-class RequestIdInterceptor(aio.ServerInterceptor):
-    """Sets the ``request_id`` ContextVar for each call and echoes it to the caller."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        wrapped: grpc.RpcMethodHandler[Any, Any] = _with_request_id(
-            handler, _incoming(handler_call_details)
-        )
-        return wrapped
+    return wrapped

@@ -34,6 +34,11 @@ class AlertRecorder:
         self._seen: set[tuple[date, str, str, Decimal]] = set()
         self._pending: set[asyncio.Task[None]] = set()
 
+    def recorded(self, day: date, scope: str, metric: str, threshold: Decimal) -> bool:
+        """Whether this crossing is already recorded or being recorded: a check crossing it
+        again need not describe it."""
+        return (day, scope, metric, threshold) in self._seen
+
     def observe(self, crossings: list[Crossing]) -> None:
         for crossing in crossings:
             key = (crossing.day, crossing.scope, crossing.metric, crossing.threshold)

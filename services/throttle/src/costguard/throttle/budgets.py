@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 
 import asyncpg
 
@@ -39,6 +41,32 @@ class Budget:
         int | None, int | None, int | None, int | None, int | None
     ]  # METRICS order; cost in nano-USD
     thresholds: tuple[Decimal, ...]
+
+    # Worked out once per budget (a budget is reloaded as a new object), not on each check.
+    @cached_property
+    def script_caps(self) -> tuple[int, ...]:
+        """The caps as the reserve script takes them: -1 for none."""
+        return tuple(-1 if cap is None else cap for cap in self.caps)
+
+    @cached_property
+    def capped(self) -> tuple[tuple[int, str, int], ...]:
+        """(index into METRICS, metric name, cap) of each metric with a cap."""
+        return tuple((m, METRICS[m][0], cap) for m, cap in enumerate(self.caps) if cap is not None)
+
+    @cached_property
+    def alert_levels(self) -> tuple[tuple[int, str, int, Decimal, int], ...]:
+        """(index into METRICS, metric name, cap, threshold, least usage that crosses it) for
+        each threshold of each nonzero cap: usage is a whole number, so ``usage >= threshold
+        * cap`` exactly when ``usage >= ceil(threshold * cap)``."""
+        return tuple(
+            (m, METRICS[m][0], cap, threshold, math.ceil(threshold * cap))
+            for m, cap in enumerate(self.caps)
+            if cap
+            for threshold in self.thresholds
+        )
+
+
+NO_BUDGET_CAPS = (-1, -1, -1, -1, -1)
 
 
 def _budget(row: asyncpg.Record) -> Budget:

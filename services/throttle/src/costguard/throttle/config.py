@@ -28,6 +28,23 @@ DEFAULT_DEFER_AT = "free:0.8,pro:1.0,enterprise:1.0"
 DEFAULT_DOWNGRADE_AT = "pro:0.9"
 
 
+# A batch is one Lua call that Redis runs without serving anyone else: long enough, it
+# would stall every other client of the Redis.
+MAX_RESERVE_BATCH = 1024
+# Every check may wait this long for its batch's window: past it, the wait is the latency.
+MAX_RESERVE_WINDOW_MS = 50.0
+
+
+def _window_ms(env: Env) -> float:
+    window = env.number("THROTTLE_RESERVE_WINDOW_MS", 2.0)
+    if window > MAX_RESERVE_WINDOW_MS:
+        raise ConfigError(
+            "THROTTLE_RESERVE_WINDOW_MS",
+            f"expected at most {MAX_RESERVE_WINDOW_MS} ms, got {window}",
+        )
+    return window
+
+
 def _fractions(env: Env, name: str, default: str) -> dict[str, float]:
     raw = env.raw(name) or default
     result: dict[str, float] = {}
@@ -73,6 +90,8 @@ class ThrottleConfig:
     redis_timeout_s: float
     queue_weights: Mapping[str, int]
     budget_reload_s: float
+    reserve_batch_max: int  # checks per Redis round trip, at most (1: one call per check)
+    reserve_window_s: float  # how long a batch may wait to fill while checks come together
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ThrottleConfig:
@@ -118,4 +137,8 @@ class ThrottleConfig:
             redis_timeout_s=env.number("THROTTLE_REDIS_TIMEOUT_SECONDS", 0.25, minimum=0.01),
             queue_weights=weights,
             budget_reload_s=env.number("THROTTLE_BUDGET_RELOAD_SECONDS", 30.0, minimum=1.0),
+            reserve_batch_max=env.integer(
+                "THROTTLE_RESERVE_BATCH_MAX", 64, minimum=1, maximum=MAX_RESERVE_BATCH
+            ),
+            reserve_window_s=_window_ms(env) / 1000,
         )

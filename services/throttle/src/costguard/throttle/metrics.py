@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import Counter, Gauge, Histogram
 
 DECISIONS = Counter(
@@ -9,6 +11,18 @@ DECISIONS = Counter(
     "Check decisions, by action (ALLOW, DOWNGRADE, DEFER, DENY) and tier",
     ["action", "tier"],
 )
+
+
+@cache
+def _decisions(action: str, tier: str) -> Counter:
+    return DECISIONS.labels(action, tier)  # a lookup under a lock: once per label pair
+
+
+def decided(action: str, tier: str) -> None:
+    """Count one decision (tiers and actions are few: the children are kept)."""
+    _decisions(action, tier).inc()
+
+
 CHECK_SECONDS = Histogram(
     "costguard_throttle_check_seconds",
     "Time to decide one Check, counters and reservation included",
@@ -23,4 +37,10 @@ QUEUE_DEPTH = Gauge(
 QUEUE_LEASED = Gauge(
     "costguard_throttle_queue_leased",
     "Deferred jobs currently leased to workers, as this replica last saw",
+)
+RESERVE_BATCH = Histogram(
+    "costguard_throttle_reserve_batch_size",
+    "Checks whose reservations went to Redis in one script call: _count is the round trips, "
+    "_sum the checks they carried",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )

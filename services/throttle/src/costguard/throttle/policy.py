@@ -6,7 +6,9 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
+from costguard.common.pricing import NANO
 from costguard.throttle.budgets import METRICS
 from costguard.throttle.config import TierPolicy
 
@@ -18,13 +20,27 @@ class Action(enum.Enum):
     DENY = "DENY"
 
 
-@dataclass(frozen=True)
-class Remaining:
+def amount(metric: str, value: int) -> Decimal:
+    """A counter figure in its metric's unit: USD for cost (counted in nano-USD), else a count."""
+    return Decimal(value) * NANO if metric == "cost_usd" else Decimal(value)
+
+
+def amount_text(metric: str, value: int) -> str:
+    """``str(amount(metric, value))``, without a Decimal for a count (the same digits)."""
+    return str(Decimal(value) * NANO) if metric == "cost_usd" else str(value)
+
+
+class Remaining(NamedTuple):
+    """What one cap leaves after a check, in counter units (nano-USD for ``cost_usd``)."""
+
     scope: str
     metric: str
-    cap: Decimal
-    used: Decimal
-    remaining: Decimal
+    cap: int
+    used: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.cap - self.used)
 
 
 @dataclass(frozen=True)

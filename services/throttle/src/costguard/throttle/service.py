@@ -1,12 +1,18 @@
-"""``Check``: what a job may do now, from live counters and budgets."""
+"""``Check``: what a job may do now, from live counters and budgets.
+
+The path of every check stays in whole numbers (counter units: nano-USD for cost) until a
+figure is written for a person: the budgets' caps, thresholds and what they leave are
+worked out once per budget (``Budget``), an estimate's price once per sheet
+(``Estimator``), and the reservation shares its Redis round trip with concurrent checks
+(``ReservationPipeline``).
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
+import secrets
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -15,14 +21,22 @@ from redis.exceptions import RedisError
 
 from costguard.common.counters import global_key, tier_key, user_key
 from costguard.common.days import day_bounds
-from costguard.common.pricing import NANO, to_nano_usd
+from costguard.common.pricing import to_nano_usd
 from costguard.common.rebuild import CounterReconciler
 from costguard.throttle.alerts import AlertRecorder, Crossing
-from costguard.throttle.budgets import METRICS, Budget, BudgetBook
+from costguard.throttle.budgets import METRICS, NO_BUDGET_CAPS, Budget, BudgetBook
 from costguard.throttle.config import ThrottleConfig
 from costguard.throttle.estimate import Estimator
-from costguard.throttle.policy import Action, BudgetDecision, Remaining, Tightest, decide
-from costguard.throttle.reserve import CountersLost, Reservation, Reserver
+from costguard.throttle.pipeline import ReservationPipeline
+from costguard.throttle.policy import (
+    Action,
+    BudgetDecision,
+    Remaining,
+    Tightest,
+    amount,
+    decide,
+)
+from costguard.throttle.reserve import CountersLost, Reservation, Reserver, ReserveRequest
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +58,7 @@ class CheckInput:
     reserve: bool = True  # False: a dry run, decided without reserving
 
 
-def _in_units(metric: str, value: int) -> Decimal:
-    return Decimal(value) * NANO if metric == "cost_usd" else Decimal(value)
+Scopes = list[tuple[str, str]]  # (scope name, its counter key), global, tier, user
 
 
 class Throttle:
@@ -63,6 +76,9 @@ class Throttle:
         self._config = config
         self._budgets = budgets
         self._reserver = reserver
+        self._pipeline = ReservationPipeline(
+            reserver, max_batch=config.reserve_batch_max, window_s=config.reserve_window_s
+        )
         self._rebuilder = rebuilder
         self._alerts = alerts
         self._estimator = estimator
@@ -70,9 +86,8 @@ class Throttle:
         self._clock_ms = clock_ms  # reservations expire by this clock (tests move it)
 
     async def _estimate(self, day: date, request: CheckInput) -> list[int]:
-        cost = request.est_cost_usd
-        if cost is None:
-            cost = await self._estimator.cost(
+        if request.est_cost_usd is None:
+            cost = await self._estimator.nano_usd(
                 day,
                 cpu_ms=request.est_cpu_ms,
                 model=request.llm_model,
@@ -81,13 +96,9 @@ class Throttle:
                 cached_input_tokens=request.est_cached_input_tokens,
                 output_tokens=request.est_output_tokens,
             )
-        return [
-            1,
-            request.est_cpu_ms,
-            request.est_input_tokens,
-            request.est_output_tokens,
-            to_nano_usd(cost),
-        ]
+        else:
+            cost = to_nano_usd(request.est_cost_usd)
+        return [1, request.est_cpu_ms, request.est_input_tokens, request.est_output_tokens, cost]
 
     def _retry_after_ms(self, now: datetime) -> int:
         if self._config.retry_after_ms:
@@ -95,17 +106,17 @@ class Throttle:
         _, midnight = day_bounds(now.date(), self._config.core.timezone)
         return max(1, int((midnight - now).total_seconds() * 1000))
 
-    async def _reserve(self, attempt: Callable[[], Awaitable[Reservation]]) -> Reservation:
+    async def _reserve(self, day: date, request: ReserveRequest) -> Reservation:
         """Reserve, first rebuilding the counters when Redis failed or lost them."""
         if self._rebuild_due:
             await self._rebuilder.rebuild_today(wait=True)
             self._rebuild_due = False
         try:
-            return await attempt()
+            return await self._pipeline.check(day=day, request=request)
         except CountersLost:
             log.info("live counters lost; rebuilding from Postgres before deciding")
             await self._rebuilder.rebuild_today(wait=True)
-            return await attempt()
+            return await self._pipeline.check(day=day, request=request)
 
     async def check(self, request: CheckInput) -> BudgetDecision:
         now = datetime.now(self._config.core.timezone)
@@ -116,17 +127,14 @@ class Throttle:
             (f"user:{request.user_id}", user_key(day, request.user_id)),
         ]
         budgets = [self._budgets.get(name) for name, _ in scopes]
-        caps = [
-            [cap if cap is not None else -1 for cap in b.caps] if b else [-1] * 5 for b in budgets
-        ]
+        caps = [NO_BUDGET_CAPS if b is None else b.script_caps for b in budgets]
         estimate = await self._estimate(day, request)
         policy = self._config.policies[request.tier]
-        reservation_id = request.reservation_id or uuid.uuid4().hex
+        reservation_id = request.reservation_id or secrets.token_hex(16)
         try:
             result = await self._reserve(
-                functools.partial(
-                    self._reserver.check,
-                    day=day,
+                day,
+                ReserveRequest(
                     scope_keys=[key for _, key in scopes],
                     caps=caps,
                     estimate=estimate,
@@ -135,24 +143,24 @@ class Throttle:
                     now_ms=self._clock_ms(),
                     ttl_ms=self._config.reservation_ttl_s * 1000,
                     reserve=request.reserve,
-                )
+                ),
             )
         except (RedisError, OSError):
             self._rebuild_due = True
             return self._fault_decision(request.tier, now)
-        tightest = self._tightest(result, scopes, caps, estimate)
         action, reason, cheaper, retry = decide(
             tier=request.tier,
             policy=policy,
             reserved=result.reserved,
-            tightest=tightest,
+            tightest=self._tightest(result, scopes, caps, estimate),
             llm_model=request.llm_model,
             downgrade_map=self._config.downgrade_map,
             over_cap_action=self._config.over_cap_action,
-            retry_after_ms=self._retry_after_ms(now),
+            # Only a check that reserved nothing waits (DEFER, DENY): only it needs the time.
+            retry_after_ms=0 if result.reserved else self._retry_after_ms(now),
         )
         if request.reserve:  # a dry run leaves no trace, alerts included
-            self._alerts.observe(self._crossings(day, scopes, budgets, result))
+            self._observe_crossings(day, scopes, budgets, result)
         return BudgetDecision(
             action=action,
             reason=reason,
@@ -188,8 +196,8 @@ class Throttle:
     @staticmethod
     def _tightest(
         result: Reservation,
-        scopes: list[tuple[str, str]],
-        caps: list[list[int]],
+        scopes: Scopes,
+        caps: list[tuple[int, ...]],
         estimate: list[int],
     ) -> Tightest | None:
         if not result.worst_scope:
@@ -202,56 +210,41 @@ class Throttle:
             scope=scopes[result.worst_scope - 1][0],
             metric=metric,
             fraction=result.worst_fraction,
-            used=_in_units(metric, after),
-            cap=_in_units(metric, caps[result.worst_scope - 1][m]),
+            used=amount(metric, after),
+            cap=amount(metric, caps[result.worst_scope - 1][m]),
         )
 
     @staticmethod
     def _remaining(
-        scopes: list[tuple[str, str]], budgets: list[Budget | None], result: Reservation
+        scopes: Scopes, budgets: list[Budget | None], result: Reservation
     ) -> tuple[Remaining, ...]:
-        out = []
-        for (name, _), budget, row in zip(scopes, budgets, result.figures, strict=False):
-            if budget is None:
-                continue
-            for m, cap in enumerate(budget.caps):
-                if cap is None:
-                    continue
-                metric = METRICS[m][0]
-                used = row[m] + row[m + 5]
-                out.append(
-                    Remaining(
-                        name,
-                        metric,
-                        _in_units(metric, cap),
-                        _in_units(metric, used),
-                        _in_units(metric, max(0, cap - used)),
-                    )
-                )
-        return tuple(out)
+        return tuple(
+            Remaining(name, metric, cap, row[m] + row[m + 5])
+            for (name, _), budget, row in zip(scopes, budgets, result.figures, strict=False)
+            if budget is not None
+            for m, metric, cap in budget.capped
+        )
 
-    @staticmethod
-    def _crossings(
-        day: date, scopes: list[tuple[str, str]], budgets: list[Budget | None], result: Reservation
-    ) -> list[Crossing]:
+    def _observe_crossings(
+        self, day: date, scopes: Scopes, budgets: list[Budget | None], result: Reservation
+    ) -> None:
+        """Hand the alerts the thresholds this check finds crossed (actual usage, not
+        reservations) that are not recorded yet."""
         found = []
         for (name, _), budget, row in zip(scopes, budgets, result.figures, strict=False):
             if budget is None:
                 continue
-            for m, cap in enumerate(budget.caps):
-                if not cap:
-                    continue
-                metric = METRICS[m][0]
-                for threshold in budget.thresholds:
-                    if row[m] >= threshold * cap:  # actual usage, not reservations
-                        found.append(
-                            Crossing(
-                                day,
-                                name,
-                                metric,
-                                threshold,
-                                _in_units(metric, row[m]),
-                                _in_units(metric, cap),
-                            )
+            for m, metric, cap, threshold, crossed_at in budget.alert_levels:
+                if row[m] >= crossed_at and not self._alerts.recorded(day, name, metric, threshold):
+                    found.append(
+                        Crossing(
+                            day,
+                            name,
+                            metric,
+                            threshold,
+                            amount(metric, row[m]),
+                            amount(metric, cap),
                         )
-        return found
+                    )
+        if found:
+            self._alerts.observe(found)

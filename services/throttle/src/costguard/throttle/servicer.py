@@ -13,7 +13,7 @@ from grpc import aio
 from redis.exceptions import RedisError
 
 from costguard.throttle import metrics
-from costguard.throttle.policy import BudgetDecision
+from costguard.throttle.policy import Action, BudgetDecision, amount_text
 from costguard.throttle.queue import DeferralQueue, DeferredJob
 from costguard.throttle.service import CheckInput, Throttle
 from costguard.v1 import throttle_pb2, throttle_pb2_grpc
@@ -86,9 +86,12 @@ def check_input(request: throttle_pb2.CheckRequest, tiers: tuple[str, ...]) -> C
     )
 
 
+_ACTIONS = {action: throttle_pb2.Action.Value(action.value) for action in Action}
+
+
 def encode_decision(decision: BudgetDecision) -> throttle_pb2.CheckResponse:
     return throttle_pb2.CheckResponse(
-        action=throttle_pb2.Action.Value(decision.action.value),
+        action=_ACTIONS[decision.action],
         retry_after_ms=decision.retry_after_ms,
         downgrade_model=decision.downgrade_model,
         reason=decision.reason,
@@ -97,9 +100,9 @@ def encode_decision(decision: BudgetDecision) -> throttle_pb2.CheckResponse:
             throttle_pb2.Remaining(
                 scope=r.scope,
                 metric=r.metric,
-                cap=str(r.cap),
-                used=str(r.used),
-                remaining=str(r.remaining),
+                cap=amount_text(r.metric, r.cap),
+                used=amount_text(r.metric, r.used),
+                remaining=amount_text(r.metric, r.remaining),
             )
             for r in decision.remaining
         ],
@@ -122,7 +125,7 @@ class ThrottleServicer(throttle_pb2_grpc.ThrottleServiceServicer):
         started = time.perf_counter()
         decision = await self._throttle.check(checked)
         metrics.CHECK_SECONDS.observe(time.perf_counter() - started)
-        metrics.DECISIONS.labels(decision.action.value, checked.tier).inc()
+        metrics.decided(decision.action.value, checked.tier)
         return encode_decision(decision)
 
     async def Release(
