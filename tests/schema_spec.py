@@ -201,6 +201,18 @@ OWN_TABLES = {
             "cost_monthly_summary_pkey": "PRIMARY KEY (year, month)",
         },
     ),
+    "cost_user_day_versions": Table(
+        columns=[
+            Column("date", "date", not_null=True, default=None),
+            Column("version", "bigint", not_null=True, default=None),
+        ],
+        indexes={
+            "cost_user_day_versions_pkey": "UNIQUE btree (date)",
+        },
+        keys={
+            "cost_user_day_versions_pkey": "PRIMARY KEY (date)",
+        },
+    ),
     "s3_objects": Table(
         columns=[
             Column("event_id", "uuid", not_null=True, default=None),
