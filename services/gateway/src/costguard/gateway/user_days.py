@@ -42,6 +42,10 @@ CHANNEL = "costguard_user_days"
 # The longest range the top users read; the listener keeps this many days up to today loaded.
 RANGE_DAYS = 92
 
+# Whole blocks of this many days (by date ordinal) are summed once and kept while their days
+# keep their versions: a range adds a dozen of them and the days at its ends.
+BLOCK_DAYS = 8
+
 VERSIONS = "SELECT date, version FROM cost_user_day_versions WHERE date BETWEEN $1 AND $2"
 VERSION = "SELECT version FROM cost_user_day_versions WHERE date = $1"
 
@@ -69,6 +73,7 @@ FIRST_BY_ID = "SELECT u FROM unnest($1::text[]) AS u ORDER BY u LIMIT $2"
 class Day:
     """One date's costs by user index (``UserDays.ids``), at one version of the date."""
 
+    date: date
     version: int
     nano: npt.NDArray[np.int64]  # floor(cost_usd * 10^9); 0 for a user without a row
     present: npt.NDArray[np.bool_]  # the users with a row
@@ -89,23 +94,53 @@ def _names(ids: Sequence[str], at: npt.NDArray[np.intp]) -> list[str]:
     return [ids[i] for i in at.tolist()]
 
 
-def shortlist(days: Sequence[Day], ids: Sequence[str], limit: int) -> Shortlist:
-    """The users of ``days`` who can be among the ``limit`` costliest over them."""
-    total = np.zeros(len(ids), np.int64)
-    present = np.zeros(len(ids), np.bool_)
-    slack = np.zeros(len(ids), np.int32)
+def _kth(values: npt.NDArray[np.int64], limit: int) -> int:
+    return int(np.partition(values, len(values) - limit)[len(values) - limit])
+
+
+def _present(days: Sequence[Day], users: int) -> npt.NDArray[np.intp]:
+    present = np.zeros(users, np.bool_)
+    for day in days:
+        present[: len(day.present)] |= day.present
+    return np.flatnonzero(present)
+
+
+@dataclass(frozen=True)
+class Sums:
+    """Users' costs summed over days, in nano-dollars rounded down per day, and per user the
+    days whose cost was not whole nano-dollars (each adds less than one too little)."""
+
+    key: tuple[tuple[date, int], ...]  # the days summed, with their versions
+    nano: npt.NDArray[np.int64]
+    slack: npt.NDArray[np.int32]
+
+
+def _summed(days: Sequence[Day], users: int) -> Sums:
+    total = np.zeros(users, np.int64)
+    slack = np.zeros(users, np.int32)
     for day in days:
         held = len(day.nano)  # users who first appeared after the day was loaded are absent
         total[:held] += day.nano
-        present[:held] |= day.present
         if day.inexact is not None:
             slack[:held] += day.inexact
-    users = np.flatnonzero(present)
-    if len(users) <= limit:
-        return Shortlist(_names(ids, users), [])
+    return Sums(tuple((day.date, day.version) for day in days), total, slack)
+
+
+def shortlist(days: Sequence[Day], sums: Sums, ids: Sequence[str], limit: int) -> Shortlist:
+    """The users of ``days`` (summed in ``sums``) who can be among the ``limit`` costliest
+    over them."""
+    total, slack = sums.nano, sums.slack
     # A user's exact cost in nano-dollars is in [low, low + slack); exactly low without slack.
-    low, slack = total[users], slack[users]
-    kth = np.partition(low, len(low) - limit)[len(low) - limit]  # at most the k-th exact cost
+    # A user without a row in the range holds 0 without slack: when the k-th largest of all is
+    # above 0 they cannot reach it, and who has rows need not be worked out.
+    if len(ids) > limit and (kth := _kth(total, limit)) > 0:
+        users, low = np.arange(len(ids)), total
+    else:
+        users = _present(days, len(ids))
+        if len(users) <= limit:
+            return Shortlist(_names(ids, users), [])
+        low, slack = total[users], slack[users]
+        kth = _kth(low, limit)  # at most the k-th exact cost
     exact = slack == 0
     can = np.where(exact, low >= kth, low + slack > kth)
     tied = exact & (low == kth)
@@ -124,7 +159,7 @@ async def top_users(
     days = await user_days.days(conn, first, last)
     if not all(day.fits for day in days):
         return await conn.fetch(queries.TOP_USERS, first, last, limit)
-    found = shortlist(days, user_days.ids, limit)
+    found = shortlist(days, user_days.sums(days, first, last), user_days.ids, limit)
     users = found.users
     if found.tied:
         users += [r["u"] for r in await conn.fetch(FIRST_BY_ID, found.tied, limit)]
@@ -149,6 +184,7 @@ class UserDays:
         self.ids: list[str] = []
         self._index: dict[str, int] = {}
         self._days: OrderedDict[date, Day] = OrderedDict()
+        self._blocks: dict[int, Sums] = {}  # by date.toordinal() // BLOCK_DAYS
         self._loading: dict[date, asyncio.Future[Day | None]] = {}
         self._dirty: set[date] = set()
         self._due = asyncio.Event()
@@ -160,6 +196,32 @@ class UserDays:
         snapshot) sees them; a date without rows is left out."""
         versions = await conn.fetch(VERSIONS, first, last)
         return [await self._day(conn, r["date"], r["version"]) for r in versions]
+
+    def sums(self, days: Sequence[Day], first: date, last: date) -> Sums:
+        """``days`` (``first`` .. ``last``) summed: the whole BLOCK_DAYS blocks in the range
+        from sums kept while their days keep their versions, the days at its ends one by one."""
+        users = len(self.ids)
+        blocks: dict[int, list[Day]] = {}
+        for day in days:
+            blocks.setdefault(day.date.toordinal() // BLOCK_DAYS, []).append(day)
+        parts: list[Sums] = []
+        loose: list[Day] = []
+        for block, members in blocks.items():
+            start = block * BLOCK_DAYS
+            if start < first.toordinal() or start + BLOCK_DAYS - 1 > last.toordinal():
+                loose += members
+                continue
+            kept = self._blocks.get(block)
+            if kept is None or kept.key != tuple((d.date, d.version) for d in members):
+                kept = self._blocks[block] = _summed(members, users)
+                while len(self._blocks) > self._held_days // BLOCK_DAYS + 2:
+                    del self._blocks[next(iter(self._blocks))]
+            parts.append(kept)
+        summed = _summed(loose, users)
+        for part in parts:
+            summed.nano[: len(part.nano)] += part.nano
+            summed.slack[: len(part.slack)] += part.slack
+        return summed
 
     async def _day(self, conn: Connection, day: date, version: int) -> Day:
         held = self._days.get(day)
@@ -184,7 +246,7 @@ class UserDays:
         try:
             row = await conn.fetchrow(DAY, day)
             assert row is not None
-            loaded = self._column(version, row)
+            loaded = self._column(day, version, row)
             held = self._days.get(day)
             # A date's versions grow in commit order: an older snapshot's day is not kept.
             if held is None or held.version < version:
@@ -199,7 +261,7 @@ class UserDays:
                 del self._loading[day]
                 future.set_result(loaded)  # None: a waiter loads the day itself
 
-    def _column(self, version: int, row: asyncpg.Record) -> Day:
+    def _column(self, day: date, version: int, row: asyncpg.Record) -> Day:
         users: list[str] = row["users"]
         index, ids = self._index, self.ids
         for user in users:
@@ -215,7 +277,7 @@ class UserDays:
         if row["inexact"]:
             inexact = np.zeros(len(ids), np.bool_)
             inexact[np.fromiter(map(index.__getitem__, row["inexact"]), np.int64)] = True
-        return Day(version, nano, present, inexact, row["fits"])
+        return Day(day, version, nano, present, inexact, row["fits"])
 
     # The listener: reload a changed day ahead of the reads that would wait for it.
 
