@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
+from functools import partial
 
 import asyncpg
 import httpx
@@ -115,7 +116,7 @@ async def run(stack: DevStack) -> None:
             first = await _timed(lambda: get(paths[f"users?{last_92}"][0]), 1)
             rows.append(("first users read after start (loads the days)", f"{first[0]:8.0f} ms"))
             for name, (path, figure_name) in paths.items():
-                samples = await _timed(lambda path=path: get(path), CALLS)
+                samples = await _timed(partial(get, path), CALLS)
                 rows.append(_row(name, samples))
                 figure(figure_name, percentile(samples, 99), "ms", goal="<= 50")
             await pool.execute(_REROLL_TODAY, today)
@@ -123,9 +124,8 @@ async def run(stack: DevStack) -> None:
             rows.append(("users?days=30 right after today is rewritten", f"{reread[0]:8.0f} ms"))
             for days in (7, 30, DAYS):
                 first_day = today - timedelta(days=days - 1)
-                samples = await _timed(
-                    lambda d=first_day: pool.fetch(queries.TOP_USERS, d, today, 20), SQL_CALLS
-                )
+                ranking = partial(pool.fetch, queries.TOP_USERS, first_day, today, 20)
+                samples = await _timed(ranking, SQL_CALLS)
                 rows.append(_row(f"full SQL ranking, {days} days (before)", samples))
     await pool.close()
     report(f"gateway over {USERS:,} users x {DAYS} days of aggregates", rows)

@@ -452,7 +452,17 @@ async def _versions(conn: asyncpg.Connection) -> dict[date, int]:
     return {r["date"]: r["version"] for r in await conn.fetch(_VERSIONS)}
 
 
-async def test_0014_versions_each_date_on_every_write_and_never_twice(empty_db: str) -> None:
+async def _last_change(conn: asyncpg.Connection, day: date) -> tuple[int | None, list[str] | None]:
+    row = await conn.fetchrow(
+        "SELECT previous, users FROM cost_user_day_changes WHERE date = $1 "
+        "ORDER BY version DESC LIMIT 1",
+        day,
+    )
+    assert row is not None
+    return row["previous"], row["users"]
+
+
+async def test_0014_versions_each_date_its_cost_changes_on_and_never_twice(empty_db: str) -> None:
     migrations = load_migrations()
     (versions,) = [m for m in migrations if m.label == "0014_user_day_versions"]
     conn = await asyncpg.connect(empty_db)
@@ -481,15 +491,26 @@ async def test_0014_versions_each_date_on_every_write_and_never_twice(empty_db: 
 
         update = "UPDATE cost_user_daily SET cost_usd = 3 WHERE user_id = 'a'"
         assert await changed(update) == {first}
+        assert await _last_change(conn, first) == (before[first], ["a"])
+        # b's tier is no change to the ranking (it reads tiers from the table); c is new.
         upsert = (
             "INSERT INTO cost_user_daily (user_id, date, tier) VALUES ('b', $1, 'free'), "
             "('c', $2, 'free') ON CONFLICT (user_id, date) DO UPDATE SET tier = 'free'"
         )
-        assert await changed(upsert, second, third) == {second, third}
+        assert await changed(upsert, second, third) == {third}
+        assert await _last_change(conn, third) == (None, ["c"])
         assert await changed("DELETE FROM cost_user_daily WHERE date = $1", second) == {second}
+        assert await _last_change(conn, second) == (before[second], ["b"])
         assert await changed("UPDATE cost_user_daily SET tier = 'x' WHERE false") == set()
+        many = (
+            "INSERT INTO cost_user_daily (user_id, date, tier) SELECT 'm' || n, $1, 'pro' "
+            "FROM generate_series(1, 5001) AS n"
+        )
+        assert await changed(many, first) == {first}
+        assert (await _last_change(conn, first))[1] is None  # too many to list: load the day
         await conn.execute("TRUNCATE cost_user_daily")
         assert await conn.fetch(_VERSIONS) == []  # no date has rows
+        assert await conn.fetchval("SELECT count(*) FROM cost_user_day_changes") == 0
         await conn.execute(
             "INSERT INTO cost_user_daily (user_id, date, tier) VALUES ('a', $1, 'pro')", first
         )

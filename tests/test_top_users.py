@@ -61,6 +61,18 @@ async def gateways(db: asyncpg.Pool, service_env: dict[str, str]) -> AsyncIterat
             await client.aclose()
 
 
+@pytest.fixture
+async def deaf(db: asyncpg.Pool, service_env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """A gateway that hears no NOTIFY: its held days are checked by their versions alone."""
+    env = {**service_env, "COSTGUARD_ADMIN_TOKENS": f"ops:admin:{hash_token(ADMIN)}"}
+    app = create_app(GatewayConfig.from_env(env), clock=lambda: _noon(TODAY))
+    async with app.router.lifespan_context(app):
+        await app.state.resources.user_days.stop()  # no listener, no reloads ahead of reads
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
 async def _expected(db: asyncpg.Pool, first: date, last: date, limit: int) -> list[dict[str, Any]]:
     """The straightforward ranking: every row of the range summed in SQL."""
     return [
@@ -254,6 +266,31 @@ async def test_digits_past_the_nano_dollar_decide_the_order(
     )
     users = await _check(gateways[0], db, TODAY - timedelta(days=1), TODAY, 1)
     assert [u["user_id"] for u in users] == [USERS[0]]
+
+
+async def test_a_gateway_deaf_to_notifications_still_answers_right(
+    deaf: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    """Held days are used at the versions a read sees, whatever the listener heard: after a
+    day's rows are emptied and written anew, a cost changes, and a user goes."""
+    first = TODAY - timedelta(days=9)
+    rows = {(u, d): (Decimal(100 + u + d), TIERS[u % 3], 1) for u in range(12) for d in range(10)}
+    await _store(db, rows)
+    await _check(deaf, db, first, TODAY, 4)
+    await db.execute("TRUNCATE cost_user_daily")
+    await _store(db, {(u, d): (Decimal(20 - u), "pro", 2) for u in range(5) for d in (0, 3)})
+    assert [u["user_id"] for u in await _check(deaf, db, first, TODAY, 3)] == USERS[:3]
+    await db.execute(
+        "UPDATE cost_user_daily SET cost_usd = 100 WHERE user_id = $1 AND date = $2",
+        USERS[4],
+        TODAY,
+    )
+    await db.execute("DELETE FROM cost_user_daily WHERE user_id = $1", USERS[0])
+    assert [u["user_id"] for u in await _check(deaf, db, first, TODAY, 3)] == [
+        USERS[4],
+        USERS[1],
+        USERS[2],
+    ]
 
 
 def _sheets() -> DaySheets:

@@ -11,12 +11,13 @@ reach the k-th largest sum can be in the top k, ties included; Postgres sums exa
 with the very statement of the full ranking restricted to them, so the answer is the one the
 full ranking gives (order, exact sums, tier of the last day).
 
-Freshness: a trigger on cost_user_daily (migration 0014) gives a date a new version in the
-same transaction as any write to its rows, whoever writes them, and NOTIFYs at commit. A read
-takes one repeatable-read snapshot, reads its dates' versions there and uses a held day only
-at the version it sees; a day held at another version is loaded again in that snapshot (or
-awaited, when it is being loaded already). A NOTIFY reloads a changed day ahead of the reads,
-so after a re-roll a read waits for at most that reload; on every replica alike.
+Freshness: triggers on cost_user_daily (migration 0014) give a date a new version in the
+same transaction as any write that adds, removes or re-costs one of its rows, whoever writes
+them, log which users it changed, and NOTIFY at commit. A read takes one repeatable-read
+snapshot, reads its dates' versions there and uses a held day only at the version it sees; a
+day held at an older version is patched in that snapshot from the users logged since (a
+re-roll of today changes a few of 100,000), else loaded whole. A NOTIFY brings a changed day
+up to date ahead of the reads; on every replica alike.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TypeVar
 
 import asyncpg
 import numpy as np
@@ -37,6 +39,8 @@ from costguard.common.db import Connection
 from costguard.gateway import queries
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=np.generic)
 
 CHANNEL = "costguard_user_days"
 # The longest range the top users read; the listener keeps this many days up to today loaded.
@@ -64,6 +68,17 @@ SELECT coalesce(array_agg(user_id), '{}') AS users,
 FROM day
 """
 
+# A held day's version is brought to a later one by the users its changes name (migration
+# 0014), when they link it: each change names the version before it.
+CHANGES = """
+SELECT version, previous, users FROM cost_user_day_changes
+WHERE date = $1 AND version > $2 AND version <= $3 ORDER BY version
+"""
+_DAY_ROWS = "FROM cost_user_daily WHERE date = $1\n"
+PATCH = DAY.replace(_DAY_ROWS, _DAY_ROWS.replace("$1", "$1 AND user_id = ANY($2::text[])"))
+if PATCH == DAY:
+    raise AssertionError("DAY no longer reads the day as PATCH expects")
+
 # Of users whose exact costs are all equal: the first $2 as ORDER BY user_id puts them (the
 # database's collation decides, as it does in the full ranking).
 FIRST_BY_ID = "SELECT u FROM unnest($1::text[]) AS u ORDER BY u LIMIT $2"
@@ -88,6 +103,13 @@ class Shortlist:
 
     users: list[str]
     tied: list[str]
+
+
+def _widened(column: npt.NDArray[T], users: int) -> npt.NDArray[T]:
+    """A copy of a held day's column, for ``users`` users (0 / False for those after it)."""
+    out = np.zeros(users, column.dtype)
+    out[: len(column)] = column
+    return out
 
 
 def _names(ids: Sequence[str], at: npt.NDArray[np.intp]) -> list[str]:
@@ -244,10 +266,14 @@ class UserDays:
             self._loading[day] = future
         loaded: Day | None = None
         try:
-            row = await conn.fetchrow(DAY, day)
-            assert row is not None
-            loaded = self._column(day, version, row)
             held = self._days.get(day)
+            if held is not None and held.version < version:
+                loaded = await self._patched(conn, held, version)
+            if loaded is None:
+                row = await conn.fetchrow(DAY, day)
+                assert row is not None
+                loaded = self._column(day, version, row)
+            held = self._days.get(day)  # another read may have installed one meanwhile
             # A date's versions grow in commit order: an older snapshot's day is not kept.
             if held is None or held.version < version:
                 self._days[day] = loaded
@@ -261,23 +287,57 @@ class UserDays:
                 del self._loading[day]
                 future.set_result(loaded)  # None: a waiter loads the day itself
 
-    def _column(self, day: date, version: int, row: asyncpg.Record) -> Day:
-        users: list[str] = row["users"]
+    def _at(self, users: list[str]) -> npt.NDArray[np.int64]:
+        """The users' indexes, new users given the next ones."""
         index, ids = self._index, self.ids
         for user in users:
             if user not in index:
                 index[user] = len(ids)
                 ids.append(user)
-        at = np.fromiter(map(index.__getitem__, users), np.int64, len(users))
-        nano = np.zeros(len(ids), np.int64)
+        return np.fromiter(map(index.__getitem__, users), np.int64, len(users))
+
+    def _column(self, day: date, version: int, row: asyncpg.Record) -> Day:
+        at = self._at(row["users"])
+        nano = np.zeros(len(self.ids), np.int64)
         nano[at] = np.asarray(row["nano"], np.int64)
-        present = np.zeros(len(ids), np.bool_)
+        present = np.zeros(len(self.ids), np.bool_)
         present[at] = True
         inexact = None
         if row["inexact"]:
-            inexact = np.zeros(len(ids), np.bool_)
-            inexact[np.fromiter(map(index.__getitem__, row["inexact"]), np.int64)] = True
+            inexact = np.zeros(len(self.ids), np.bool_)
+            inexact[self._at(row["inexact"])] = True
         return Day(day, version, nano, present, inexact, row["fits"])
+
+    async def _patched(self, conn: Connection, held: Day, version: int) -> Day | None:
+        """``held`` brought to ``version`` by rereading the users changed in between (a
+        re-roll of today changes a few of 100,000), or None when the changes kept do not
+        link the two versions (the day is then loaded whole)."""
+        if not held.fits:
+            return None
+        changed: set[str] = set()
+        reached = held.version
+        for change in await conn.fetch(CHANGES, held.date, held.version, version):
+            if change["previous"] != reached or change["users"] is None:
+                return None
+            changed.update(change["users"])
+            reached = change["version"]
+        if reached != version:
+            return None
+        row = await conn.fetchrow(PATCH, held.date, sorted(changed))
+        assert row is not None
+        gone, at = self._at(sorted(changed)), self._at(row["users"])  # gone, then back
+        users = len(self.ids)
+        nano, present = _widened(held.nano, users), _widened(held.present, users)
+        inexact = None if held.inexact is None else _widened(held.inexact, users)
+        nano[gone], present[gone] = 0, False
+        if inexact is not None:
+            inexact[gone] = False
+        nano[at] = np.asarray(row["nano"], np.int64)
+        present[at] = True
+        if row["inexact"]:
+            inexact = inexact if inexact is not None else np.zeros(users, np.bool_)
+            inexact[self._at(row["inexact"])] = True
+        return Day(held.date, version, nano, present, inexact, row["fits"])
 
     # The listener: reload a changed day ahead of the reads that would wait for it.
 
@@ -288,6 +348,7 @@ class UserDays:
     def _notified(self, connection: object, pid: int, channel: str, payload: object) -> None:
         if payload == "":  # emptied: no held day is any date's any more
             self._days.clear()
+            self._blocks.clear()
             return
         try:
             day = date.fromisoformat(str(payload))
