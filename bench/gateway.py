@@ -48,9 +48,9 @@ SELECT date, sum(jobs), sum(ai_calls), sum(cpu_ms), sum(tokens_in), sum(tokens_o
        jsonb_build_object('free', jsonb_build_object('cost_usd', (sum(cost_usd) / 3)::text))
 FROM cost_user_daily GROUP BY date
 """
-# Today re-rolled: every user's row rewritten, some costs changed.
+# Today re-rolled: every user's row rewritten, the costs of those active since (2%) changed.
 _REROLL_TODAY = """
-UPDATE cost_user_daily SET cost_usd = cost_usd + CASE WHEN random() < 0.05 THEN 0.001 ELSE 0 END,
+UPDATE cost_user_daily SET cost_usd = cost_usd + CASE WHEN random() < 0.02 THEN 0.001 ELSE 0 END,
        updated_at = now()
 WHERE date = $1
 """
