@@ -201,6 +201,33 @@ OWN_TABLES = {
             "cost_monthly_summary_pkey": "PRIMARY KEY (year, month)",
         },
     ),
+    "cost_user_day_changes": Table(
+        columns=[
+            Column("date", "date", not_null=True, default=None),
+            Column("version", "bigint", not_null=True, default=None),
+            Column("previous", "bigint", not_null=False, default=None),
+            Column("users", "text[]", not_null=False, default=None),
+            Column("logged_at", "timestamp with time zone", not_null=True, default="now()"),
+        ],
+        indexes={
+            "cost_user_day_changes_pkey": "UNIQUE btree (date, version)",
+        },
+        keys={
+            "cost_user_day_changes_pkey": "PRIMARY KEY (date, version)",
+        },
+    ),
+    "cost_user_day_versions": Table(
+        columns=[
+            Column("date", "date", not_null=True, default=None),
+            Column("version", "bigint", not_null=True, default=None),
+        ],
+        indexes={
+            "cost_user_day_versions_pkey": "UNIQUE btree (date)",
+        },
+        keys={
+            "cost_user_day_versions_pkey": "PRIMARY KEY (date)",
+        },
+    ),
     "s3_objects": Table(
         columns=[
             Column("event_id", "uuid", not_null=True, default=None),

@@ -443,3 +443,82 @@ async def test_0010_stores_exact_money_and_its_down_rounds_it_to_8_places(empty_
     finally:
         await pool.close()
         await conn.close()
+
+
+_VERSIONS = "SELECT date, version FROM cost_user_day_versions ORDER BY date"
+
+
+async def _versions(conn: asyncpg.Connection) -> dict[date, int]:
+    return {r["date"]: r["version"] for r in await conn.fetch(_VERSIONS)}
+
+
+async def _last_change(conn: asyncpg.Connection, day: date) -> tuple[int | None, list[str] | None]:
+    row = await conn.fetchrow(
+        "SELECT previous, users FROM cost_user_day_changes WHERE date = $1 "
+        "ORDER BY version DESC LIMIT 1",
+        day,
+    )
+    assert row is not None
+    return row["previous"], row["users"]
+
+
+async def test_0014_versions_each_date_its_cost_changes_on_and_never_twice(empty_db: str) -> None:
+    migrations = load_migrations()
+    (versions,) = [m for m in migrations if m.label == "0014_user_day_versions"]
+    conn = await asyncpg.connect(empty_db)
+    first, second, third = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
+    try:
+        await migrate_up(conn, [m for m in migrations if m.version < versions.version])
+        await conn.execute(
+            "INSERT INTO cost_user_daily (user_id, date, tier, cost_usd) "
+            "VALUES ('a', $1, 'pro', 1), ('b', $2, 'pro', 2)",
+            first, second,
+        )  # fmt: skip
+        await migrate_up(conn, [m for m in migrations if m.version <= versions.version])
+        # The dates already stored get their versions.
+        before = await _versions(conn)
+        assert set(before) == {first, second}
+        seen = set(before.values())
+
+        async def changed(statement: str, *args: Any) -> set[date]:
+            old = await _versions(conn)
+            await conn.execute(statement, *args)
+            new = await _versions(conn)
+            assert not seen & {new[d] for d in new if new[d] != old.get(d)}
+            seen.update(new.values())
+            assert set(old) <= set(new)
+            return {d for d in new if new[d] != old.get(d)}
+
+        update = "UPDATE cost_user_daily SET cost_usd = 3 WHERE user_id = 'a'"
+        assert await changed(update) == {first}
+        assert await _last_change(conn, first) == (before[first], ["a"])
+        # b's tier is no change to the ranking (it reads tiers from the table); c is new.
+        upsert = (
+            "INSERT INTO cost_user_daily (user_id, date, tier) VALUES ('b', $1, 'free'), "
+            "('c', $2, 'free') ON CONFLICT (user_id, date) DO UPDATE SET tier = 'free'"
+        )
+        assert await changed(upsert, second, third) == {third}
+        assert await _last_change(conn, third) == (None, ["c"])
+        assert await changed("DELETE FROM cost_user_daily WHERE date = $1", second) == {second}
+        assert await _last_change(conn, second) == (before[second], ["b"])
+        assert await changed("UPDATE cost_user_daily SET tier = 'x' WHERE false") == set()
+        many = (
+            "INSERT INTO cost_user_daily (user_id, date, tier) SELECT 'm' || n, $1, 'pro' "
+            "FROM generate_series(1, 5001) AS n"
+        )
+        assert await changed(many, first) == {first}
+        assert (await _last_change(conn, first))[1] is None  # too many to list: load the day
+        await conn.execute("TRUNCATE cost_user_daily")
+        assert await conn.fetch(_VERSIONS) == []  # no date has rows
+        assert await conn.fetchval("SELECT count(*) FROM cost_user_day_changes") == 0
+        await conn.execute(
+            "INSERT INTO cost_user_daily (user_id, date, tier) VALUES ('a', $1, 'pro')", first
+        )
+        (again,) = await conn.fetch(_VERSIONS)
+        assert again["version"] not in seen  # a version is never seen twice
+
+        assert await rollback_newest(conn) == versions.label
+        assert "table cost_user_day_versions" not in await _schema_objects(conn)
+        await conn.execute("UPDATE cost_user_daily SET cost_usd = 4")  # no trigger left
+    finally:
+        await conn.close()

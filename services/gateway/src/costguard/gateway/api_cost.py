@@ -14,11 +14,13 @@ from costguard.common.counters import UNATTRIBUTED, LiveCounters, global_key, ti
 from costguard.common.days import day_bounds
 from costguard.common.money import exact_arithmetic, exact_sum
 from costguard.common.pricing import NANO
-from costguard.gateway import params, queries
+from costguard.gateway import params, queries, user_days
 from costguard.gateway.auth import admin_only
 from costguard.gateway.forecast import averaged_days, month_forecast
 from costguard.gateway.money import exact_text, ratio, usd
+from costguard.gateway.params import BadInput
 from costguard.gateway.resources import Resources, resources
+from costguard.gateway.user_days import RANGE_DAYS
 
 _CAP_METRICS = (
     ("daily_jobs_cap", "jobs", "jobs"),
@@ -218,13 +220,33 @@ async def cost_summary(request: Request) -> Response:
     return JSONResponse(body)
 
 
+def _users_range(request: Request, today: date) -> tuple[date, date]:
+    """``from`` .. ``to`` (default today), at most RANGE_DAYS days; without ``from``, the
+    ``days`` days (7 or 30) up to ``to``."""
+    last = params.iso_date(request, "to") or today
+    first = params.iso_date(request, "from")
+    if first is None:
+        return last - timedelta(days=params.days(request) - 1), last
+    if "days" in request.query_params:
+        raise BadInput("days", "give days or from, not both")
+    if first > last or (last - first).days >= RANGE_DAYS:
+        raise BadInput(
+            "from", f"from must be on or before to, at most {RANGE_DAYS - 1} days earlier"
+        )
+    return first, last
+
+
 @admin_only
 async def top_users(request: Request) -> Response:
-    days = params.days(request)
-    limit = params.integer(request, "limit", 20, 1, 500)
     res = resources(request)
-    start, today, _ = _window(res, days)
-    rows = await res.pool.fetch(queries.TOP_USERS, start, today, limit)
+    start, last = _users_range(request, res.now().date())
+    limit = params.integer(request, "limit", 20, 1, 500)
+    # One snapshot: the held days are used at the versions it sees (``user_days``).
+    async with (
+        res.pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        rows = await user_days.top_users(res.user_days, conn, start, last, limit)
     users = [
         {
             "user_id": r["user_id"],
@@ -234,4 +256,11 @@ async def top_users(request: Request) -> Response:
         }
         for r in rows
     ]
-    return JSONResponse({"days": days, "users": users})
+    return JSONResponse(
+        {
+            "days": (last - start).days + 1,
+            "from": start.isoformat(),
+            "to": last.isoformat(),
+            "users": users,
+        }
+    )

@@ -31,6 +31,7 @@ from costguard.gateway.middleware import RequestContext, SecurityHeaders
 from costguard.gateway.openapi import document
 from costguard.gateway.params import BadInput
 from costguard.gateway.resources import Resources
+from costguard.gateway.user_days import UserDays
 from costguard.gateway.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -117,9 +118,16 @@ def create_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = 
         if config.session_secret is None:
             log.warning("GATEWAY_SESSION_SECRET is not set: sessions end when this process does")
         secret = (config.session_secret or secrets.token_urlsafe(32)).encode()
-        app.state.resources = Resources(config, pool, redis, channels, http, secret)
+        user_days = UserDays(
+            pool,
+            config.database_url,
+            held_days=config.top_users_days,
+            today=lambda: app.state.resources.now().date(),
+        )
+        app.state.resources = Resources(config, pool, redis, channels, http, secret, user_days)
         if clock is not None:
             app.state.resources.clock = clock
+        user_days.start()
         app.state.webhook = WebhookSender(config.webhook_url, config.webhook_secret, http, pool)
         dispatcher = AlertDispatcher(
             app.state.webhook,
@@ -134,6 +142,7 @@ def create_app(config: GatewayConfig, *, clock: Callable[[], datetime] | None = 
             yield
         finally:
             await dispatcher.stop()
+            await user_days.stop()
             for channel in reversed(channels.values()):
                 await channel.close()
             await http.aclose()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from costguard.common.config import ConfigError, CoreConfig, Env, is_loopback
+from costguard.gateway.user_days import RANGE_DAYS
 
 T = TypeVar("T")
 _TOKEN_ENTRY = re.compile(r"^([A-Za-z0-9_.@-]{1,64}):(admin|viewer):([0-9a-f]{64})$")
@@ -57,6 +58,8 @@ class GatewayConfig:
     # Origins besides the gateway's own whose pages may write with the session cookie
     # (csrf.py): the public origin, when a proxy in front rewrites Host.
     allowed_origins: tuple[str, ...]
+    # Days of every user's cost held in memory for the top users (``user_days``).
+    top_users_days: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> GatewayConfig:
@@ -82,6 +85,7 @@ class GatewayConfig:
             alert_dispatch_s=env.number("ALERT_DISPATCH_SECONDS", 5.0, minimum=0.1),
             web_dist=env.optional_str("GATEWAY_WEB_DIST"),
             allowed_origins=_allowed_origins(env),
+            top_users_days=env.integer("GATEWAY_TOP_USERS_DAYS", 184, minimum=RANGE_DAYS),
         )
 
 

@@ -336,8 +336,14 @@ def document(tiers: tuple[str, ...] = DEFAULT_TIERS) -> dict[str, Any]:
             {"$ref": "#/components/schemas/Summary"},
         ),
         "/api/admin/cost/users": _get(
-            "Top users by cost",
-            [_DAYS, _query("limit", {"type": "integer", "minimum": 1, "maximum": 500})],
+            "Top users by cost over the last 7 or 30 days (days), or from one date to another "
+            "(from, and to: default today; at most 92 days; not with days)",
+            [
+                _DAYS,
+                _query("from", {"type": "string", "format": "date"}),
+                _query("to", {"type": "string", "format": "date"}),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+            ],
             _OBJECT,
         ),
         "/api/admin/cost/budgets": {

@@ -42,6 +42,14 @@ JOIN cost_user_daily d ON d.user_id = top.user_id AND d.date = top.last_date
 ORDER BY top.cost_usd DESC, top.user_id
 """
 
+# TOP_USERS among the users $4 only (``user_days``: those who can be in its top $3).
+_RANGE = "FROM cost_user_daily WHERE date BETWEEN $1 AND $2\n"
+TOP_USERS_AMONG = TOP_USERS.replace(
+    _RANGE, _RANGE.replace("$2", "$2 AND user_id = ANY($4::text[])"), 1
+)
+if TOP_USERS_AMONG == TOP_USERS:
+    raise AssertionError("TOP_USERS no longer reads the range as TOP_USERS_AMONG expects")
+
 MONTH_TO_DATE = (
     "SELECT coalesce(sum(cost_usd), 0) FROM cost_global_daily WHERE date BETWEEN $1 AND $2"
 )

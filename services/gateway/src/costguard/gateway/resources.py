@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from costguard.common.redis import RedisClient
 from costguard.gateway.config import GatewayConfig
+from costguard.gateway.user_days import UserDays
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Resources:
     channels: dict[str, aio.Channel]
     http: httpx.AsyncClient
     session_secret: bytes
+    user_days: UserDays  # every user's cost of the recent days, for the top users
     # What "now" is: the wall clock, unless a test fixes it (the forecast depends on the
     # time of day).
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
