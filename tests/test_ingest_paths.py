@@ -1,9 +1,9 @@
 """Ingest's two ways into the event tables, and what the counters make of what they stored.
 
-A batch's new events are COPYed in (``copy_new``); when another transaction stores one of
-them meanwhile, the batch is stored again row by row (``insert_each_once``). Either way
-each event id is stored once, with every column exactly as built, and counted once: the
-live counters equal their rebuild from Postgres.
+A batch's events are COPYed in (``copy_in``); when one of them is stored already, or by
+another transaction meanwhile, the batch is stored again row by row
+(``insert_each_once``). Either way each event id is stored once, with every column exactly
+as built, and counted once: the live counters equal their rebuild from Postgres.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from costguard.common.rebuild import totals_for_day
 from costguard.telemetry.checks import MAX_LENGTH
 from costguard.telemetry.columns import BUILDERS
 from costguard.telemetry.config import TelemetryConfig
-from costguard.telemetry.event_tables import TABLES, copy_new, insert_each_once
+from costguard.telemetry.event_tables import TABLES, Conflict, copy_in, insert_each_once
 from costguard.telemetry.rows import Rejected, Row, RowBuilder
 from costguard.telemetry.server import Telemetry, build
 from costguard.v1 import telemetry_pb2
@@ -220,7 +220,7 @@ def _extremes() -> dict[str, list[Row]]:
     }
 
 
-@pytest.mark.parametrize("insert", [copy_new, insert_each_once], ids=["copy", "row by row"])
+@pytest.mark.parametrize("insert", [copy_in, insert_each_once], ids=["copy", "row by row"])
 async def test_each_insert_stores_every_column_exactly(
     db: asyncpg.Pool, insert: Callable[..., Awaitable[list[int]]]
 ) -> None:
@@ -232,13 +232,17 @@ async def test_each_insert_stores_every_column_exactly(
         expected = [(uuid.UUID(str(row[0])), *row[1:]) for row in rows]
         assert [tuple(record) for record in stored] == expected, kind
         async with db.acquire() as conn, conn.transaction():
-            assert await insert(conn, kind, rows) == []  # stored already: nothing inserted
+            if insert is copy_in:  # stored already: the COPY refuses them all
+                with pytest.raises(Conflict):
+                    await insert(conn, kind, rows)
+            else:  # stored already: nothing inserted
+                assert await insert(conn, kind, rows) == []
 
 
 async def test_postgres_rounds_a_quantity_as_the_row_was_priced(db: asyncpg.Pool) -> None:
     rows = _extremes()["cost"]
     async with db.acquire() as conn, conn.transaction():
-        await copy_new(conn, "cost", rows)
+        await copy_in(conn, "cost", rows)
     quantities = [r["quantity"] for r in await db.fetch("SELECT quantity FROM cost_events")]
     assert quantities == [row[3] for row in rows] == [Decimal(MAXIMUM["quantity"]), Decimal("1E-6")]
 

@@ -1,22 +1,22 @@
 """The one place ingest writes events into their tables, each ``event_id`` stored once.
 
-``copy_new`` finds which of the batch's event ids are stored already (one indexed lookup)
-and COPYs the other rows straight into the event table: Postgres' cheapest way to take
-rows (a multi-row insert, no per-row conflict handling, no staging table). The table's
-unique index on ``event_id`` still has the last word: when a copy of one of those events
-is stored in between by another transaction (the same events sent again on another stream
-while this batch is being stored), the COPY fails with a unique violation, or a deadlock
-when the two wait on each other, and :class:`CopyRaced` tells the caller to roll back and
-store the batch again with ``insert_each_once``. That one is ``INSERT ... SELECT FROM
-unnest(...) ON CONFLICT (event_id) DO NOTHING RETURNING event_id``: it skips whatever
-another transaction stored first, waiting for it to commit or roll back if it has not yet,
-and says which rows it stored. Either way the caller learns exactly which rows it
-inserted, and counts those alone.
+``copy_in`` COPYs a batch's rows straight into the event table: Postgres' cheapest way to
+take rows (a multi-row insert, no per-row conflict handling, no staging table, nothing
+returned). The table's unique index on ``event_id`` has the last word: when one of the
+events is stored already (a retry whose reply was lost, a spill file replayed) or is being
+stored by another transaction (the same events sent again on another stream), the COPY
+fails with a unique violation, or a deadlock when two transactions wait on each other,
+and :class:`Conflict` tells the caller to roll back and store the batch again with
+``insert_each_once``: ``INSERT ... SELECT FROM unnest(...) ON CONFLICT (event_id) DO
+NOTHING RETURNING event_id``, which skips whatever is stored already, waits for another
+transaction's uncommitted copy to commit or roll back, and says which rows it stored.
+Either way the caller learns exactly which rows it inserted, and counts those alone.
+New events, nearly all of them, pay for the COPY only; a repeat costs its batch an undone
+COPY and the row-by-row insert.
 
-Both take the rows of one kind, with their price columns (``PRICE_COLUMNS``), deduplicated
-(one row per event id: the first of the batch). Anything every insert of raw events must
-do (routing to day partitions, a lock for the rollup's watermark of committed ingest)
-belongs here.
+Both take the rows of one kind, with their price columns (``PRICE_COLUMNS``), one row per
+event id (the first of the batch). Anything every insert of raw events must do (routing
+to day partitions, a lock for the rollup's watermark of committed ingest) belongs here.
 """
 
 from __future__ import annotations
@@ -31,32 +31,17 @@ from costguard.telemetry.prices import PRICE_COLUMNS
 from costguard.telemetry.rows import COST_COLUMNS, JOB_COLUMNS, LLM_COLUMNS, Row
 
 
-class CopyRaced(Exception):
-    """Another transaction stored one of the events while this one copied them."""
+class Conflict(Exception):
+    """One of the events copied is stored already, or being stored by another transaction;
+    the transaction is aborted."""
 
 
 @dataclass(frozen=True)
 class EventTable:
     name: str
     columns: tuple[str, ...]  # what a row holds, in order (the COPY's columns)
-    stored: str  # SQL: which ids of $1 the table holds
     insert_each_once: str  # SQL: insert the rows (one array a column), returning the ids
 
-
-# The lookup joins the ids to the unique index, one probe each (``event_id = ANY($1)``
-# is planned as a scan of the whole table).
-_STORED_JOBS = """
-SELECT e.event_id FROM unnest($1::uuid[]) AS u (event_id)
-JOIN telemetry_job_events e ON e.event_id = u.event_id
-"""
-_STORED_LLM_CALLS = """
-SELECT e.event_id FROM unnest($1::uuid[]) AS u (event_id)
-JOIN telemetry_llm_events e ON e.event_id = u.event_id
-"""
-_STORED_COSTS = """
-SELECT e.event_id FROM unnest($1::uuid[]) AS u (event_id)
-JOIN cost_events e ON e.event_id = u.event_id
-"""
 
 # One array per column, in the order of the table's ``columns``; text arrays for varchar
 # columns (the lengths were checked as the rows were built).
@@ -104,18 +89,11 @@ RETURNING event_id
 """
 
 TABLES = {
-    "job": EventTable(
-        "telemetry_job_events", JOB_COLUMNS + PRICE_COLUMNS["job"], _STORED_JOBS, _INSERT_JOBS
-    ),
+    "job": EventTable("telemetry_job_events", JOB_COLUMNS + PRICE_COLUMNS["job"], _INSERT_JOBS),
     "llm": EventTable(
-        "telemetry_llm_events",
-        LLM_COLUMNS + PRICE_COLUMNS["llm"],
-        _STORED_LLM_CALLS,
-        _INSERT_LLM_CALLS,
+        "telemetry_llm_events", LLM_COLUMNS + PRICE_COLUMNS["llm"], _INSERT_LLM_CALLS
     ),
-    "cost": EventTable(
-        "cost_events", COST_COLUMNS + PRICE_COLUMNS["cost"], _STORED_COSTS, _INSERT_COSTS
-    ),
+    "cost": EventTable("cost_events", COST_COLUMNS + PRICE_COLUMNS["cost"], _INSERT_COSTS),
 }
 
 
@@ -124,24 +102,15 @@ def event_key(row: Row) -> str:
     return str(row[0])
 
 
-async def copy_new(conn: Connection, kind: str, rows: Sequence[Row]) -> list[int]:
-    """COPY the rows whose event ids are not stored yet; return their positions in ``rows``.
-    Raises :class:`CopyRaced` (the transaction is then aborted) when another transaction
-    stored one of them meanwhile."""
+async def copy_in(conn: Connection, kind: str, rows: Sequence[Row]) -> list[int]:
+    """COPY the rows into their table: all of them are inserted (their positions in
+    ``rows`` are returned), or :class:`Conflict` is raised and none is."""
     table = TABLES[kind]
-    found = await conn.fetch(table.stored, [row[0] for row in rows])
-    if found:
-        stored = {str(record["event_id"]) for record in found}
-        new = [i for i, row in enumerate(rows) if event_key(row) not in stored]
-    else:
-        new = list(range(len(rows)))
-    if new:
-        records = rows if len(new) == len(rows) else [rows[i] for i in new]
-        try:
-            await conn.copy_records_to_table(table.name, records=records, columns=table.columns)
-        except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as exc:
-            raise CopyRaced(table.name) from exc
-    return new
+    try:
+        await conn.copy_records_to_table(table.name, records=rows, columns=table.columns)
+    except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as exc:
+        raise Conflict(table.name) from exc
+    return list(range(len(rows)))
 
 
 async def insert_each_once(conn: Connection, kind: str, rows: Sequence[Row]) -> list[int]:

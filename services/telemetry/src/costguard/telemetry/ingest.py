@@ -34,7 +34,7 @@ from costguard.common.storage import record_objects
 from costguard.telemetry import metrics
 from costguard.telemetry.columns import BUILDERS
 from costguard.telemetry.counting import Tally, storage_usages
-from costguard.telemetry.event_tables import CopyRaced, copy_new, event_key, insert_each_once
+from costguard.telemetry.event_tables import Conflict, copy_in, event_key, insert_each_once
 from costguard.telemetry.prices import event_day, models_of, priced
 from costguard.telemetry.rows import Rejected, Row, RowBuilder
 from costguard.v1 import telemetry_pb2
@@ -188,8 +188,8 @@ class Ingestor:
         Each event is priced with the sheet in force for its day, read while the day is
         held (``DaySheets.in_force``); a sheet that lacks one of the batch's models is first
         extended outside the transaction, and the batch tries again. The rows are copied in
-        (``copy_new``) unless a copy raced another transaction storing the same events;
-        then the batch is stored again, row by row (``insert_each_once``).
+        (``copy_in``) unless one of them is stored already, or being stored by another
+        transaction; then the batch is stored again, row by row (``insert_each_once``).
         """
         unique = {kind: _first_of_each(kind_rows) for kind, kind_rows in rows.items() if kind_rows}
         days = {
@@ -200,7 +200,7 @@ class Ingestor:
         for kind, kind_rows in unique.items():
             for day, row in zip(days[kind], kind_rows, strict=True):
                 needs.setdefault(day, set()).update(models_of(kind, row))
-        insert: Insert = copy_new
+        insert: Insert = copy_in
         for _ in range(_SHEET_ATTEMPTS):
             await self._sheets.covering(self._pool, needs)
             try:
@@ -210,9 +210,9 @@ class Ingestor:
                         continue  # a model new to a day's sheet (or a reprice): extend, again
                     accepted.update(await self._insert(conn, insert, unique, days, in_force))
                     return
-            except CopyRaced:
-                # Nothing of this attempt is stored or counted: again, skipping what the
-                # other transaction stored.
+            except Conflict:
+                # One of the events is stored already (or about to be): nothing of this
+                # attempt is stored or counted. Again, skipping what is stored.
                 insert = insert_each_once
         raise RuntimeError("no price sheet covers the batch's models; try again")
 
