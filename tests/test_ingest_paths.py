@@ -274,3 +274,19 @@ async def test_the_counters_of_mixed_batches_equal_their_rebuild_from_postgres(
         # every batch again, with an event of the one before: repeats count once
         await telemetry.ingestor.store([*events, sent[0]])
     await _counters_equal_their_rebuild(db, redis_client)
+
+
+async def test_a_user_total_beyond_what_a_double_holds_is_still_added_exactly(
+    telemetry: Telemetry, redis_client: Redis
+) -> None:
+    day = datetime.now(UTC).date()
+    ann, bob = user_key(day, "ann"), user_key(day, "bob")
+    # Totals of earlier batches: one a double holds exactly, one it does not.
+    await redis_client.hset(ann, mapping={"cpu_ms": 2**53 - 10, "jobs": 1})
+    await redis_client.hset(bob, mapping={"cpu_ms": 2**62 + 1, "jobs": 1})
+    await telemetry.ingestor.store([job(user_id="ann", cpu_ms=9), job(user_id="bob", cpu_ms=7)])
+    ann_now, bob_now = await _counted(redis_client, ann), await _counted(redis_client, bob)
+    assert (ann_now["cpu_ms"], ann_now["jobs"]) == (2**53 - 1, 2)
+    assert (bob_now["cpu_ms"], bob_now["jobs"]) == (2**62 + 8, 2)
+    await telemetry.ingestor.store([job(user_id="ann", cpu_ms=3)])  # past 2**53: HINCRBY
+    assert (await _counted(redis_client, ann))["cpu_ms"] == 2**53 + 2

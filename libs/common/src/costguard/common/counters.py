@@ -168,17 +168,10 @@ for key, t in pairs(sums) do
   end
   touched[key] = true
 end
--- Indexed in one SADD per thousand keys, not one per key (unpack's limit is some 8,000).
-local members = {}
 for k in pairs(touched) do
   redis.call('EXPIRE', k, ttl)
-  members[#members + 1] = k
-  if #members == 1000 then
-    redis.call('SADD', KEYS[1], unpack(members))
-    members = {}
-  end
+  redis.call('SADD', KEYS[1], k)
 end
-if #members > 0 then redis.call('SADD', KEYS[1], unpack(members)) end
 redis.call('EXPIRE', KEYS[1], ttl)
 for _, id in ipairs(cjson.decode(ARGV[3])) do
   release(KEYS[3], KEYS[4], id)
