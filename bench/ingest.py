@@ -5,6 +5,9 @@
   table in the same run, and a no-op gRPC handler that decodes and discards the same
   batches (the wire's own limit);
 - a single-event ``Record`` RPC: p50 and p99 latency.
+
+Headline figure ``ingest_vs_copy``: the end-to-end events/s against the raw COPY's rows/s
+(goal: at least 0.7 of it).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import UTC, datetime
 import asyncpg
 from grpc import aio
 
-from bench.common import bench_stack, percentile, report
+from bench.common import bench_stack, figure, percentile, report
 from costguard.devstack import DevStack, free_port
 from costguard.sdk import TelemetryClient
 from costguard.telemetry.rows import JOB_COLUMNS, RowBuilder
@@ -132,6 +135,7 @@ async def run(stack: DevStack) -> None:
             ("ratio end-to-end / no-op gRPC", f"{sdk_rate / noop_rate:.2f}"),
         ],
     )
+    figure("ingest_vs_copy", sdk_rate, "events/s", baseline=raw_rate, goal=">= 0.7")
     report(
         f"single-event Record RPC ({SINGLE_CALLS:,} sequential calls)",
         [

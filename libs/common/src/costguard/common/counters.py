@@ -105,17 +105,19 @@ class Usage:
 # counters always equal the users grouped by their tier (plus the unattributed events).
 #
 # KEYS[1]: the day's key index, KEYS[2]: the global counter, KEYS[3], KEYS[4]: the day's
-# reservations, then user counters. ARGV[1]: TTL; ARGV[2]: JSON rows [tier, user key index
-# or 0, vote, six figures]; ARGV[3]: JSON list of reservation ids these events settle;
-# ARGV[4]: the prefix of the day's tier keys. Tier keys are named by the script (they share
-# the day's hash tag, so they live in the same Redis Cluster slot). A batch is one round
-# trip however many users it touches; actual usage arrives and its reservations go in the
-# same step.
+# reservations. ARGV[1]: TTL; ARGV[2]: JSON rows [tier, user id or false, vote, six
+# figures]; ARGV[3]: JSON list of reservation ids these events settle; ARGV[4], ARGV[5]: the
+# prefixes of the day's tier and user keys. Tier and user keys are named by the script (they
+# share the day's hash tag, so they live in the same Redis Cluster slot; a batch's hundreds
+# of users, each encoded as a KEYS argument, took the client milliseconds). A batch is one
+# round trip however many users it touches; actual usage arrives and its reservations go in
+# the same step.
 _ADD = (
     RELEASE_LUA
     + """
 local ttl = tonumber(ARGV[1])
 local tiers = ARGV[4]
+local users = ARGV[5]
 local fields = {'jobs', 'cpu_ms', 'tokens_in', 'tokens_out', 'ai_calls', 'cost_nusd'}
 -- Tier and global sums are gathered here and written once per key at the end; user hashes
 -- are written as each row comes, so a move reads what the batch already added.
@@ -145,8 +147,8 @@ local function chosen(ukey, tier, vote)
 end
 for _, row in ipairs(cjson.decode(ARGV[2])) do
   local tier = row[1]
-  if row[2] > 0 then
-    local ukey = KEYS[row[2]]
+  if row[2] then
+    local ukey = users .. row[2]
     tier = chosen(ukey, tier, row[3])
     for f = 1, 6 do
       if row[f + 3] ~= 0 then
@@ -180,20 +182,9 @@ return #KEYS
 
 
 def _script_input(day: date, usages: list[Usage]) -> tuple[list[str], list[list[object]]]:
-    """KEYS and the JSON rows for ``_ADD``: each row names its tier and points at its user."""
+    """KEYS and the JSON rows for ``_ADD``: each row names its tier and its user, if any."""
     keys = [index_key(day), global_key(day), reservations_key(day), reservation_data_key(day)]
-    position: dict[str, int] = {}
-
-    def slot(key: str) -> int:
-        if key not in position:
-            keys.append(key)
-            position[key] = len(keys)  # Lua indexes from 1
-        return position[key]
-
-    rows: list[list[object]] = [
-        [u.tier, slot(user_key(day, u.user_id)) if u.user_id else 0, u.vote, *u.figures]
-        for u in usages
-    ]
+    rows: list[list[object]] = [[u.tier, u.user_id or False, u.vote, *u.figures] for u in usages]
     return keys, rows
 
 
@@ -216,7 +207,14 @@ class LiveCounters:
             settled = [r for usage in day_usages for r in usage.reservations]
             await self._add_script(
                 keys=keys,
-                args=[TTL_SECONDS, json.dumps(rows), json.dumps(settled), tier_key(day, "")],
+                args=[
+                    TTL_SECONDS,
+                    # Raw UTF-8, as the user keys are named: cjson passes it through.
+                    json.dumps(rows, ensure_ascii=False),
+                    json.dumps(settled),
+                    tier_key(day, ""),
+                    user_key(day, ""),
+                ],
             )
 
     async def read(self, key: str) -> dict[str, int]:

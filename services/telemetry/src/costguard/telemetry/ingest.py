@@ -1,9 +1,11 @@
 """Store a batch of events exactly once and add them to the live counters.
 
-Rows are COPYed into a per-connection staging table, then moved with
-``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING``: a retried event, a duplicate
-inside the batch, or a copy racing in another stream is stored once, and only the rows
-really inserted count as accepted and reach the counters.
+Each event is validated on its own (``columns``, ``rows``): a bad one is rejected naming
+its field, and the others are stored. The valid rows of each kind keep the first of any
+event id the batch repeats, are priced, and go into their table through ``event_tables``,
+which reports exactly which rows it inserted: those not stored before, by this batch or any
+other. Only those count as accepted and reach the counters (``counting``); a retried event,
+a duplicate inside the batch or a copy racing in another stream is stored and counted once.
 
 The counters are bumped inside the transaction, before COMMIT. Together with the
 reconciler's SHARE lock (see ``reconcile``) that makes a rebuild exact: a batch is
@@ -16,37 +18,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import asyncpg
 from redis.exceptions import RedisError
 
-from costguard.common.counters import UNATTRIBUTED, LiveCounters, Usage
+from costguard.common.counters import LiveCounters, Usage
 from costguard.common.day_sheets import DaySheet, DaySheets, Model
-from costguard.common.days import day_bounds
 from costguard.common.db import Connection
-from costguard.common.storage import ObjectChange, held_within, record_objects
+from costguard.common.storage import record_objects
 from costguard.common.watermark import hold_for_ingest
 from costguard.telemetry import metrics
-from costguard.telemetry.prices import PRICE_COLUMNS, event_day, models_of, priced
-from costguard.telemetry.rows import (
-    COST_COLUMNS,
-    JOB_COLUMNS,
-    LLM_COLUMNS,
-    Rejected,
-    Row,
-    RowBuilder,
-)
+from costguard.telemetry.columns import BUILDERS
+from costguard.telemetry.counting import Tally, storage_usages
+from costguard.telemetry.event_tables import Conflict, copy_in, event_key, insert_each_once
+from costguard.telemetry.prices import event_day, models_of, priced
+from costguard.telemetry.rows import Rejected, Row, RowBuilder
 from costguard.v1 import telemetry_pb2
 
 log = logging.getLogger(__name__)
+
+KINDS = ("job", "llm", "cost")
 
 
 @dataclass(frozen=True)
@@ -72,93 +68,6 @@ class IngestResult:
         )
 
 
-@dataclass(frozen=True)
-class _Table:
-    stage: str
-    columns: tuple[str, ...]
-    create_stage: str
-    insert: str
-    params: tuple[str, ...]  # what $1, $2, ... of ``insert`` are, by name
-
-
-# The staging table is LIKE its target with defaults, so ids come from the target's own
-# sequence and ``SELECT *`` lines up column by column. The rows really inserted come back
-# summed per local day, tier and user in USAGE_FIELDS order, for the live counters, with
-# the latest instant (``vote``) that decides the user's tier for the day and each event's
-# stored price in whole nano-dollars (rounded per event, as the rebuild sums them; left
-# numeric, since events within their ranges can still cost more than a bigint holds).
-_TABLES = {
-    "job": _Table(
-        "stage_job_events",
-        JOB_COLUMNS + PRICE_COLUMNS["job"],
-        "CREATE TEMP TABLE IF NOT EXISTS stage_job_events "
-        "(LIKE telemetry_job_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
-        """
-        WITH inserted AS (
-            INSERT INTO telemetry_job_events SELECT * FROM stage_job_events
-            ON CONFLICT (event_id) DO NOTHING
-            RETURNING tier, user_id, cpu_ms, cost_usd, coalesce(started_at, created_at) AS at,
-                      reservation_id
-        )
-        SELECT (at AT TIME ZONE $1)::date AS day, tier, user_id,
-               max(costguard_tier_vote(at)) AS vote, count(*) AS events, count(*) AS jobs,
-               sum(cpu_ms)::bigint AS cpu_ms, 0::bigint AS tokens_in, 0::bigint AS tokens_out,
-               0::bigint AS ai_calls, sum(round(cost_usd * 1000000000)) AS cost_nusd,
-               array_agg(reservation_id) FILTER (WHERE reservation_id IS NOT NULL) AS settles
-        FROM inserted GROUP BY 1, 2, 3
-        """,
-        ("timezone",),
-    ),
-    "llm": _Table(
-        "stage_llm_events",
-        LLM_COLUMNS + PRICE_COLUMNS["llm"],
-        "CREATE TEMP TABLE IF NOT EXISTS stage_llm_events "
-        "(LIKE telemetry_llm_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
-        """
-        WITH inserted AS (
-            INSERT INTO telemetry_llm_events SELECT * FROM stage_llm_events
-            ON CONFLICT (event_id) DO NOTHING
-            RETURNING tier, user_id, input_tokens, output_tokens, cost_usd, created_at AS at,
-                      reservation_id
-        )
-        SELECT (at AT TIME ZONE $1)::date AS day, tier, user_id,
-               max(costguard_tier_vote(at)) AS vote, count(*) AS events, 0::bigint AS jobs,
-               0::bigint AS cpu_ms, sum(input_tokens)::bigint AS tokens_in,
-               sum(output_tokens)::bigint AS tokens_out, count(*) AS ai_calls,
-               sum(round(cost_usd * 1000000000)) AS cost_nusd,
-               array_agg(reservation_id) FILTER (WHERE reservation_id IS NOT NULL) AS settles
-        FROM inserted GROUP BY 1, 2, 3
-        """,
-        ("timezone",),
-    ),
-    "cost": _Table(
-        "stage_cost_events",
-        COST_COLUMNS + PRICE_COLUMNS["cost"],
-        "CREATE TEMP TABLE IF NOT EXISTS stage_cost_events "
-        "(LIKE cost_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
-        # A cost event without a user counts as unattributed; one with a user but no tier
-        # counts under the user's tier for the day and does not decide it (vote -2). The ids
-        # inserted go to ``record_objects``, for the S3 objects they store or delete.
-        """
-        WITH inserted AS (
-            INSERT INTO cost_events SELECT * FROM stage_cost_events
-            ON CONFLICT (event_id) DO NOTHING RETURNING event_id, user_id, tier, cost_usd,
-                                                    created_at AS at
-        )
-        SELECT (at AT TIME ZONE $1)::date AS day,
-               CASE WHEN user_id IS NULL THEN $2 ELSE coalesce(tier, $2) END AS tier, user_id,
-               max(CASE WHEN tier IS NULL THEN -2 ELSE costguard_tier_vote(at) END) AS vote,
-               count(*) AS events, 0::bigint AS jobs, 0::bigint AS cpu_ms, 0::bigint AS tokens_in,
-               0::bigint AS tokens_out, 0::bigint AS ai_calls,
-               sum(round(cost_usd * 1000000000)) AS cost_nusd, NULL::text[] AS settles,
-               array_agg(event_id) AS event_ids
-        FROM inserted GROUP BY 1, 2, 3
-        """,
-        ("timezone", "unattributed"),
-    ),
-}
-
-
 # DO NOTHING takes no lock on an existing row, so concurrent batches never queue here.
 _MARK_DIRTY = (
     "INSERT INTO rollup_dirty_dates (date) SELECT unnest($1::date[]) ON CONFLICT (date) DO NOTHING"
@@ -168,10 +77,8 @@ _MARK_DIRTY = (
 # Extending a day's sheet races only with another extension or a reprice of that day.
 _SHEET_ATTEMPTS = 5
 
-
-def _event_id_of(event: telemetry_pb2.TelemetryEvent) -> str:
-    kind = event.WhichOneof("kind")
-    return str(getattr(event, kind).event_id) if kind else ""
+# How rows of one kind go into their table: which of them were inserted (event_tables).
+Insert = Callable[[Connection, str, Sequence[Row]], Awaitable[list[int]]]
 
 
 class Ingestor:
@@ -198,82 +105,33 @@ class Ingestor:
     def _build_rows(
         self, events: Sequence[telemetry_pb2.TelemetryEvent], batch: int
     ) -> tuple[dict[str, list[Row]], list[Rejection]]:
+        """Each kind's valid rows, in batch order, and the rejections, in batch order."""
         builder = RowBuilder(self._tiers, datetime.now(UTC))
-        convert: dict[str, Callable[[Any], Row]] = {
-            "job": builder.job,
-            "llm": builder.llm,
-            "cost": builder.cost,
-        }
-        rows: dict[str, list[Row]] = {kind: [] for kind in _TABLES}
-        rejections: list[Rejection] = []
+        positions: dict[str, list[int]] = {kind: [] for kind in KINDS}
+        rejected: dict[int, Rejection] = {}
         for index, event in enumerate(events):
             kind: str | None = event.WhichOneof("kind")
             if kind is None:
-                rejections.append(
-                    Rejection(batch, index, "", "kind", "has no job, llm or cost event")
+                rejected[index] = Rejection(
+                    batch, index, "", "kind", "has no job, llm or cost event"
                 )
+            else:
+                positions[kind].append(index)
+        rows: dict[str, list[Row]] = {kind: [] for kind in KINDS}
+        for kind, indexes in positions.items():
+            if not indexes:
                 continue
-            try:
-                rows[kind].append(convert[kind](getattr(event, kind)))
-            except Rejected as exc:
-                rejections.append(
-                    Rejection(batch, index, _event_id_of(event), exc.field, exc.reason)
-                )
-        return rows, rejections
-
-    def _usages(self, rows: list[asyncpg.Record]) -> list[Usage]:
-        today = datetime.now(self._tz).date()
-        return [
-            Usage(
-                row["day"],
-                row["tier"],
-                row["user_id"],
-                row["vote"],
-                (
-                    row["jobs"],
-                    row["cpu_ms"],
-                    row["tokens_in"],
-                    row["tokens_out"],
-                    row["ai_calls"],
-                    int(row["cost_nusd"]),
-                ),
-                tuple(row["settles"] or ()),
-            )
-            for row in rows
-            # A late event's day has expired from the counters; the rollup has it.
-            if abs((today - row["day"]).days) <= 1
-        ]
-
-    def _storage_usages(
-        self, changes: Sequence[ObjectChange], in_force: Mapping[date, DaySheet]
-    ) -> list[Usage]:
-        """What the batch changed in the storage held yesterday and today, per object (in
-        whole nano-dollars, rounded per object as the rebuild sums them), for the live
-        counters: a new object holds to its end or the end of the day, a delete or an
-        overwrite ends an earlier one. Storage never decides a user's tier (vote -1)."""
-        if not changes:
-            return []
-        today = datetime.now(self._tz).date()
-        usages = []
-        for day in (today - timedelta(days=1), today):
-            aws = in_force[day].sheet.aws if day in in_force else self._sheets.aws
-            bounds = day_bounds(day, self._tz)
-            for change in changes:
-                now = held_within(change.size_bytes, change.stored_at, change.ended_at, bounds, aws)
-                before = (
-                    held_within(
-                        change.size_bytes, change.stored_at, change.old_ended_at, bounds, aws
+            messages = [getattr(events[i], kind) for i in indexes]
+            for index, message, built in zip(
+                indexes, messages, BUILDERS[kind](builder, messages), strict=True
+            ):
+                if isinstance(built, Rejected):
+                    rejected[index] = Rejection(
+                        batch, index, message.event_id, built.field, built.reason
                     )
-                    if not change.inserted
-                    else Decimal(0)
-                )
-                delta = nano_usd(now) - nano_usd(before)
-                if delta:
-                    user = change.user_id
-                    tier = (change.tier if user else None) or UNATTRIBUTED
-                    vote = -1 if user and change.tier else -2
-                    usages.append(Usage(day, tier, user, vote, (0, 0, 0, 0, 0, delta)))
-        return usages
+                else:
+                    rows[kind].append(built)
+        return rows, [rejected[index] for index in sorted(rejected)]
 
     async def _count(self, usages: list[Usage]) -> None:
         if self._counters is None or not usages:
@@ -330,52 +188,79 @@ class Ingestor:
 
         Each event is priced with the sheet in force for its day, read while the day is
         held (``DaySheets.in_force``); a sheet that lacks one of the batch's models is first
-        extended outside the transaction, and the batch tries again.
+        extended outside the transaction, and the batch tries again. The rows are copied in
+        (``copy_in``) unless one of them is stored already, or being stored by another
+        transaction; then the batch is stored again, row by row (``insert_each_once``).
         """
+        unique = {kind: _first_of_each(kind_rows) for kind, kind_rows in rows.items() if kind_rows}
         days = {
             kind: [event_day(kind, row, self._tz) for row in kind_rows]
-            for kind, kind_rows in rows.items()
+            for kind, kind_rows in unique.items()
         }
         needs: dict[date, set[Model]] = {}
-        for kind, kind_rows in rows.items():
+        for kind, kind_rows in unique.items():
             for day, row in zip(days[kind], kind_rows, strict=True):
                 needs.setdefault(day, set()).update(models_of(kind, row))
-        params = {"timezone": self._tz.key, "unattributed": UNATTRIBUTED}
+        insert: Insert = copy_in
         for _ in range(_SHEET_ATTEMPTS):
             await self._sheets.covering(self._pool, needs)
-            async with self._pool.acquire() as conn, conn.transaction():
-                # Before any id is taken: the rollup's watermark never passes this batch.
-                await hold_for_ingest(conn)
-                in_force = await self._sheets.in_force(conn, needs)
-                if in_force is None:
-                    continue  # a model new to a day's sheet (or a reprice): extend, again
-                usages: list[Usage] = []
-                dirty: set[date] = set()
-                stored_costs: list[uuid.UUID] = []
-                for kind, table in _TABLES.items():
-                    if rows[kind]:
-                        stored = _priced(kind, rows[kind], days[kind], in_force)
-                        inserted = await _insert(conn, table, stored, params)
-                        accepted[kind] += sum(row["events"] for row in inserted)
-                        usages += self._usages(inserted)
-                        dirty.update(row["day"] for row in inserted)
-                        if kind == "cost":
-                            stored_costs = [i for row in inserted for i in row["event_ids"]]
-                objects = await record_objects(conn, stored_costs, tz=self._tz, mark_dirty=False)
-                usages += self._storage_usages(objects.changes, in_force)
-                # One sorted statement for every date: two could deadlock with another batch.
-                dirty.update(objects.dirty_dates)
-                if dirty:
-                    # The rollup re-rolls these days (near-live today, late events).
-                    await conn.execute(_MARK_DIRTY, sorted(dirty))
-                await self._count(usages)
-                return
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    # Before any id is taken: the rollup's watermark never passes this batch.
+                    await hold_for_ingest(conn)
+                    in_force = await self._sheets.in_force(conn, needs)
+                    if in_force is None:
+                        continue  # a model new to a day's sheet (or a reprice): extend, again
+                    accepted.update(await self._insert(conn, insert, unique, days, in_force))
+                    return
+            except Conflict:
+                # One of the events is stored already (or about to be): nothing of this
+                # attempt is stored or counted. Again, skipping what is stored.
+                insert = insert_each_once
         raise RuntimeError("no price sheet covers the batch's models; try again")
 
+    async def _insert(
+        self,
+        conn: Connection,
+        insert: Insert,
+        rows: dict[str, list[Row]],
+        days: dict[str, list[date]],
+        in_force: dict[date, DaySheet],
+    ) -> dict[str, int]:
+        """Inside the batch's transaction: price and insert the rows, record the S3 objects
+        and dirty days of those inserted, and add them to the counters; how many of each
+        kind were inserted."""
+        tally = Tally()
+        for kind, kind_rows in rows.items():
+            stored = _priced(kind, kind_rows, days[kind], in_force)
+            inserted = await insert(conn, kind, stored)
+            tally.add(kind, [stored[i] for i in inserted], [days[kind][i] for i in inserted])
+        objects = await record_objects(conn, tally.cost_ids, tz=self._tz, mark_dirty=False)
+        today = datetime.now(self._tz).date()
+        usages = tally.usages(today) + storage_usages(
+            objects.changes, in_force, tz=self._tz, aws=self._sheets.aws
+        )
+        # One sorted statement for every date: two could deadlock with another batch.
+        dirty = tally.days.union(objects.dirty_dates)
+        if dirty:
+            # The rollup re-rolls these days (near-live today, late events).
+            await conn.execute(_MARK_DIRTY, sorted(dirty))
+        await self._count(usages)
+        return tally.accepted
 
-def nano_usd(amount: Decimal) -> int:
-    """Whole nano-dollars, half up: what Postgres' round(cost * 1e9) gives for a cost >= 0."""
-    return int((amount * 1_000_000_000).to_integral_value(rounding=ROUND_HALF_UP))
+
+def _first_of_each(rows: list[Row]) -> list[Row]:
+    """The rows with the first of each event id: the one a batch that repeats it stores."""
+    keys = [event_key(row) for row in rows]
+    if len(set(keys)) == len(keys):
+        return rows
+    seen: set[str] = set()
+    first = []
+    for key, row in zip(keys, rows, strict=True):
+        if key not in seen:
+            seen.add(key)
+            first.append(row)
+    return first
 
 
 def _priced(
@@ -399,11 +284,3 @@ def _observe(
     for kind, count in rejected.items():
         metrics.EVENTS.labels(kind, "rejected").inc(count)
     metrics.INGEST_SECONDS.observe(seconds)
-
-
-async def _insert(
-    conn: Connection, table: _Table, rows: list[Row], params: Mapping[str, object]
-) -> list[asyncpg.Record]:
-    await conn.execute(table.create_stage)
-    await conn.copy_records_to_table(table.stage, records=rows, columns=table.columns)
-    return await conn.fetch(table.insert, *(params[name] for name in table.params))
