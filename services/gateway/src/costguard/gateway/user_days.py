@@ -27,9 +27,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TypeVar
 
 import asyncpg
 import numpy as np
@@ -37,10 +35,9 @@ import numpy.typing as npt
 
 from costguard.common.db import Connection
 from costguard.gateway import queries
+from costguard.gateway.shortlist import Day, Sums, shortlist, summed, widened
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T", bound=np.generic)
 
 CHANNEL = "costguard_user_days"
 # The longest range the top users read; the listener keeps this many days up to today loaded.
@@ -82,95 +79,6 @@ if PATCH == DAY:
 # Of users whose exact costs are all equal: the first $2 as ORDER BY user_id puts them (the
 # database's collation decides, as it does in the full ranking).
 FIRST_BY_ID = "SELECT u FROM unnest($1::text[]) AS u ORDER BY u LIMIT $2"
-
-
-@dataclass(frozen=True)
-class Day:
-    """One date's costs by user index (``UserDays.ids``), at one version of the date."""
-
-    date: date
-    version: int
-    nano: npt.NDArray[np.int64]  # floor(cost_usd * 10^9); 0 for a user without a row
-    present: npt.NDArray[np.bool_]  # the users with a row
-    inexact: npt.NDArray[np.bool_] | None  # the users whose cost is not whole nano-dollars
-    fits: bool  # every cost within $10^7 either way; else Postgres ranks ranges holding it
-
-
-@dataclass(frozen=True)
-class Shortlist:
-    """Who can be in the top ``limit``: ``users``, and of ``tied`` (users whose exact costs
-    all equal the k-th largest) only the first ``limit`` by user_id."""
-
-    users: list[str]
-    tied: list[str]
-
-
-def _widened(column: npt.NDArray[T], users: int) -> npt.NDArray[T]:
-    """A copy of a held day's column, for ``users`` users (0 / False for those after it)."""
-    out = np.zeros(users, column.dtype)
-    out[: len(column)] = column
-    return out
-
-
-def _names(ids: Sequence[str], at: npt.NDArray[np.intp]) -> list[str]:
-    return [ids[i] for i in at.tolist()]
-
-
-def _kth(values: npt.NDArray[np.int64], limit: int) -> int:
-    return int(np.partition(values, len(values) - limit)[len(values) - limit])
-
-
-def _present(days: Sequence[Day], users: int) -> npt.NDArray[np.intp]:
-    present = np.zeros(users, np.bool_)
-    for day in days:
-        present[: len(day.present)] |= day.present
-    return np.flatnonzero(present)
-
-
-@dataclass(frozen=True)
-class Sums:
-    """Users' costs summed over days, in nano-dollars rounded down per day, and per user the
-    days whose cost was not whole nano-dollars (each adds less than one too little)."""
-
-    key: tuple[tuple[date, int], ...]  # the days summed, with their versions
-    nano: npt.NDArray[np.int64]
-    slack: npt.NDArray[np.int32]
-
-
-def _summed(days: Sequence[Day], users: int) -> Sums:
-    total = np.zeros(users, np.int64)
-    slack = np.zeros(users, np.int32)
-    for day in days:
-        held = len(day.nano)  # users who first appeared after the day was loaded are absent
-        total[:held] += day.nano
-        if day.inexact is not None:
-            slack[:held] += day.inexact
-    return Sums(tuple((day.date, day.version) for day in days), total, slack)
-
-
-def shortlist(days: Sequence[Day], sums: Sums, ids: Sequence[str], limit: int) -> Shortlist:
-    """The users of ``days`` (summed in ``sums``) who can be among the ``limit`` costliest
-    over them."""
-    total, slack = sums.nano, sums.slack
-    # A user's exact cost in nano-dollars is in [low, low + slack); exactly low without slack.
-    # A user without a row in the range holds 0 without slack: when the k-th largest of all is
-    # above 0 they cannot reach it, and who has rows need not be worked out.
-    if len(ids) > limit and (kth := _kth(total, limit)) > 0:
-        users, low = np.arange(len(ids)), total
-    else:
-        users = _present(days, len(ids))
-        if len(users) <= limit:
-            return Shortlist(_names(ids, users), [])
-        low, slack = total[users], slack[users]
-        kth = _kth(low, limit)  # at most the k-th exact cost
-    exact = slack == 0
-    can = np.where(exact, low >= kth, low + slack > kth)
-    tied = exact & (low == kth)
-    if np.count_nonzero(tied) <= limit:
-        return Shortlist(_names(ids, users[can]), [])
-    # Many equal costs (users who cost nothing, say): of those only the first ``limit`` by
-    # user_id can be in the top ``limit``, and Postgres knows that order.
-    return Shortlist(_names(ids, users[can & ~tied]), _names(ids, users[tied]))
 
 
 async def top_users(
@@ -235,15 +143,15 @@ class UserDays:
                 continue
             kept = self._blocks.get(block)
             if kept is None or kept.key != tuple((d.date, d.version) for d in members):
-                kept = self._blocks[block] = _summed(members, users)
+                kept = self._blocks[block] = summed(members, users)
                 while len(self._blocks) > self._held_days // BLOCK_DAYS + 2:
                     del self._blocks[next(iter(self._blocks))]
             parts.append(kept)
-        summed = _summed(loose, users)
+        total = summed(loose, users)
         for part in parts:
-            summed.nano[: len(part.nano)] += part.nano
-            summed.slack[: len(part.slack)] += part.slack
-        return summed
+            total.nano[: len(part.nano)] += part.nano
+            total.slack[: len(part.slack)] += part.slack
+        return total
 
     async def _day(self, conn: Connection, day: date, version: int) -> Day:
         held = self._days.get(day)
@@ -327,8 +235,8 @@ class UserDays:
         assert row is not None
         gone, at = self._at(sorted(changed)), self._at(row["users"])  # gone, then back
         users = len(self.ids)
-        nano, present = _widened(held.nano, users), _widened(held.present, users)
-        inexact = None if held.inexact is None else _widened(held.inexact, users)
+        nano, present = widened(held.nano, users), widened(held.present, users)
+        inexact = None if held.inexact is None else widened(held.inexact, users)
         nano[gone], present[gone] = 0, False
         if inexact is not None:
             inexact[gone] = False
