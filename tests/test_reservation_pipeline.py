@@ -35,7 +35,7 @@ from costguard.throttle.policy import Action, BudgetDecision
 from costguard.throttle.reserve import CountersLost, Reservation, Reserver, ReserveRequest
 from costguard.throttle.server import ThrottleApp
 from costguard.throttle.service import CheckInput
-from tests.test_throttle import _set_budget, _start, _usage
+from tests.test_throttle import PATIENT_REDIS, _set_budget, _start, _usage
 
 
 def _batches() -> tuple[float, float, float]:
@@ -73,9 +73,17 @@ def _cpu(decision: BudgetDecision) -> tuple[int, int]:
     return cpu
 
 
+@pytest.fixture
+async def patient_app(db: asyncpg.Pool, service_env: dict[str, str]) -> AsyncIterator[ThrottleApp]:
+    env = {**service_env, "THROTTLE_BUDGET_RELOAD_SECONDS": "3600", **PATIENT_REDIS}
+    async for running in _start(env):
+        yield running.app
+
+
 async def test_200_batched_checks_overshoot_a_cap_by_at_most_one_estimate(
-    app: ThrottleApp, db: asyncpg.Pool, redis_client: Redis
+    patient_app: ThrottleApp, db: asyncpg.Pool, redis_client: Redis
 ) -> None:
+    app = patient_app
     await _usage(db, cpu_ms=9_050, tier="enterprise")
     await _set_budget(db, app, "global", daily_cpu_ms_cap=10_000)
     await _built(app)
