@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from operator import attrgetter, methodcaller
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -36,7 +37,7 @@ from costguard.telemetry import metrics
 from costguard.telemetry.columns import BUILDERS
 from costguard.telemetry.counting import Tally, storage_usages
 from costguard.telemetry.event_tables import Conflict, copy_in, event_key, insert_each_once
-from costguard.telemetry.prices import event_day, models_of, priced
+from costguard.telemetry.prices import event_day, models_by_day, priced
 from costguard.telemetry.rows import Rejected, Row, RowBuilder
 from costguard.v1 import telemetry_pb2
 
@@ -107,30 +108,32 @@ class Ingestor:
     ) -> tuple[dict[str, list[Row]], list[Rejection]]:
         """Each kind's valid rows, in batch order, and the rejections, in batch order."""
         builder = RowBuilder(self._tiers, datetime.now(UTC))
-        positions: dict[str, list[int]] = {kind: [] for kind in KINDS}
+        kinds: list[str | None] = list(map(_KIND, events))
         rejected: dict[int, Rejection] = {}
-        for index, event in enumerate(events):
-            kind: str | None = event.WhichOneof("kind")
-            if kind is None:
-                rejected[index] = Rejection(
-                    batch, index, "", "kind", "has no job, llm or cost event"
-                )
-            else:
-                positions[kind].append(index)
         rows: dict[str, list[Row]] = {kind: [] for kind in KINDS}
-        for kind, indexes in positions.items():
-            if not indexes:
-                continue
-            messages = [getattr(events[i], kind) for i in indexes]
-            for index, message, built in zip(
-                indexes, messages, BUILDERS[kind](builder, messages), strict=True
-            ):
-                if isinstance(built, Rejected):
+        for kind, indexes in _positions(kinds).items():
+            if kind is None:
+                for index in indexes:
                     rejected[index] = Rejection(
-                        batch, index, message.event_id, built.field, built.reason
+                        batch, index, "", "kind", "has no job, llm or cost event"
+                    )
+                continue
+            if len(indexes) == len(events):  # a batch of one kind, as most are
+                messages = list(map(attrgetter(kind), events))
+            else:
+                messages = [getattr(events[i], kind) for i in indexes]
+            built = BUILDERS[kind](builder, messages)
+            valid = [one for one in built if not isinstance(one, Rejected)]
+            if len(valid) == len(built):
+                rows[kind] = valid
+                continue
+            for index, message, one in zip(indexes, messages, built, strict=True):
+                if isinstance(one, Rejected):
+                    rejected[index] = Rejection(
+                        batch, index, message.event_id, one.field, one.reason
                     )
                 else:
-                    rows[kind].append(built)
+                    rows[kind].append(one)
         return rows, [rejected[index] for index in sorted(rejected)]
 
     async def _count(self, usages: list[Usage]) -> None:
@@ -199,8 +202,8 @@ class Ingestor:
         }
         needs: dict[date, set[Model]] = {}
         for kind, kind_rows in unique.items():
-            for day, row in zip(days[kind], kind_rows, strict=True):
-                needs.setdefault(day, set()).update(models_of(kind, row))
+            for day, models in models_by_day(kind, kind_rows, days[kind]).items():
+                needs.setdefault(day, set()).update(models)
         insert: Insert = copy_in
         for _ in range(_SHEET_ATTEMPTS):
             await self._sheets.covering(self._pool, needs)
@@ -247,6 +250,19 @@ class Ingestor:
             await conn.execute(_MARK_DIRTY, sorted(dirty))
         await self._count(usages)
         return tally.accepted
+
+
+_KIND = methodcaller("WhichOneof", "kind")
+
+
+def _positions(kinds: list[str | None]) -> dict[str | None, Sequence[int]]:
+    """Where each kind's events are in the batch, in order (None: events of no kind)."""
+    if kinds and kinds.count(kinds[0]) == len(kinds):
+        return {kinds[0]: range(len(kinds))}
+    positions: dict[str | None, list[int]] = {}
+    for index, kind in enumerate(kinds):
+        positions.setdefault(kind, []).append(index)
+    return dict(positions)
 
 
 def _first_of_each(rows: list[Row]) -> list[Row]:

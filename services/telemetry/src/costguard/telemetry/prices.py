@@ -9,6 +9,7 @@ says why in ``unpriced_reason``; a cost event that cannot be priced costs 0 in c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -59,6 +60,16 @@ def models_of(kind: str, row: Row) -> set[Model]:
         if isinstance(model, str) and model:
             return {(model, GEMINI_PROVIDER)}
     return set()
+
+
+def models_by_day(kind: str, rows: Sequence[Row], days: Sequence[date]) -> dict[date, set[Model]]:
+    """Each day the events count on, with the models its sheet must price for them (a job
+    is priced by the seed formula: it needs none)."""
+    needs: dict[date, set[Model]] = {day: set() for day in set(days)}
+    if kind != "job":
+        for day, row in zip(days, rows, strict=True):
+            needs[day].update(models_of(kind, row))
+    return needs
 
 
 def priced(kind: str, row: Row, day: DaySheet) -> Row:
