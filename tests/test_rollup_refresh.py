@@ -283,3 +283,18 @@ async def test_a_failed_refresh_keeps_the_day_dirty(db: asyncpg.Pool) -> None:
     assert await db.fetchval("SELECT count(*) FROM rollup_dirty_dates WHERE date = $1", DAY) == 1
     refreshed = await rollup(db, refresh=True)
     assert (refreshed.incremental, refreshed.events) == (True, 2)
+
+
+async def test_a_refresh_without_the_days_global_row_derives_the_day_again(
+    db: asyncpg.Pool,
+) -> None:
+    await job(db, "u1", "free", 100, episode_id="ep1")
+    await rollup(db)
+    await db.execute("DELETE FROM cost_global_daily WHERE date = $1", DAY)
+    await job(db, "u2", "pro", 50, at=NOON + timedelta(minutes=5), episode_id="ep1")
+    refreshed = await rollup(db, refresh=True)
+    assert refreshed.incremental
+    assert refreshed.events == 2
+    after_refresh = await aggregates(db)
+    await rollup(db)
+    assert await aggregates(db) == after_refresh

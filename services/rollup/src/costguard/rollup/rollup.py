@@ -247,6 +247,10 @@ async def _add_to_aggregates(
     touched derived again from their groups, the global row and the entities' days added to."""
     await conn.execute(sql.UPSERT_USERS, day, sheet_id, touched.users)
     totals = await conn.fetchrow(groups_sql.UPSERT_GLOBAL_ADDED, day, sheet_id)
+    if totals is None:
+        # The day's global row is gone (deleted by hand): nothing to add to, so every
+        # aggregate of the day is derived again from its groups.
+        return await _derive_everyone(conn, day, sheet_id)
     await conn.execute(sql.UPSERT_ENTITY_DAYS_ADDED, day, sheet_id)
     if touched.uploading_episodes or touched.uploading_podcasts:
         await conn.execute(
@@ -256,7 +260,6 @@ async def _add_to_aggregates(
             touched.uploading_episodes,
             touched.uploading_podcasts,
         )
-    assert totals is not None
     return totals, touched.entities()
 
 
