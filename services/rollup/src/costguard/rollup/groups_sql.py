@@ -15,6 +15,7 @@ touched (``costguard.rollup.refresh``).
 from __future__ import annotations
 
 from costguard.common.storage import HELD_DURING_DAY_SQL, STORAGE_SERVICE
+from costguard.rollup.sql import TIER_FIGURES
 
 _COLUMNS = """(date, source, user_id, tier, episode_id, podcast_id, service, category, unpriced,
     reason, vote, events, jobs, ai_calls, cpu_ms, tokens_in, tokens_out, emails, storage_mb,
@@ -216,13 +217,7 @@ users AS (
     SELECT tier, sum(jobs), sum(ai_calls), sum(cpu_ms), sum(tokens_in), sum(tokens_out), sum(cost)
     FROM rollup_day_groups WHERE date = $1 AND user_id IS NULL GROUP BY tier
 ),
-tiers AS (
-    SELECT tier, jsonb_build_object(
-        'jobs', sum(jobs), 'ai_calls', sum(ai_calls), 'cpu_ms', sum(cpu_ms),
-        'tokens_in', sum(tokens_in), 'tokens_out', sum(tokens_out),
-        'cost_usd', sum(cost)::text) AS figures
-    FROM users GROUP BY tier
-),
+TIER_FIGURES
 unpriced AS (
     SELECT unpriced, sum(cost) AS cost, sum(events) AS events,
            string_agg(DISTINCT reason, '; ' ORDER BY reason) AS reason
@@ -243,4 +238,4 @@ UPDATE cost_global_daily g SET
 FROM added a, services s
 WHERE g.date = $1
 RETURNING g.cost_usd, g.events, (SELECT count(*) FROM cost_user_daily WHERE date = $1) AS users
-"""
+""".replace("TIER_FIGURES", TIER_FIGURES)

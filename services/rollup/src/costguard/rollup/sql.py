@@ -163,6 +163,15 @@ DELETE FROM cost_user_daily d WHERE d.date = $1
 AND NOT EXISTS (SELECT 1 FROM rollup_day_groups g WHERE g.date = $1 AND g.user_id = d.user_id)
 """
 
+# The tier breakdown: each tier's figures, summed over the ``users`` of the day in it.
+TIER_FIGURES = """tiers AS (
+    SELECT tier, jsonb_build_object(
+        'jobs', sum(jobs), 'ai_calls', sum(ai_calls), 'cpu_ms', sum(cpu_ms),
+        'tokens_in', sum(tokens_in), 'tokens_out', sum(tokens_out),
+        'cost_usd', sum(cost)::text) AS figures
+    FROM users GROUP BY tier
+),"""
+
 # The tier breakdown groups the users by their tier for the day, plus the unattributed
 # events (cost events without a user) under their own tier name.
 UPSERT_GLOBAL = """
@@ -178,13 +187,7 @@ WITH users AS (
            sum(tokens_out), sum(cost), sum(estimated_events), sum(estimated_cost)
     FROM rollup_day_groups WHERE date = $1 AND user_id IS NULL GROUP BY tier
 ),
-tiers AS (
-    SELECT tier, jsonb_build_object(
-        'jobs', sum(jobs), 'ai_calls', sum(ai_calls), 'cpu_ms', sum(cpu_ms),
-        'tokens_in', sum(tokens_in), 'tokens_out', sum(tokens_out),
-        'cost_usd', sum(cost)::text) AS figures
-    FROM users GROUP BY tier
-),
+TIER_FIGURES
 services AS (
     SELECT service, sum(cost) AS cost FROM rollup_day_groups WHERE date = $1 GROUP BY service
 ),
@@ -217,7 +220,7 @@ ON CONFLICT (date) DO UPDATE SET
     estimated_events = EXCLUDED.estimated_events, price_sheet_id = EXCLUDED.price_sheet_id,
     updated_at = now()
 RETURNING cost_usd, events, (SELECT count(user_id) FROM users) AS users
-"""
+""".replace("TIER_FIGURES", TIER_FIGURES)
 
 # Per entity (episode, podcast) and day: total, by service, by category, usage. Costs are
 # exact sums (the breakdowns as decimal text): the entity totals and the month add these
