@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import asyncpg
 
-from costguard.common.day_sheets import DaySheets
+from costguard.common.day_sheets import DaySheet, DaySheets
 from costguard.common.pricing import PriceSheet, SeedPrices, llm_call_cost, to_nano_usd
 
 log = logging.getLogger(__name__)
@@ -55,39 +55,19 @@ class Estimator:
         self._seed = seed
         self._priced: dict[_Estimate, int] = {}
 
-    async def _estimate(
-        self,
-        day: date,
-        *,
-        cpu_ms: int,
-        model: str,
-        provider: str,
-        input_tokens: int,
-        cached_input_tokens: int,
-        output_tokens: int,
-    ) -> tuple[_Estimate, PriceSheet | None]:
-        """The estimate, and the day's sheet pricing its model: None for the seed constants
-        (no model named, or Postgres unreadable, which is logged)."""
-        if model:
-            try:
-                found = await self._sheets.current(
-                    self._pool, day, {(model, provider)}, max_age_s=SHEET_MAX_AGE_S
-                )
-            except (OSError, asyncpg.PostgresError):
-                log.warning("price sheet unavailable: estimating at the seed constants")
-            else:
-                job = _Estimate(
-                    found.sheet_id,
-                    model,
-                    provider,
-                    cpu_ms,
-                    input_tokens,
-                    cached_input_tokens,
-                    output_tokens,
-                )
-                return job, found.sheet
-        # The seed constants know no model and no cache rate.
-        return _Estimate(_SEED, "", "", cpu_ms, input_tokens, 0, output_tokens), None
+    async def _sheet(self, day: date, model: str, provider: str) -> DaySheet | None:
+        """The day's sheet pricing the model: None for the seed constants (no model named,
+        or Postgres unreadable, which is logged)."""
+        if not model:
+            return None
+        try:
+            found = await self._sheets.current(
+                self._pool, day, {(model, provider)}, max_age_s=SHEET_MAX_AGE_S
+            )
+        except (OSError, asyncpg.PostgresError):
+            log.warning("price sheet unavailable: estimating at the seed constants")
+            return None
+        return found
 
     def _price(self, job: _Estimate, sheet: PriceSheet | None) -> Decimal:
         if sheet is None:
@@ -112,15 +92,15 @@ class Estimator:
     ) -> int:
         """The exact USD cost of the estimate, as it will be priced when it is stored, in
         whole nano-dollars (rounded down: the live counters' unit)."""
-        job, sheet = await self._estimate(
-            day,
-            cpu_ms=cpu_ms,
-            model=model,
-            provider=provider,
-            input_tokens=input_tokens,
-            cached_input_tokens=cached_input_tokens,
-            output_tokens=output_tokens,
-        )
+        found = await self._sheet(day, model, provider)
+        sheet = None if found is None else found.sheet
+        if found is None:  # the seed constants know no model and no cache rate
+            job = _Estimate(_SEED, "", "", cpu_ms, input_tokens, 0, output_tokens)
+        else:
+            job = _Estimate(
+                found.sheet_id, model, provider, cpu_ms, input_tokens, cached_input_tokens,
+                output_tokens,
+            )  # fmt: skip
         nano = self._priced.get(job)
         if nano is None:
             nano = to_nano_usd(self._price(job, sheet))
