@@ -15,8 +15,8 @@ New events, nearly all of them, pay for the COPY only; a repeat costs its batch 
 COPY and the row-by-row insert.
 
 Both take the rows of one kind, with their price columns (``PRICE_COLUMNS``), one row per
-event id (the first of the batch). Anything every insert of raw events must do (routing
-to day partitions, a lock for the rollup's watermark of committed ingest) belongs here.
+event id (the first of the batch), inside the caller's transaction, which holds the
+rollup watermark's shared lock from its first statement (``hold_for_ingest``).
 """
 
 from __future__ import annotations
