@@ -10,13 +10,18 @@ the stored prices, which is what a day of events stored by telemetry (priced at 
 costs to roll up (``rollup_vs_scan``). Then 1,000 new events arrive and a near-live
 refresh adds them (``incremental_vs_full``), beside a full rollup of the same day, which
 must give the same cost.
+
+The day's rows are in its own day partitions. Last, retention's two ways of removing a day
+are timed (``partition_drop_vs_delete``): dropping that day's partitions whole, beside the
+batched delete of another 1,000,000-event day that waits in the default partitions (the
+rows retention deletes in batches, with no pause between them here).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from datetime import date
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -24,11 +29,15 @@ import asyncpg
 from bench.common import bench_stack, figure, report
 from costguard.common.days import day_bounds
 from costguard.common.db import create_pool
+from costguard.common.partitions import DayPartition, add_day_partitions, drop_partition
 from costguard.common.pricing import AwsPrices, SeedPrices
 from costguard.devstack import DevStack
+from costguard.rollup.retention import prune_raw_events
 from costguard.rollup.rollup import DateRollup, Pricing, rollup_costs_for_date
 
 DAY = date(2026, 11, 20)
+UNPARTITIONED_DAY = DAY - timedelta(days=1)  # in the default partitions
+UTC_ZONE = ZoneInfo("UTC")
 JOBS, LLM_CALLS, USERS = 700_000, 300_000, 10_000
 NEW_EVENTS = 1_000
 
@@ -75,18 +84,39 @@ FROM generate_series(1, $1) AS i;
 
 
 async def _timed_rollup(pool: asyncpg.Pool, pricing: Pricing, *, refresh: bool) -> DateRollup:
-    return await rollup_costs_for_date(
-        pool, DAY, tz=ZoneInfo("UTC"), pricing=pricing, refresh=refresh
-    )
+    return await rollup_costs_for_date(pool, DAY, tz=UTC_ZONE, pricing=pricing, refresh=refresh)
+
+
+async def _drop_vs_delete(pool: asyncpg.Pool) -> tuple[float, float, int]:
+    """Seconds to drop DAY's partitions, and to delete the unpartitioned day's rows in
+    batches; the rows deleted."""
+    started = time.perf_counter()
+    for table in ("telemetry_job_events", "telemetry_llm_events"):
+        async with pool.acquire() as conn, conn.transaction():
+            await drop_partition(conn, DayPartition(table, DAY))
+    drop_s = time.perf_counter() - started
+    await pool.execute(_FILL, JOBS, USERS, UNPARTITIONED_DAY)
+    await pool.execute(_FILL_LLM, LLM_CALLS, USERS, UNPARTITIONED_DAY)
+    # Retention deletes only a day rolled up and clean: say so, without rolling it up.
+    await pool.execute("INSERT INTO cost_global_daily (date) VALUES ($1)", UNPARTITIONED_DAY)
+    await pool.execute("VACUUM ANALYZE telemetry_job_events")
+    await pool.execute("VACUUM ANALYZE telemetry_llm_events")
+    days_kept = (datetime.now(UTC_ZONE).date() - DAY).days
+    started = time.perf_counter()
+    pruned = await prune_raw_events(pool, retention_days=days_kept, tz=UTC_ZONE, pause_s=0)
+    delete_s = time.perf_counter() - started
+    assert pruned is not None
+    return drop_s, delete_s, sum(pruned.deleted.values())
 
 
 async def run(stack: DevStack) -> None:
     pool = await create_pool(stack.postgres.dsn, max_size=2)
+    await add_day_partitions(pool, [DAY], tz=UTC_ZONE)
     await pool.execute(_FILL, JOBS, USERS, DAY)
     await pool.execute(_FILL_LLM, LLM_CALLS, USERS, DAY)
     await pool.execute("VACUUM ANALYZE telemetry_job_events")
     await pool.execute("VACUUM ANALYZE telemetry_llm_events")
-    bounds = day_bounds(DAY, ZoneInfo("UTC"))
+    bounds = day_bounds(DAY, UTC_ZONE)
     bare_runs = []
     for _ in range(2):
         started = time.perf_counter()
@@ -99,12 +129,14 @@ async def run(stack: DevStack) -> None:
     await pool.execute(_NEW_JOBS, NEW_EVENTS, USERS, DAY)
     refreshed = await _timed_rollup(pool, pricing, refresh=True)
     full = await _timed_rollup(pool, pricing, refresh=False)
+    drop_s, delete_s, deleted = await _drop_vs_delete(pool)
     await pool.close()
     if not refreshed.incremental or refreshed.cost_usd != full.cost_usd:
         raise RuntimeError(f"the refresh ({refreshed}) does not equal the full rollup ({full})")
     events = JOBS + LLM_CALLS
     figure("rollup_vs_scan", again.seconds, "s", baseline=bare_s, goal="<= 2")
     figure("incremental_vs_full", refreshed.seconds, "s", baseline=full.seconds, goal="<= 0.05")
+    figure("partition_drop_vs_delete", drop_s, "s", baseline=delete_s)
     report(
         f"rollup of one day: {events:,} events over {USERS:,} users",
         [
@@ -128,6 +160,9 @@ async def run(stack: DevStack) -> None:
                 "  ratio refresh / full rollup",
                 f"{refreshed.seconds / full.seconds:.3f}  (goal <= 0.05)",
             ),
+            (f"drop the day's partitions ({events + NEW_EVENTS:,} events)", f"{drop_s:6.3f} s"),
+            (f"  batched delete of {deleted:,} events", f"{delete_s:6.3f} s"),
+            ("  ratio drop / batched delete", f"{drop_s / delete_s:.4f}"),
         ],
     )
 

@@ -59,6 +59,7 @@ _DATA_TABLES = (
     "s3_objects",
     "rollup_day_groups",
     "rollup_day_watermarks",
+    "telemetry_unstamped_events",
 )
 
 

@@ -12,7 +12,8 @@ migration may add to them but not change what is there, except to widen a type s
 every value stays storable (the money columns became unconstrained ``numeric`` in 0010, to
 hold exact sums), and that is written here too. Index definitions are
 ``pg_indexes.indexdef`` after ``USING``, prefixed by ``UNIQUE`` for unique indexes;
-``keys`` are the primary key and unique constraints.
+``keys`` are the primary key and unique constraints (a raw event table, partitioned by day
+since 0016, holds them in each partition: those of its default partition are listed).
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ class Column:
 class Table:
     columns: list[Column]
     indexes: dict[str, str]
-    keys: dict[str, str]
+    keys: dict[str, str]  # a partitioned table's: those of its default partition
+    partitioned: bool = False
 
 
 OWN_TABLES = {
@@ -151,14 +153,13 @@ OWN_TABLES = {
         indexes={
             "cost_events_created_at_idx": "btree (created_at)",
             "cost_events_episode_idx": "btree (episode_id) WHERE (episode_id IS NOT NULL)",
-            "cost_events_event_id_key": "UNIQUE btree (event_id)",
-            "cost_events_pkey": "UNIQUE btree (id)",
             "cost_events_podcast_idx": "btree (podcast_id) WHERE (podcast_id IS NOT NULL)",
         },
         keys={
-            "cost_events_event_id_key": "UNIQUE (event_id)",
-            "cost_events_pkey": "PRIMARY KEY (id)",
+            "cost_events_default_event_id_key": "UNIQUE (event_id)",
+            "cost_events_default_pkey": "PRIMARY KEY (id)",
         },
+        partitioned=True,
     ),
     "entity_costs": Table(
         columns=[

@@ -28,7 +28,7 @@ SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-WHERE c.relname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
 # Each plain (non-partial, non-expression) btree index as its key columns in order.
@@ -42,11 +42,13 @@ JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
 WHERE t.relname = $1 AND am.amname = 'btree' AND i.indpred IS NULL AND i.indexprs IS NULL
 """
 _INDEXES = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = $1"
+# A partitioned table's partitions (none for a plain table).
+_PARTITIONS = "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = $1::regclass"
 _KEYS = """
 SELECT conname, pg_get_constraintdef(oid) AS definition
 FROM pg_constraint WHERE conrelid = $1::regclass AND contype IN ('p', 'u')
 """
-_INDEXDEF = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON \S+ USING (.*)$")
+_INDEXDEF = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ USING (.*)$")
 
 # The seed's type names, as Postgres's format_type spells them.
 _TYPES = {
@@ -139,6 +141,22 @@ def is_widening(seed_type: str, live_type: str) -> bool:
     return False
 
 
+async def _primary_key_problems(conn: Connection, table: str) -> list[str]:
+    """The seed's primary key, on the table or, for a raw event table partitioned by day
+    (docs/schema.md), on each of its partitions."""
+    problems = []
+    partitions = [row[0] for row in await conn.fetch(_PARTITIONS, table)]
+    for holder in partitions or [table]:
+        primary = [
+            tuple(row["columns"])
+            for row in await conn.fetch(_INDEX_COLUMNS, holder)
+            if row["primary_key"]
+        ]
+        if primary != [seed_primary_key(table)]:
+            problems.append(f"{holder}: primary key {primary}, seed {seed_primary_key(table)}")
+    return problems
+
+
 async def seed_problems(conn: Connection, table: str) -> list[str]:
     """Where the live ``table`` breaks the seed's contract; empty when it holds."""
     live = {row["name"]: row for row in await conn.fetch(_COLUMNS, table)}
@@ -171,9 +189,7 @@ async def seed_problems(conn: Connection, table: str) -> list[str]:
     indexes = [
         (row["columns"], row["primary_key"]) for row in await conn.fetch(_INDEX_COLUMNS, table)
     ]
-    primary = [tuple(columns) for columns, is_primary in indexes if is_primary]
-    if primary != [seed_primary_key(table)]:
-        problems.append(f"{table}: primary key {primary}, seed {seed_primary_key(table)}")
+    problems += await _primary_key_problems(conn, table)
     for wanted in SEED_TABLES[table].indexes:
         # An index whose leading columns are the seed's serves every query the seed's does.
         if not any(tuple(columns[: len(wanted)]) == wanted for columns, _ in indexes):
@@ -296,8 +312,9 @@ async def test_own_tables_keep_their_indexes_and_keys(pool: asyncpg.Pool, table:
         row["indexname"]: _short_indexdef(row["indexdef"])
         for row in await pool.fetch(_INDEXES, table)
     }
-    keys = {row["conname"]: row["definition"] for row in await pool.fetch(_KEYS, table)}
     spec = OWN_TABLES[table]
+    holder = f"{table}_default" if spec.partitioned else table
+    keys = {row["conname"]: row["definition"] for row in await pool.fetch(_KEYS, holder)}
     for name, definition in spec.indexes.items():
         assert indexes.get(name) == definition, f"index {name}"
     assert {k: keys.get(k) for k in spec.keys} == spec.keys

@@ -131,6 +131,9 @@ class LocalPostgres:
             "-c listen_addresses=127.0.0.1",
             f"-c unix_socket_directories={self.data_dir}",
             "-c max_connections=200",
+            # A query that cannot prune the raw tables' day partitions locks each of them and
+            # its indexes (docs/operations.md, "Raw events by day").
+            "-c max_locks_per_transaction=256",
         ]
         if not self.durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]

@@ -38,6 +38,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+# Every statement is planned for its own parameters. A generic plan of a query over one
+# day of the raw event tables would prune their day partitions only as it starts, after
+# locking every one of them and their indexes (Postgres 15): hundreds of locks a statement.
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+
+
 async def create_pool(
     dsn: str,
     *,
@@ -50,7 +56,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
-        server_settings=server_settings,
+        server_settings={**SERVER_SETTINGS, **(server_settings or {})},
     )
     assert pool is not None  # create_pool only returns None when not awaited
     return pool

@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -45,13 +45,17 @@ ZERO = Decimal(0)
 KEY_LOCK_CLASS = 7_311
 ALL_KEYS_LOCK_CLASS = 7_312
 MAX_KEY_LOCKS = 64
+# Postgres' -infinity and infinity, as asyncpg sends them: every instant is between.
+_NEVER = datetime.min.replace(tzinfo=UTC)
+_ALWAYS = datetime.max.replace(tzinfo=UTC)
 
-# The object rows of the events among $1 (ids of cost_events rows just stored); the
-# migration's backfill reads the stored events the same way. An object is named by a
-# non-empty string ``s3_key`` of at most 1,024 bytes (S3's limit; longer ones name nothing
-# S3 could hold, and would not fit the index) in ``bucket`` (``''`` when it names none); a
-# delete with no ``s3_key`` names each string of ``keys``, at its position in the list. The
-# size is that of ``stored_bytes`` in costguard.common.pricing.events.
+# The object rows of the events among $1 (ids of cost_events rows just stored, created
+# between $2 and $3: the day partitions to look in); the migration's backfill reads the
+# stored events the same way. An object is named by a non-empty string ``s3_key`` of at
+# most 1,024 bytes (S3's limit; longer ones name nothing S3 could hold, and would not fit
+# the index) in ``bucket`` (``''`` when it names none); a delete with no ``s3_key`` names
+# each string of ``keys``, at its position in the list. The size is that of
+# ``stored_bytes`` in costguard.common.pricing.events.
 INSERT_OBJECTS = """
 INSERT INTO s3_objects (event_id, key_index, bucket, s3_key, size_bytes, stored_at, user_id,
                         tier, episode_id, podcast_id)
@@ -79,7 +83,7 @@ CROSS JOIN LATERAL (
          WITH ORDINALITY AS listed (value, n)
     WHERE e.service = 's3_delete' AND NOT b.one_key AND jsonb_typeof(listed.value) = 'string'
 ) k
-WHERE e.event_id = ANY($1::uuid[])
+WHERE e.event_id = ANY($1::uuid[]) AND e.created_at BETWEEN $2 AND $3
   AND e.event_type = 's3_operation' AND e.service IN ('s3_put', 's3_copy', 's3_delete')
   AND k.s3_key <> '' AND octet_length(k.s3_key) <= 1024 AND octet_length(b.bucket) <= 255
 ON CONFLICT (event_id, key_index) DO NOTHING
@@ -180,7 +184,12 @@ class ObjectChanges:
 
 
 async def record_objects(
-    conn: Connection, event_ids: Sequence[uuid.UUID], *, tz: ZoneInfo, mark_dirty: bool = True
+    conn: Connection,
+    event_ids: Sequence[uuid.UUID],
+    *,
+    tz: ZoneInfo,
+    mark_dirty: bool = True,
+    created: Sequence[datetime] = (),
 ) -> ObjectChanges:
     """Keep ``s3_objects`` up to date with the cost events ``event_ids`` just stored.
 
@@ -193,11 +202,13 @@ async def record_objects(
     ``tz``) whose storage changed is marked dirty for the rollup, up to today; with
     ``mark_dirty=False`` the caller marks ``dirty_dates`` itself, together with its own
     dates in one sorted statement (two statements could each wait on the other batch's
-    uncommitted marks: a deadlock).
+    uncommitted marks: a deadlock). ``created``, when given, holds when each event was
+    created: the events are then looked up in their day partitions only.
     """
     if not event_ids:
         return ObjectChanges()
-    inserted = await conn.fetch(INSERT_OBJECTS, list(event_ids))
+    earliest, latest = (min(created), max(created)) if created else (_NEVER, _ALWAYS)
+    inserted = await conn.fetch(INSERT_OBJECTS, list(event_ids), earliest, latest)
     if not inserted:
         return ObjectChanges()
     buckets = [row["bucket"] for row in inserted]

@@ -7,7 +7,9 @@ transaction holds :data:`INGEST_LOCK` shared from its first statement (before it
 id), and the rollup takes it exclusively for the instant it reads the highest ids: no
 ingest is then in flight, so every id at or below them is committed or rolled back, and
 every id taken later is higher. The exclusive lock waits for the batches in flight and is
-held for one index lookup per table.
+held while the three sequences are read: the last id each handed out is the watermark (the
+sequences hand out one id at a time, ``CACHE 1``, so no session holds lower ones back).
+Reading the sequences rather than ``max(id)`` touches none of the tables' day partitions.
 
 Rows written straight into the tables by other code (the seed's own, without the lock) are
 not covered: a full rollup of their day (nightly, or on demand) reads them.
@@ -22,9 +24,9 @@ from costguard.common.db import Connection
 INGEST_LOCK = 7_310_000_005
 
 _HIGHEST_IDS = """
-SELECT (SELECT coalesce(max(id), 0) FROM telemetry_job_events) AS job,
-       (SELECT coalesce(max(id), 0) FROM telemetry_llm_events) AS llm,
-       (SELECT coalesce(max(id), 0) FROM cost_events) AS cost
+SELECT coalesce(pg_sequence_last_value('telemetry_job_events_id_seq'), 0) AS job,
+       coalesce(pg_sequence_last_value('telemetry_llm_events_id_seq'), 0) AS llm,
+       coalesce(pg_sequence_last_value('cost_events_id_seq'), 0) AS cost
 """
 
 

@@ -100,6 +100,7 @@ async def _rollup_once(config: RollupConfig, args: argparse.Namespace) -> int:
             pricing=config.pricing,
             retention_days=config.retention_days,
         )
+        await rollups.keep_partitions()
         results = await rollups.run("cli", days, reprice=args.reprice)
     except PastRetention as exc:
         print(f"costguard: {exc}", file=sys.stderr)

@@ -7,7 +7,10 @@ horizon, ``today - RETENTION_DAYS``, **and** that date has been rolled up
 rolled up, or that late events made dirty, are kept and counted as ``kept``: their
 aggregates do not hold them yet.
 
-Deletes go in small batches (``DELETE ... WHERE id IN (SELECT id ... LIMIT n)``), each its
+The raw tables are partitioned by day (``costguard.common.partitions``): a day partition
+past the horizon whose date is settled so is dropped whole, in a moment, however many
+events it holds. What is left past the horizon (events that waited in a default partition)
+is deleted in small batches (``DELETE ... WHERE id IN (SELECT id ... LIMIT n)``), each its
 own short transaction under the rollup's advisory lock, with a pause between batches, so
 neither ingest nor a rollup waits long behind them. The mirror rule lives in ``Rollups``:
 a date before the horizon is never rolled up again, because with its raw events gone that
@@ -26,6 +29,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from costguard.common.days import day_bounds
+from costguard.common.partitions import day_partitions, drop_partition
 from costguard.rollup import metrics
 from costguard.rollup.rollup import ROLLUP_LOCK
 
@@ -77,6 +81,12 @@ STATEMENTS = {
 }
 
 
+# Whether a date is settled: rolled up, and not dirty since.
+_SETTLED = """
+SELECT EXISTS (SELECT 1 FROM cost_global_daily WHERE date = $1)
+   AND NOT EXISTS (SELECT 1 FROM rollup_dirty_dates WHERE date = $1)
+"""
+
 _DROP_GROUPS = (
     "DELETE FROM rollup_day_groups WHERE date < $1",
     "DELETE FROM rollup_day_watermarks WHERE date < $1",
@@ -126,11 +136,10 @@ async def prune_raw_events(
     if oldest is None:
         return None
     cutoff = day_bounds(oldest, tz)[0]  # local midnight starting the oldest kept date
-    deleted: dict[str, int] = {}
+    deleted = await _drop_day_partitions(pool, oldest)
     kept: dict[str, int] = {}
     batches = 0
     for table, (delete, count_kept) in STATEMENTS.items():
-        deleted[table] = 0
         while True:
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", ROLLUP_LOCK)
@@ -160,6 +169,28 @@ async def prune_raw_events(
             extra={"horizon": oldest.isoformat(), "kept": kept},
         )
     return result
+
+
+async def _drop_day_partitions(pool: asyncpg.Pool, oldest: date) -> dict[str, int]:
+    """Drop each day partition before ``oldest`` whose date is settled; the rows dropped,
+    by table. One that stays locked past the timeout is left for the next round."""
+    dropped = dict.fromkeys(STATEMENTS, 0)
+    for partition in await day_partitions(pool):
+        if partition.day >= oldest:
+            continue
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", ROLLUP_LOCK)
+                if not await conn.fetchval(_SETTLED, partition.day):
+                    continue  # its rows are kept, and counted so, below
+                count = await drop_partition(conn, partition)
+        except asyncpg.LockNotAvailableError:
+            log.warning("partition %s not dropped: its table is busy", partition.name)
+            continue
+        dropped[partition.table] += count
+        metrics.RETENTION_DELETED.labels(partition.table).inc(count)
+        log.info("event partition dropped", extra={"partition": partition.name, "rows": count})
+    return dropped
 
 
 class RetentionLoop:

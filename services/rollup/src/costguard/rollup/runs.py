@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from costguard.common.day_sheets import DaySheets
 from costguard.common.money import exact_sum
+from costguard.common.partitions import DayPartition, keep_day_partitions
 from costguard.rollup import metrics
 from costguard.rollup.retention import PastRetention, horizon, refuse_past_horizon
 from costguard.rollup.rollup import DateRollup, Pricing, rollup_costs_for_date
@@ -60,6 +61,11 @@ class Rollups:
         self.pricing = pricing
         self.retention_days = retention_days
         self.sheets = DaySheets(seed=pricing.seed, aws=pricing.aws, tz=tz)
+
+    async def keep_partitions(self) -> list[DayPartition]:
+        """Make the raw tables' day partitions due now and ahead (a catalog lookup when
+        they are there already); those made."""
+        return await keep_day_partitions(self.pool, tz=self.tz, today=datetime.now(self.tz).date())
 
     async def run(
         self, trigger: str, days: list[date], *, reprice: bool = False, refresh: bool = False

@@ -74,6 +74,7 @@ class Scheduler:
         tz = self._rollups.tz
         while not self._stopping.is_set():
             try:
+                await self._rollups.keep_partitions()
                 await self.catch_up()
                 await self._rollups.roll_dirty()
             except Exception:

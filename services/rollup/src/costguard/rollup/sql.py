@@ -79,7 +79,7 @@ FROM (
             BETWEEN r.min_input_tokens AND coalesce(r.max_input_tokens, e.input_tokens)
     CROSS JOIN LATERAL (SELECT LLM_COST AS cost) c
 ) p
-WHERE t.id = p.id
+WHERE t.id = p.id AND t.created_at >= $1 AND t.created_at < $2
 """
 _PRICE_LLM = (
     _PRICE_LLM_TEMPLATE.replace("LLM_COST", LLM_CALL_COST_SQL.strip())
@@ -95,7 +95,7 @@ UPDATE cost_events c
 SET cost_usd = p.cost, price_sheet_id = $3, cost_category = p.category,
     unpriced_reason = p.reason, unpriced_item = p.item
 FROM (COST_EVENTS) p
-WHERE c.event_id = p.event_id
+WHERE c.event_id = p.event_id AND c.created_at >= $1 AND c.created_at < $2
 """
 _PRICE_COST_EVENTS = _PRICE_COST_EVENTS_TEMPLATE.replace(
     "COST_EVENTS", COST_EVENTS_SQL.strip().replace(_DAY_FILTER, _DAY_FILTER + " AND EVENT_TO_PRICE")

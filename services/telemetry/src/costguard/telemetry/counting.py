@@ -82,6 +82,7 @@ class Tally:
         self.accepted: dict[str, int] = {}
         self.days: set[date] = set()  # every local day an inserted event counts on
         self.cost_ids: list[uuid.UUID] = []  # for the S3 objects they store or delete
+        self.cost_times: list[datetime] = []  # and when each was created (its partition)
         self._groups: dict[_Key, _Group] = {}
 
     def _group(self, key: _Key, vote: int) -> _Group:
@@ -127,6 +128,7 @@ class Tally:
         vote = -2 if tier is None else tier_vote(created)
         self._group((day, counted, user), vote).figures[5] += nano_usd(cost)
         self.cost_ids.append(event_id)
+        self.cost_times.append(created)
 
     def usages(self, today: date) -> list[Usage]:
         """The counters' usages; a late event's day has expired from the counters (the

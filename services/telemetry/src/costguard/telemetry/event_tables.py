@@ -2,14 +2,17 @@
 
 ``copy_in`` COPYs a batch's rows straight into the event table: Postgres' cheapest way to
 take rows (a multi-row insert, no per-row conflict handling, no staging table, nothing
-returned). The table's unique index on ``event_id`` has the last word: when one of the
+returned). The unique index on ``event_id`` of the event's day partition has the last
+word (an event counts on one day, so a repeat lands in the same partition): when one of the
 events is stored already (a retry whose reply was lost, a spill file replayed) or is being
 stored by another transaction (the same events sent again on another stream), the COPY
 fails with a unique violation, or a deadlock when two transactions wait on each other,
 and :class:`Conflict` tells the caller to roll back and store the batch again with
-``insert_each_once``: ``INSERT ... SELECT FROM unnest(...) ON CONFLICT (event_id) DO
-NOTHING RETURNING event_id``, which skips whatever is stored already, waits for another
-transaction's uncommitted copy to commit or roll back, and says which rows it stored.
+``insert_each_once``: ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING
+RETURNING event_id`` (no conflict target: a partitioned table has no unique index of its
+own on ``event_id``, each partition has one), which skips whatever is stored already,
+waits for another transaction's uncommitted copy to commit or roll back, and says which
+rows it stored.
 Either way the caller learns exactly which rows it inserted, and counts those alone.
 New events, nearly all of them, pay for the COPY only; a repeat costs its batch an undone
 COPY and the row-by-row insert.
@@ -57,7 +60,7 @@ SELECT * FROM unnest(
     $13::integer[], $14::bigint[], $15::bigint[], $16::integer[], $17::boolean[], $18::text[],
     $19::text[], $20::text[], $21::timestamptz[], $22::text[], $23::text[], $24::numeric[],
     $25::bigint[])
-ON CONFLICT (event_id) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING event_id
 """
 _INSERT_LLM_CALLS = """
@@ -72,7 +75,7 @@ SELECT * FROM unnest(
     $14::bigint[], $15::boolean[], $16::text[], $17::boolean[], $18::text[], $19::text[],
     $20::text[], $21::timestamptz[], $22::text[], $23::text[], $24::bigint[], $25::numeric[],
     $26::bigint[], $27::text[])
-ON CONFLICT (event_id) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING event_id
 """
 _INSERT_COSTS = """
@@ -84,7 +87,7 @@ SELECT * FROM unnest(
     $1::uuid[], $2::text[], $3::text[], $4::numeric[], $5::text[], $6::jsonb[], $7::text[],
     $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::timestamptz[], $13::numeric[],
     $14::bigint[], $15::text[], $16::text[], $17::text[])
-ON CONFLICT (event_id) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING event_id
 """
 

@@ -6,6 +6,10 @@ event id the batch repeats, are priced, and go into their table through ``event_
 which reports exactly which rows it inserted: those not stored before, by this batch or any
 other. Only those count as accepted and reach the counters (``counting``); a retried event,
 a duplicate inside the batch or a copy racing in another stream is stored and counted once.
+An event sent without a time of its own counts on the day it arrived, so a repeat of it
+arriving on another day would land in another day partition, out of reach of the first
+copy's unique index: such an event is stored only when its id is new to
+``telemetry_unstamped_events``.
 
 The counters are bumped inside the transaction, before COMMIT. Together with the
 reconciler's SHARE lock (see ``reconcile``) that makes a rebuild exact: a batch is
@@ -37,7 +41,7 @@ from costguard.telemetry import metrics
 from costguard.telemetry.columns import BUILDERS
 from costguard.telemetry.counting import Tally, storage_usages
 from costguard.telemetry.event_tables import Conflict, copy_in, event_key, insert_each_once
-from costguard.telemetry.prices import event_day, models_by_day, priced
+from costguard.telemetry.prices import event_day, event_instant, models_by_day, priced
 from costguard.telemetry.rows import Rejected, Row, RowBuilder
 from costguard.v1 import telemetry_pb2
 
@@ -73,6 +77,12 @@ class IngestResult:
 _MARK_DIRTY = (
     "INSERT INTO rollup_dirty_dates (date) SELECT unnest($1::date[]) ON CONFLICT (date) DO NOTHING"
 )
+# The ids of events without a time of their own not seen before; waits for another
+# transaction's uncommitted claim of the same id, as the event tables' indexes do.
+_CLAIM_UNSTAMPED = """
+INSERT INTO telemetry_unstamped_events (kind, event_id)
+SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id
+"""
 
 
 # Extending a day's sheet races only with another extension or a reprice of that day.
@@ -104,10 +114,11 @@ class Ingestor:
         self._in_flight: set[asyncio.Task[IngestResult]] = set()
 
     def _build_rows(
-        self, events: Sequence[telemetry_pb2.TelemetryEvent], batch: int
+        self, events: Sequence[telemetry_pb2.TelemetryEvent], batch: int, received_at: datetime
     ) -> tuple[dict[str, list[Row]], list[Rejection]]:
-        """Each kind's valid rows, in batch order, and the rejections, in batch order."""
-        builder = RowBuilder(self._tiers, datetime.now(UTC))
+        """Each kind's valid rows, in batch order, and the rejections, in batch order. An
+        event without a time of its own gets ``received_at``, this very object."""
+        builder = RowBuilder(self._tiers, received_at)
         kinds: list[str | None] = list(map(_KIND, events))
         rejected: dict[int, Rejection] = {}
         rows: dict[str, list[Row]] = {kind: [] for kind in KINDS}
@@ -176,17 +187,20 @@ class Ingestor:
         self, events: Sequence[telemetry_pb2.TelemetryEvent], batch: int
     ) -> IngestResult:
         started = time.perf_counter()
-        rows, rejections = self._build_rows(events, batch)
+        received_at = datetime.now(UTC)
+        rows, rejections = self._build_rows(events, batch, received_at)
         valid = sum(len(r) for r in rows.values())
         accepted: Counter[str] = Counter()
         if valid:
-            await self._write(rows, accepted)
+            await self._write(rows, accepted, received_at)
         # Counted once committed: a batch that failed is retried, and counted then.
         _observe(events, rows, accepted, rejections, time.perf_counter() - started)
         total = accepted.total()
         return IngestResult(total, valid - total, tuple(rejections))
 
-    async def _write(self, rows: dict[str, list[Row]], accepted: Counter[str]) -> None:
+    async def _write(
+        self, rows: dict[str, list[Row]], accepted: Counter[str], received_at: datetime
+    ) -> None:
         """Price and store the rows in one transaction and count what was really inserted.
 
         Each event is priced with the sheet in force for its day, read while the day is
@@ -198,6 +212,10 @@ class Ingestor:
         unique = {kind: _first_of_each(kind_rows) for kind, kind_rows in rows.items() if kind_rows}
         days = {
             kind: [event_day(kind, row, self._tz) for row in kind_rows]
+            for kind, kind_rows in unique.items()
+        }
+        unstamped = {
+            kind: [i for i, row in enumerate(kind_rows) if event_instant(kind, row) is received_at]
             for kind, kind_rows in unique.items()
         }
         needs: dict[date, set[Model]] = {}
@@ -214,7 +232,8 @@ class Ingestor:
                     in_force = await self._sheets.in_force(conn, needs)
                     if in_force is None:
                         continue  # a model new to a day's sheet (or a reprice): extend, again
-                    accepted.update(await self._insert(conn, insert, unique, days, in_force))
+                    kept = await _claim_unstamped(conn, unique, days, unstamped)
+                    accepted.update(await self._insert(conn, insert, *kept, in_force))
                     return
             except Conflict:
                 # One of the events is stored already (or about to be): nothing of this
@@ -235,10 +254,14 @@ class Ingestor:
         kind were inserted."""
         tally = Tally()
         for kind, kind_rows in rows.items():
+            if not kind_rows:
+                continue  # every one a repeat of an event without a time of its own
             stored = _priced(kind, kind_rows, days[kind], in_force)
             inserted = await insert(conn, kind, stored)
             tally.add(kind, [stored[i] for i in inserted], [days[kind][i] for i in inserted])
-        objects = await record_objects(conn, tally.cost_ids, tz=self._tz, mark_dirty=False)
+        objects = await record_objects(
+            conn, tally.cost_ids, tz=self._tz, mark_dirty=False, created=tally.cost_times
+        )
         today = datetime.now(self._tz).date()
         usages = tally.usages(today) + storage_usages(
             objects.changes, in_force, tz=self._tz, aws=self._sheets.aws
@@ -263,6 +286,30 @@ def _positions(kinds: list[str | None]) -> dict[str | None, Sequence[int]]:
     for index, kind in enumerate(kinds):
         positions.setdefault(kind, []).append(index)
     return dict(positions)
+
+
+async def _claim_unstamped(
+    conn: Connection,
+    rows: dict[str, list[Row]],
+    days: dict[str, list[date]],
+    unstamped: dict[str, list[int]],
+) -> tuple[dict[str, list[Row]], dict[str, list[date]]]:
+    """The rows and days to insert: all but the events without a time of their own whose
+    id was stored before (on whatever day it arrived then)."""
+    if not any(unstamped.values()):
+        return rows, days
+    kept_rows, kept_days = dict(rows), dict(days)
+    for kind, positions in unstamped.items():
+        if not positions:
+            continue
+        ids = [rows[kind][i][0] for i in positions]
+        claimed = {str(r["event_id"]) for r in await conn.fetch(_CLAIM_UNSTAMPED, kind, ids)}
+        repeats = {i for i in positions if event_key(rows[kind][i]) not in claimed}
+        if repeats:
+            keep = [i for i in range(len(rows[kind])) if i not in repeats]
+            kept_rows[kind] = [rows[kind][i] for i in keep]
+            kept_days[kind] = [days[kind][i] for i in keep]
+    return kept_rows, kept_days
 
 
 def _first_of_each(rows: list[Row]) -> list[Row]:

@@ -37,15 +37,19 @@ _LLM = {name: i for i, name in enumerate(LLM_COLUMNS)}
 _COST = {name: i for i, name in enumerate(COST_COLUMNS)}
 
 
-def event_day(kind: str, row: Row, tz: ZoneInfo) -> date:
-    """The local day an event counts on: a job's start (else its creation), otherwise its
-    creation."""
-    at: datetime
+def event_instant(kind: str, row: Row) -> datetime:
+    """The instant an event counts on (its table's partition key): a job's start (else its
+    creation), otherwise its creation."""
     if kind == "job":
-        at = row[_JOB["started_at"]] or row[_JOB["created_at"]]
-    else:
-        at = row[(_LLM if kind == "llm" else _COST)["created_at"]]
-    return at.astimezone(tz).date()
+        at: datetime = row[_JOB["started_at"]] or row[_JOB["created_at"]]
+        return at
+    created: datetime = row[(_LLM if kind == "llm" else _COST)["created_at"]]
+    return created
+
+
+def event_day(kind: str, row: Row, tz: ZoneInfo) -> date:
+    """The local day an event counts on (see ``event_instant``)."""
+    return event_instant(kind, row).astimezone(tz).date()
 
 
 def models_of(kind: str, row: Row) -> set[Model]:
