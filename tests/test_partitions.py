@@ -16,8 +16,8 @@ import pytest
 from google.protobuf.struct_pb2 import Struct
 
 from costguard.common.day_sheets import DaySheets
-from costguard.common.db import Connection
 from costguard.common.days import day_bounds
+from costguard.common.db import Connection
 from costguard.common.event_ranges import MAXIMUM, SUMMED
 from costguard.common.partitions import (
     AHEAD_DAYS,
@@ -203,13 +203,19 @@ async def test_retention_drops_settled_days_whole_and_keeps_every_aggregate(
         assert (await _ingestor(db).store(_events(day, jobs=4, upload=False))).accepted == 6
         await rollup_costs_for_date(db, day, tz=TZ, pricing=PRICING)
     await db.execute("INSERT INTO rollup_dirty_dates (date) VALUES ($1)", dirty)
+    await db.execute(
+        "INSERT INTO telemetry_unstamped_events (kind, event_id, received_at) VALUES"
+        " ('llm', gen_random_uuid(), $1), ('llm', gen_random_uuid(), now())",
+        _at(rolled, 12),
+    )
     aggregates = """
         SELECT (SELECT json_agg(d ORDER BY date) FROM (
                     SELECT date, jobs, ai_calls, cost_usd FROM cost_global_daily) d)::text,
                (SELECT json_agg(u ORDER BY user_id, date) FROM (
                     SELECT user_id, date, jobs, cost_usd FROM cost_user_daily) u)::text,
                (SELECT json_agg(m ORDER BY year, month) FROM (
-                    SELECT year, month, jobs, cost_usd, cost_by_service FROM cost_monthly_summary) m)::text
+                    SELECT year, month, jobs, cost_usd, cost_by_service
+                    FROM cost_monthly_summary) m)::text
     """
     before = await db.fetchrow(aggregates)
 
@@ -227,6 +233,8 @@ async def test_retention_drops_settled_days_whole_and_keeps_every_aggregate(
     assert not _names(rolled) & left
     assert _names(dirty) <= left
     assert await db.fetchrow(aggregates) == before
+    # The ids of events without their own time go at the horizon too.
+    assert await db.fetchval("SELECT count(*) FROM telemetry_unstamped_events") == 1
 
 
 async def test_an_event_without_a_time_of_its_own_is_stored_once_whatever_day_it_comes(

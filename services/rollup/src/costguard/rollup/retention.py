@@ -87,6 +87,7 @@ SELECT EXISTS (SELECT 1 FROM cost_global_daily WHERE date = $1)
    AND NOT EXISTS (SELECT 1 FROM rollup_dirty_dates WHERE date = $1)
 """
 
+_DROP_UNSTAMPED = "DELETE FROM telemetry_unstamped_events WHERE received_at < $1"
 _DROP_GROUPS = (
     "DELETE FROM rollup_day_groups WHERE date < $1",
     "DELETE FROM rollup_day_watermarks WHERE date < $1",
@@ -152,11 +153,14 @@ async def prune_raw_events(
                 break
             await asyncio.sleep(pause_s)  # let ingest and rollups in between batches
         kept[table] = await pool.fetchval(count_kept, cutoff)
-    # A date before the horizon is never rolled up again, so its groups go too.
+    # A date before the horizon is never rolled up again, so its groups go too; and the
+    # ids of events without their own time that arrived before it (a repeat of one of them
+    # arriving now would be stored again, as any event whose first copy retention removed).
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", ROLLUP_LOCK)
         for statement in _DROP_GROUPS:
             await conn.execute(statement, oldest)
+        await conn.execute(_DROP_UNSTAMPED, cutoff)
     result = Pruned(oldest, deleted, kept, batches)
     log.info(
         "retention pruned raw events",
