@@ -10,19 +10,23 @@ from __future__ import annotations
 import asyncio
 import json
 import operator
+import os
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 import asyncpg
+from redis.asyncio import Redis
 
 from costguard.common.migrate import migrate_up
 from costguard.devstack import DevStack
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -44,6 +48,79 @@ async def _migrate(dsn: str) -> None:
         await migrate_up(conn)
     finally:
         await conn.close()
+
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """User + system CPU seconds process ``pid`` has used (with ``reaped_children``, also
+    its children that exited and were waited for), from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / _TICKS_PER_S
+
+
+def postgres_cpu_seconds(stack: DevStack) -> float:
+    """CPU seconds the stack's Postgres has used: the postmaster, the backends that
+    exited, and those running now."""
+    pid_file = stack.postgres.data_dir / "pgdata" / "postmaster.pid"
+    postmaster = int(pid_file.read_text().split()[0])
+    total = cpu_seconds(postmaster, reaped_children=True)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                total += cpu_seconds(int(entry.name))
+        except (OSError, ValueError):
+            continue  # exited meanwhile
+    return total
+
+
+async def redis_cpu_seconds(url: str) -> float:
+    """CPU seconds the Redis at ``url`` has used (``INFO cpu``)."""
+    redis = Redis.from_url(url)
+    try:
+        info = await redis.info("cpu")
+    finally:
+        await redis.aclose()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU seconds a service process, Postgres and Redis used over one stretch of a run."""
+
+    service: float
+    postgres: float
+    redis: float
+
+    def per_thousand(self, operations: int) -> str:
+        ms = [1000 * 1000 * s / operations for s in (self.service, self.postgres, self.redis)]
+        return " / ".join(f"{m:.1f}" for m in ms) + " ms"
+
+    def per_core(self, operations: int) -> str:
+        """Operations per CPU-second of the service, and of Postgres."""
+        rates = [f"{operations / s:,.0f}" if s else "-" for s in (self.service, self.postgres)]
+        return " / ".join(rates) + " per CPU-second"
+
+
+async def measure_cpu(
+    stack: DevStack, service_pid: int | None, work: Awaitable[T]
+) -> tuple[T, CpuUse]:
+    """Run ``work``; what it returned and the CPU it cost the service, Postgres and Redis."""
+    service = cpu_seconds(service_pid) if service_pid else 0.0
+    postgres, redis = postgres_cpu_seconds(stack), await redis_cpu_seconds(stack.redis.url)
+    result = await work
+    return result, CpuUse(
+        (cpu_seconds(service_pid) - service) if service_pid else 0.0,
+        postgres_cpu_seconds(stack) - postgres,
+        await redis_cpu_seconds(stack.redis.url) - redis,
+    )
 
 
 def percentile(samples: Sequence[float], pct: float) -> float:

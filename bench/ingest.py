@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import asyncpg
 from grpc import aio
 
-from bench.common import bench_stack, figure, percentile, report
+from bench.common import bench_stack, figure, measure_cpu, percentile, report
 from costguard.devstack import DevStack, free_port
 from costguard.sdk import TelemetryClient
 from costguard.telemetry.rows import JOB_COLUMNS, RowBuilder
@@ -110,9 +110,14 @@ async def run(stack: DevStack) -> None:
     noop_port = free_port()
     noop = await _noop_server(noop_port)
     try:
-        raw_s = await _raw_copy(stack.postgres.dsn, _events(EVENTS))
+        raw_s, raw_cpu = await measure_cpu(
+            stack, None, _raw_copy(stack.postgres.dsn, _events(EVENTS))
+        )
         noop_s = await _through_sdk(f"127.0.0.1:{noop_port}", _events(EVENTS))
-        sdk_s = await _through_sdk(f"127.0.0.1:{port}", _events(EVENTS))
+        assert telemetry.process is not None
+        sdk_s, cpu = await measure_cpu(
+            stack, telemetry.process.pid, _through_sdk(f"127.0.0.1:{port}", _events(EVENTS))
+        )
         conn = await asyncpg.connect(stack.postgres.dsn)
         stored = await conn.fetchval("SELECT count(*) FROM telemetry_job_events")
         await conn.close()
@@ -133,6 +138,12 @@ async def run(stack: DevStack) -> None:
             ("SDK -> gRPC no-op handler", f"{noop_rate:>10,.0f} events/s"),
             ("ratio end-to-end / raw COPY", f"{sdk_rate / raw_rate:.2f}  (goal >= 0.70)"),
             ("ratio end-to-end / no-op gRPC", f"{sdk_rate / noop_rate:.2f}"),
+            ("CPU per 1,000 events: telemetry / Postgres / Redis", cpu.per_thousand(EVENTS)),
+            ("  events per core: telemetry / Postgres", cpu.per_core(EVENTS)),
+            (
+                "  raw COPY's Postgres CPU per 1,000 rows",
+                f"{1e6 * raw_cpu.postgres / EVENTS:.1f} ms",
+            ),
         ],
     )
     figure("ingest_vs_copy", sdk_rate, "events/s", baseline=raw_rate, goal=">= 0.7")

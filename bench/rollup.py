@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bench.common import bench_stack, figure, report
+from bench.common import bench_stack, figure, measure_cpu, report
 from costguard.common.days import day_bounds
 from costguard.common.db import create_pool
 from costguard.common.partitions import DayPartition, add_day_partitions, drop_partition
@@ -125,7 +125,7 @@ async def run(stack: DevStack) -> None:
     bare_s = min(bare_runs)
     pricing = Pricing(SeedPrices.from_env({}), AwsPrices.from_env({}))
     first = await _timed_rollup(pool, pricing, refresh=False)
-    again = await _timed_rollup(pool, pricing, refresh=False)
+    again, cpu = await measure_cpu(stack, None, _timed_rollup(pool, pricing, refresh=False))
     await pool.execute(_NEW_JOBS, NEW_EVENTS, USERS, DAY)
     refreshed = await _timed_rollup(pool, pricing, refresh=True)
     full = await _timed_rollup(pool, pricing, refresh=False)
@@ -151,6 +151,10 @@ async def run(stack: DevStack) -> None:
                 f"  cost ${again.cost_usd}",
             ),
             ("  ratio re-run / bare scan", f"{again.seconds / bare_s:.2f}  (goal <= 2)"),
+            (
+                "  Postgres CPU of the re-run",
+                f"{cpu.postgres:6.2f} s  ({events / cpu.postgres:,.0f} events per CPU-second)",
+            ),
             (
                 f"refresh after {NEW_EVENTS:,} new events",
                 f"{refreshed.seconds:6.3f} s  cost ${refreshed.cost_usd}",

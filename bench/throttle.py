@@ -27,7 +27,7 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
-from bench.common import bench_stack, figure, percentile, report
+from bench.common import bench_stack, figure, measure_cpu, percentile, report
 from costguard.common.counters import built_key, global_key, tier_key, user_key
 from costguard.devstack import DevStack, free_port
 from costguard.throttle.reserve import Reserver, ReserveRequest
@@ -191,8 +191,11 @@ async def run(stack: DevStack) -> None:
     await noop.stdout.readline()
     redis = Redis.from_url(stack.redis.url, decode_responses=True)
     try:
-        checks, noops, round_trips = await _grpc_rates(
-            f"127.0.0.1:{port}", f"127.0.0.1:{noop_port}", redis
+        assert throttle.process is not None
+        (checks, noops, round_trips), cpu = await measure_cpu(
+            stack,
+            throttle.process.pid,
+            _grpc_rates(f"127.0.0.1:{port}", f"127.0.0.1:{noop_port}", redis),
         )
         evalsha = await _bare_evalsha(stack.redis.url)
         moving_window = await _limits_moving_window(stack.redis.url)
@@ -227,6 +230,12 @@ async def run(stack: DevStack) -> None:
     ]
     check_p99, noop_p99 = percentile(checks[16][1], 99), percentile(noops[16][1], 99)
     rows.append(("  Check(16) p99 / no-op(16) p99", f"{check_p99 / noop_p99:.2f}  (goal <= 1.50)"))
+    answered = sum(len(latencies) for _, latencies in checks.values())
+    rows += [
+        ("CPU per 1,000 Checks: throttle / Postgres / Redis", cpu.per_thousand(answered)),
+        ("  Checks per core: throttle", f"{answered / cpu.service:,.0f} per CPU-second"),
+        ("  Checks per core: Redis", f"{answered / cpu.redis:,.0f} per CPU-second"),
+    ]
     figure("check_p99_vs_noop_p99_16", check_p99, "ms", baseline=noop_p99, goal="<= 1.5")
     report(f"throttle Check ({CALLS_PER_CALLER} calls per caller)", rows)
 

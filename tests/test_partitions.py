@@ -257,3 +257,6 @@ async def test_an_event_without_a_time_of_its_own_is_stored_once_whatever_day_it
     await db.execute("DELETE FROM telemetry_unstamped_events")
     assert (await ingestor.store([unstamped])).accepted == 1
     assert await db.fetchval("SELECT count(*) FROM telemetry_llm_events") == 2
+    # An id claimed whose event was deleted since (a table emptied by hand) is stored again.
+    await db.execute("TRUNCATE telemetry_llm_events")
+    assert (await ingestor.store([unstamped])).accepted == 1

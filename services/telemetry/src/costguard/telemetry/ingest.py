@@ -83,6 +83,14 @@ _CLAIM_UNSTAMPED = """
 INSERT INTO telemetry_unstamped_events (kind, event_id)
 SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id
 """
+_STORED_BEFORE = {
+    kind: f"SELECT event_id FROM {table} WHERE event_id = ANY($1::uuid[])"  # noqa: S608
+    for kind, table in (
+        ("job", "telemetry_job_events"),
+        ("llm", "telemetry_llm_events"),
+        ("cost", "cost_events"),
+    )
+}
 
 
 # Extending a day's sheet races only with another extension or a reprice of that day.
@@ -306,6 +314,11 @@ async def _claim_unstamped(
         claimed = {str(r["event_id"]) for r in await conn.fetch(_CLAIM_UNSTAMPED, kind, ids)}
         repeats = {i for i in positions if event_key(rows[kind][i]) not in claimed}
         if repeats:
+            # Claimed before: a repeat if its first copy is still stored (on any day; a rare
+            # lookup across every partition). One deleted since is stored again.
+            found = await conn.fetch(_STORED_BEFORE[kind], [rows[kind][i][0] for i in repeats])
+            stored = {str(r["event_id"]) for r in found}
+            repeats = {i for i in repeats if event_key(rows[kind][i]) in stored}
             keep = [i for i in range(len(rows[kind])) if i not in repeats]
             kept_rows[kind] = [rows[kind][i] for i in keep]
             kept_days[kind] = [days[kind][i] for i in keep]
