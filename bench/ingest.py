@@ -58,6 +58,18 @@ async def _raw_copy(dsn: str, events: list[telemetry_pb2.TelemetryEvent]) -> flo
         await conn.close()
 
 
+async def _wal_position(dsn: str, *, since: int = 0) -> int:
+    """Bytes of WAL Postgres has written (since ``since``)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        written: int = await conn.fetchval(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+        )
+    finally:
+        await conn.close()
+    return written - since
+
+
 async def _through_sdk(target: str, events: list[telemetry_pb2.TelemetryEvent]) -> float:
     client = TelemetryClient(target, batch_size=BATCH, max_buffer=len(events) + 1)
     started = time.perf_counter()
@@ -115,9 +127,11 @@ async def run(stack: DevStack) -> None:
         )
         noop_s = await _through_sdk(f"127.0.0.1:{noop_port}", _events(EVENTS))
         assert telemetry.process is not None
+        wal_before = await _wal_position(stack.postgres.dsn)
         sdk_s, cpu = await measure_cpu(
             stack, telemetry.process.pid, _through_sdk(f"127.0.0.1:{port}", _events(EVENTS))
         )
+        wal_bytes = await _wal_position(stack.postgres.dsn, since=wal_before)
         conn = await asyncpg.connect(stack.postgres.dsn)
         stored = await conn.fetchval("SELECT count(*) FROM telemetry_job_events")
         await conn.close()
@@ -140,6 +154,7 @@ async def run(stack: DevStack) -> None:
             ("ratio end-to-end / no-op gRPC", f"{sdk_rate / noop_rate:.2f}"),
             ("CPU per 1,000 events: telemetry / Postgres / Redis", cpu.per_thousand(EVENTS)),
             ("  events per core: telemetry / Postgres", cpu.per_core(EVENTS)),
+            ("  Postgres WAL written per event", f"{wal_bytes / EVENTS:,.0f} bytes"),
             (
                 "  raw COPY's Postgres CPU per 1,000 rows",
                 f"{1e6 * raw_cpu.postgres / EVENTS:.1f} ms",
