@@ -34,7 +34,9 @@ _SAME_KEY = " AND ".join(
 # a row stored outside them counts at the nearest end, and is ``out_of_range``); $7: the
 # day; $8 < id <= $9: the job events, $10 < id <= $11: the LLM events and $12 < id <= $13:
 # the cost events to group (all of the day's up to the watermark, or those above the last).
-# ``vote`` decides a user's tier for the day (their latest event's; costguard_tier_vote). A
+# ``vote`` decides a user's tier for the day (their latest event's; costguard_tier_vote,
+# which grows with the instant: the vote of a group's latest instant, computed once per
+# group rather than per event, is the greatest of its events' votes). A
 # call whose usage never arrived is estimated; an event priced other than by its own price
 # says why (``reason``) under its ``unpriced`` item. Uploads count their object's size in
 # ``storage_mb``.
@@ -43,7 +45,7 @@ INSERT INTO TARGET COLUMNS
 SELECT g.*, KEY_HASH FROM (
 SELECT $7::date, 'job' AS source, user_id, tier, episode_id, podcast_id, 'compute' AS service,
        'compute' AS category, NULL AS unpriced, NULL AS reason,
-       max(costguard_tier_vote(coalesce(started_at, created_at))), count(*), count(*), 0,
+       costguard_tier_vote(max(coalesce(started_at, created_at))), count(*), count(*), 0,
        sum(least(greatest(coalesce(cpu_ms, 0), 0), $4)), 0, 0, 0, 0, sum(cost_usd), 0, 0,
        count(*) FILTER (WHERE cpu_ms NOT BETWEEN 0 AND $4)
 FROM telemetry_job_events
@@ -53,7 +55,7 @@ GROUP BY user_id, tier, episode_id, podcast_id
 UNION ALL
 SELECT $7::date, 'llm', user_id, tier, episode_id, podcast_id, provider, 'ai',
        CASE WHEN unpriced_reason IS NOT NULL THEN 'llm:' || provider || '/' || llm_model END,
-       unpriced_reason, max(costguard_tier_vote(created_at)), count(*), 0, count(*), 0,
+       unpriced_reason, costguard_tier_vote(max(created_at)), count(*), 0, count(*), 0,
        sum(least(greatest(coalesce(input_tokens, 0), 0), $5)),
        sum(least(greatest(coalesce(output_tokens, 0), 0), $6)), 0, 0, sum(cost_usd),
        count(*) FILTER (
@@ -69,7 +71,7 @@ UNION ALL
 SELECT $7::date, 'cost', user_id,
        CASE WHEN user_id IS NULL THEN $3 ELSE coalesce(tier, $3) END,
        episode_id, podcast_id, service, cost_category, unpriced_item, unpriced_reason,
-       max(CASE WHEN tier IS NULL THEN -2 ELSE costguard_tier_vote(created_at) END),
+       coalesce(costguard_tier_vote(max(created_at) FILTER (WHERE tier IS NOT NULL)), -2),
        count(*), 0, 0, 0, 0, 0,
        sum(CASE WHEN unit = 'emails' THEN quantity ELSE 0 END),
        sum(CASE WHEN cost_category = 'unpriced' OR event_type <> 's3_operation'
