@@ -125,7 +125,9 @@ async def run(stack: DevStack) -> None:
         raw_s, raw_cpu = await measure_cpu(
             stack, None, _raw_copy(stack.postgres.dsn, _events(EVENTS))
         )
-        noop_s = await _through_sdk(f"127.0.0.1:{noop_port}", _events(EVENTS))
+        noop_s, noop_cpu = await measure_cpu(
+            stack, noop.pid, _through_sdk(f"127.0.0.1:{noop_port}", _events(EVENTS))
+        )
         assert telemetry.process is not None
         wal_before = await _wal_position(stack.postgres.dsn)
         sdk_s, cpu = await measure_cpu(
@@ -155,6 +157,7 @@ async def run(stack: DevStack) -> None:
             ("CPU per 1,000 events: telemetry / Postgres / Redis", cpu.per_thousand(EVENTS)),
             ("  events per core: telemetry / Postgres", cpu.per_core(EVENTS)),
             ("  Postgres WAL written per event", f"{wal_bytes / EVENTS:,.0f} bytes"),
+            ("  no-op handler's CPU per 1,000 events", f"{1e6 * noop_cpu.service / EVENTS:.1f} ms"),
             (
                 "  raw COPY's Postgres CPU per 1,000 rows",
                 f"{1e6 * raw_cpu.postgres / EVENTS:.1f} ms",

@@ -27,7 +27,7 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
-from bench.common import bench_stack, figure, measure_cpu, percentile, report
+from bench.common import bench_stack, cpu_seconds, figure, measure_cpu, percentile, report
 from costguard.common.counters import built_key, global_key, tier_key, user_key
 from costguard.devstack import DevStack, free_port
 from costguard.throttle.reserve import Reserver, ReserveRequest
@@ -192,11 +192,13 @@ async def run(stack: DevStack) -> None:
     redis = Redis.from_url(stack.redis.url, decode_responses=True)
     try:
         assert throttle.process is not None
+        noop_before = cpu_seconds(noop.pid)
         (checks, noops, round_trips), cpu = await measure_cpu(
             stack,
             throttle.process.pid,
             _grpc_rates(f"127.0.0.1:{port}", f"127.0.0.1:{noop_port}", redis),
         )
+        noop_cpu = cpu_seconds(noop.pid) - noop_before
         evalsha = await _bare_evalsha(stack.redis.url)
         moving_window = await _limits_moving_window(stack.redis.url)
     finally:
@@ -234,6 +236,10 @@ async def run(stack: DevStack) -> None:
     rows += [
         ("CPU per 1,000 Checks: throttle / Postgres / Redis", cpu.per_thousand(answered)),
         ("  Checks per core: throttle", f"{answered / cpu.service:,.0f} per CPU-second"),
+        (
+            "  no-op handler's CPU per 1,000 calls",
+            f"{1e6 * noop_cpu / sum(len(lat) for _, lat in noops.values()):.1f} ms",
+        ),
         ("  Checks per core: Redis", f"{answered / cpu.redis:,.0f} per CPU-second"),
     ]
     figure("check_p99_vs_noop_p99_16", check_p99, "ms", baseline=noop_p99, goal="<= 1.5")

@@ -30,7 +30,7 @@ from costguard.common.pricing import AwsPrices, SeedPrices
 from costguard.common.storage import INSERT_OBJECTS
 from costguard.rollup.groups_sql import EVENT_GROUPS
 from costguard.rollup.retention import prune_raw_events
-from costguard.rollup.rollup import Pricing, rollup_costs_for_date
+from costguard.rollup.rollup import ANALYZE_AFTER_PRICED, Pricing, rollup_costs_for_date
 from costguard.rollup.runs import Rollups
 from costguard.rollup.sql import CREATE_RATE_TABLES, PRICE_ALL
 from costguard.telemetry.ingest import Ingestor
@@ -260,3 +260,33 @@ async def test_an_event_without_a_time_of_its_own_is_stored_once_whatever_day_it
     # An id claimed whose event was deleted since (a table emptied by hand) is stored again.
     await db.execute("TRUNCATE telemetry_llm_events")
     assert (await ingestor.store([unstamped])).accepted == 1
+
+
+async def test_a_rollup_that_priced_many_rows_analyzes_their_partition(
+    db: asyncpg.Pool, made: None
+) -> None:
+    """Statistics saying the rows have no price would have every later rollup of the day
+    scan its partition for rows to price."""
+    day = date(2025, 7, 1)
+    await add_day_partitions(db, [day], tz=TZ)
+    await db.execute(
+        "INSERT INTO telemetry_job_events (event_id, job_name, user_id, tier, domain, cpu_ms,"
+        " success, started_at) SELECT gen_random_uuid(), 'job', 'u' || i % 50, 'free', 'audio',"
+        " i, true, $1 FROM generate_series(1, $2) AS i",
+        _at(day, 12),
+        ANALYZE_AFTER_PRICED,
+    )
+    analyzed = "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = $1"
+    job_partition = DayPartition("telemetry_job_events", day).name
+    assert await db.fetchval(analyzed, job_partition) is None
+
+    await rollup_costs_for_date(db, day, tz=TZ, pricing=PRICING)
+
+    assert await db.fetchval(analyzed, job_partition) is not None
+    # Too few of the others were priced to be worth it.
+    assert await db.fetchval(analyzed, DayPartition("cost_events", day).name) is None
+    unpriced = await db.fetchval(
+        "SELECT null_frac FROM pg_stats WHERE tablename = $1 AND attname = 'cost_usd'",
+        job_partition,
+    )
+    assert unpriced == 0

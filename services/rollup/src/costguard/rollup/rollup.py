@@ -29,6 +29,7 @@ from costguard.common.day_sheets import DaySheet, DaySheets, finish_reprice, rep
 from costguard.common.days import day_bounds
 from costguard.common.db import Connection
 from costguard.common.event_ranges import MAXIMUM, SUMMED
+from costguard.common.partitions import DayPartition
 from costguard.common.pricing import (
     EVENT_RATE_COLUMNS,
     LLM_RATE_COLUMNS,
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 # Held by a rollup for a whole date, and by each retention batch (``retention``).
 ROLLUP_LOCK = 7_310_000_003
+# A rollup that priced at least this many rows of a table analyzes the day's partition.
+ANALYZE_AFTER_PRICED = 10_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,22 @@ class DateRollup:
     previous_cost_usd: Decimal | None = None  # before this run: a reprice reports the change
     out_of_range: int = 0  # rows counted at the end of a range (costguard.common.event_ranges)
     incremental: bool = False  # a refresh that added the events above the watermark
+    # Seconds each step took, in order (``Phases``): where a rollup's time goes.
+    phases: tuple[tuple[str, float], ...] = ()
+
+
+class Phases:
+    """The seconds of each step of one rollup: ``done(name)`` ends the step begun by the
+    previous one (or at creation)."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.seconds: list[tuple[str, float]] = []
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds.append((name, now - self._last))
+        self._last = now
 
 
 @dataclass(frozen=True)
@@ -106,7 +125,10 @@ async def rollup_costs_for_date(
             # the date for the next one; a failed rollup puts the mark back.
             await conn.execute("DELETE FROM rollup_dirty_dates WHERE date = $1", day)
             try:
-                rolled = await _roll(conn, day, tz, sheets, reprice=reprice, refresh=refresh)
+                phases = Phases()
+                rolled = await _roll(
+                    conn, day, tz, sheets, reprice=reprice, refresh=refresh, phases=phases
+                )
             except BaseException:
                 await _mark_dirty_again(pool, day)
                 raise
@@ -128,6 +150,7 @@ async def rollup_costs_for_date(
         previous_cost_usd=previous,
         out_of_range=out_of_range,
         incremental=incremental,
+        phases=tuple(phases.seconds),
     )
     metrics.DATE_SECONDS.observe(result.seconds)
     log.info(
@@ -147,7 +170,14 @@ _Rolled = tuple[asyncpg.Record, Decimal | None, int, DaySheet, bool]
 
 
 async def _roll(
-    conn: Connection, day: date, tz: ZoneInfo, sheets: DaySheets, *, reprice: bool, refresh: bool
+    conn: Connection,
+    day: date,
+    tz: ZoneInfo,
+    sheets: DaySheets,
+    *,
+    reprice: bool,
+    refresh: bool,
+    phases: Phases,
 ) -> _Rolled:
     bounds = day_bounds(day, tz)
     watermark = await read_watermark(conn)
@@ -176,7 +206,9 @@ async def _roll(
             "SELECT cost_usd FROM cost_global_daily WHERE date = $1", day
         )
         await conn.execute(sql.SESSION_SETTINGS)
-        await _price_events(conn, bounds, in_force, pricing_sql)
+        phases.done("sheet and watermark")
+        priced = await _price_events(conn, bounds, in_force, pricing_sql)
+        phases.done("price unpriced events")
         if incremental:
             assert reached is not None
             touched = await _add_new_events(
@@ -187,11 +219,13 @@ async def _roll(
             await _group_day(conn, day, bounds, in_force, watermark)
             touched = _Touched()
             out_of_range = int(await conn.fetchval(groups_sql.OUT_OF_RANGE, day))
+        phases.done("group events" if touched.users is None else "group and merge new events")
         if touched.users is None:
-            totals, entities = await _derive_everyone(conn, day, sheet_id)
+            totals, entities = await _derive_everyone(conn, day, sheet_id, phases)
         else:
-            totals, entities = await _add_to_aggregates(conn, day, sheet_id, touched)
+            totals, entities = await _add_to_aggregates(conn, day, sheet_id, touched, phases)
         await conn.execute(sql.REFRESH_ENTITIES, [t for t, _ in entities], [i for _, i in entities])
+        phases.done("entity totals")
         await conn.execute(sql.UPSERT_MONTH, day, *_month_bounds(day))
         await conn.execute(
             groups_sql.SET_WATERMARK, day, watermark.job, watermark.llm, watermark.cost, sheet_id
@@ -201,6 +235,9 @@ async def _roll(
             # Delivered at commit: telemetry rebuilds today's counters at the new
             # prices (its reconciler listens).
             await conn.execute("SELECT pg_notify($1, $2)", REPRICED, day.isoformat())
+    phases.done("month and commit")
+    await _analyze_priced(conn, day, priced)
+    phases.done("statistics")
     assert totals is not None
     return totals, previous, out_of_range, in_force, incremental
 
@@ -226,31 +263,36 @@ _Entities = set[tuple[str, str]]
 
 
 async def _derive_everyone(
-    conn: Connection, day: date, sheet_id: int
+    conn: Connection, day: date, sheet_id: int, phases: Phases
 ) -> tuple[asyncpg.Record, _Entities]:
     """Every aggregate of the day from its groups; rows of users and entities with none
     left are deleted."""
     await conn.execute(sql.UPSERT_USERS, day, sheet_id, None)
     await conn.execute(sql.DELETE_STALE_USERS, day)
+    phases.done("users")
     totals = await conn.fetchrow(sql.UPSERT_GLOBAL, day, sheet_id)
+    phases.done("global")
     await conn.execute(sql.UPSERT_ENTITY_DAYS, day, sheet_id, None, None)
     stale = await conn.fetch(sql.DELETE_STALE_ENTITY_DAYS, day)
     current = await conn.fetch(sql.TOUCHED_ENTITIES, day)
+    phases.done("entity days")
     assert totals is not None
     return totals, {(r["entity_type"], r["entity_id"]) for r in [*stale, *current]}
 
 
 async def _add_to_aggregates(
-    conn: Connection, day: date, sheet_id: int, touched: _Touched
+    conn: Connection, day: date, sheet_id: int, touched: _Touched, phases: Phases
 ) -> tuple[asyncpg.Record, _Entities]:
     """The new events (``rollup_delta``) added to the day's aggregates: the users they
     touched derived again from their groups, the global row and the entities' days added to."""
     await conn.execute(sql.UPSERT_USERS, day, sheet_id, touched.users)
+    phases.done("users")
     totals = await conn.fetchrow(groups_sql.UPSERT_GLOBAL_ADDED, day, sheet_id)
     if totals is None:
         # The day's global row is gone (deleted by hand): nothing to add to, so every
         # aggregate of the day is derived again from its groups.
-        return await _derive_everyone(conn, day, sheet_id)
+        return await _derive_everyone(conn, day, sheet_id, phases)
+    phases.done("global")
     await conn.execute(sql.UPSERT_ENTITY_DAYS_ADDED, day, sheet_id)
     if touched.uploading_episodes or touched.uploading_podcasts:
         await conn.execute(
@@ -260,6 +302,7 @@ async def _add_to_aggregates(
             touched.uploading_episodes,
             touched.uploading_podcasts,
         )
+    phases.done("entity days")
     return totals, touched.entities()
 
 
@@ -355,9 +398,10 @@ async def _mark_dirty_again(pool: asyncpg.Pool, day: date) -> None:
 
 async def _price_events(
     conn: Connection, bounds: tuple[datetime, datetime], in_force: DaySheet, pricing: sql.Pricing
-) -> None:
+) -> dict[str, int]:
     """Price the day's rows stored without a price (every row, for a reprice) with the
-    day's sheet, loaded into temporary tables for the length of the transaction."""
+    day's sheet, loaded into temporary tables for the length of the transaction; how many
+    rows of each table were priced."""
     sheet = in_force.sheet
     await conn.execute(sql.CREATE_RATE_TABLES)
     await conn.copy_records_to_table(
@@ -370,6 +414,25 @@ async def _price_events(
         "rollup_overlay_rates", records=overlay_rate_rows(sheet), columns=OVERLAY_RATE_COLUMNS
     )
     common = (*bounds, in_force.sheet_id)
-    await conn.execute(pricing.jobs, *common, sheet.seed.cpu_ms, sheet.seed.db_row_1k)
-    await conn.execute(pricing.llm, *common)
-    await conn.execute(pricing.cost_events, *common)
+    statuses = {
+        "telemetry_job_events": await conn.execute(
+            pricing.jobs, *common, sheet.seed.cpu_ms, sheet.seed.db_row_1k
+        ),
+        "telemetry_llm_events": await conn.execute(pricing.llm, *common),
+        "cost_events": await conn.execute(pricing.cost_events, *common),
+    }
+    return {table: int(status.split()[-1]) for table, status in statuses.items()}
+
+
+async def _analyze_priced(conn: Connection, day: date, priced: dict[str, int]) -> None:
+    """After the commit that priced many of a table's rows of the day: analyze the
+    partition holding them. Its statistics still say the rows have no price, which would
+    have every later rollup of the day scan the whole partition for rows to price instead
+    of reading the small index of those without one."""
+    for table, count in priced.items():
+        if count < ANALYZE_AFTER_PRICED:
+            continue
+        name = DayPartition(table, day).name
+        if await conn.fetchval("SELECT to_regclass($1)", name) is None:
+            name = f"{table}_default"
+        await conn.execute(f'ANALYZE "{name}"')
