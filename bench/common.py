@@ -14,6 +14,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,6 +99,11 @@ class CpuUse:
     service: float
     postgres: float
     redis: float
+    client: float = 0.0  # this process: the benchmark's own client
+
+    @property
+    def total(self) -> float:
+        return self.service + self.postgres + self.redis + self.client
 
     def per_thousand(self, operations: int) -> str:
         ms = [1000 * 1000 * s / operations for s in (self.service, self.postgres, self.redis)]
@@ -115,11 +121,14 @@ async def measure_cpu(
     """Run ``work``; what it returned and the CPU it cost the service, Postgres and Redis."""
     service = cpu_seconds(service_pid) if service_pid else 0.0
     postgres, redis = postgres_cpu_seconds(stack), await redis_cpu_seconds(stack.redis.url)
+    client = time.process_time()
     result = await work
+    client = time.process_time() - client
     return result, CpuUse(
         (cpu_seconds(service_pid) - service) if service_pid else 0.0,
         postgres_cpu_seconds(stack) - postgres,
         await redis_cpu_seconds(stack.redis.url) - redis,
+        client,
     )
 
 
