@@ -161,6 +161,7 @@ async def rollup_costs_for_date(
             "cost_usd": str(result.cost_usd),
             "seconds": round(result.seconds, 3),
             "incremental": incremental,
+            "phases": {name: round(seconds, 3) for name, seconds in result.phases},
         },
     )
     return result
