@@ -92,12 +92,16 @@ def _phases(rolled: DateRollup) -> list[tuple[str, str]]:
     return [(f"    {name}", f"{seconds:6.3f} s") for name, seconds in rolled.phases]
 
 
+async def _vacuum(pool: asyncpg.Pool) -> None:
+    for table in ("telemetry_job_events", "telemetry_llm_events"):
+        await pool.execute(f"VACUUM ANALYZE {table}")
+
+
 async def _drop_vs_delete(pool: asyncpg.Pool) -> tuple[float, float, int]:
     """Seconds to drop DAY's partitions, and to delete the unpartitioned day's rows in
     batches; the rows deleted. Both start from vacuumed tables, so that neither waits for
     autovacuum (which the rollups' million updates set off) to give way."""
-    await pool.execute("VACUUM ANALYZE telemetry_job_events")
-    await pool.execute("VACUUM ANALYZE telemetry_llm_events")
+    await _vacuum(pool)
     started = time.perf_counter()
     for table in ("telemetry_job_events", "telemetry_llm_events"):
         async with pool.acquire() as conn, conn.transaction():
@@ -107,8 +111,7 @@ async def _drop_vs_delete(pool: asyncpg.Pool) -> tuple[float, float, int]:
     await pool.execute(_FILL_LLM, LLM_CALLS, USERS, UNPARTITIONED_DAY)
     # Retention deletes only a day rolled up and clean: say so, without rolling it up.
     await pool.execute("INSERT INTO cost_global_daily (date) VALUES ($1)", UNPARTITIONED_DAY)
-    await pool.execute("VACUUM ANALYZE telemetry_job_events")
-    await pool.execute("VACUUM ANALYZE telemetry_llm_events")
+    await _vacuum(pool)
     days_kept = (datetime.now(UTC_ZONE).date() - DAY).days
     started = time.perf_counter()
     pruned = await prune_raw_events(pool, retention_days=days_kept, tz=UTC_ZONE, pause_s=0)
@@ -122,8 +125,7 @@ async def run(stack: DevStack) -> None:
     await add_day_partitions(pool, [DAY], tz=UTC_ZONE)
     await pool.execute(_FILL, JOBS, USERS, DAY)
     await pool.execute(_FILL_LLM, LLM_CALLS, USERS, DAY)
-    await pool.execute("VACUUM ANALYZE telemetry_job_events")
-    await pool.execute("VACUUM ANALYZE telemetry_llm_events")
+    await _vacuum(pool)
     bounds = day_bounds(DAY, UTC_ZONE)
     bare_runs = []
     for _ in range(2):

@@ -220,7 +220,7 @@ async def _roll(
             await _group_day(conn, day, bounds, in_force, watermark)
             touched = _Touched()
             out_of_range = int(await conn.fetchval(groups_sql.OUT_OF_RANGE, day))
-        phases.done("group events" if touched.users is None else "group and merge new events")
+        phases.done("group and merge new events" if incremental else "group events")
         if touched.users is None:
             totals, entities = await _derive_everyone(conn, day, sheet_id, phases)
         else:

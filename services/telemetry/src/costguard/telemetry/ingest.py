@@ -40,7 +40,13 @@ from costguard.common.watermark import hold_for_ingest
 from costguard.telemetry import metrics
 from costguard.telemetry.columns import BUILDERS
 from costguard.telemetry.counting import Tally, storage_usages
-from costguard.telemetry.event_tables import Conflict, copy_in, event_key, insert_each_once
+from costguard.telemetry.event_tables import (
+    TABLES,
+    Conflict,
+    copy_in,
+    event_key,
+    insert_each_once,
+)
 from costguard.telemetry.prices import event_day, event_instant, models_by_day, priced
 from costguard.telemetry.rows import Rejected, Row, RowBuilder
 from costguard.v1 import telemetry_pb2
@@ -84,12 +90,8 @@ INSERT INTO telemetry_unstamped_events (kind, event_id)
 SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id
 """
 _STORED_BEFORE = {
-    kind: f"SELECT event_id FROM {table} WHERE event_id = ANY($1::uuid[])"  # noqa: S608
-    for kind, table in (
-        ("job", "telemetry_job_events"),
-        ("llm", "telemetry_llm_events"),
-        ("cost", "cost_events"),
-    )
+    kind: f"SELECT event_id FROM {table.name} WHERE event_id = ANY($1::uuid[])"  # noqa: S608
+    for kind, table in TABLES.items()
 }
 
 
