@@ -16,7 +16,8 @@ export UV_PYTHON_DOWNLOADS := never
 
 WEB_STAMP  := web/node_modules/.installed
 
-.PHONY: help install protos migrate dev test lint format typecheck pytest bench clean web web-check browser up down
+.PHONY: help install protos migrate dev test lint format typecheck pytest bench clean web web-check browser up down \
+	e2e e2e-tools e2e-clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -89,10 +90,27 @@ COMPOSE := deploy/compose/engine.sh -f deploy/compose/docker-compose.yml --env-f
 
 up: ## Build the images and start everything with docker or podman compose (deploy/README.md)
 	@test -f deploy/compose/.env || { echo "copy deploy/compose/.env.example to deploy/compose/.env and replace its example secrets" >&2; exit 1; }
-	$(COMPOSE) up -d --build
+	@engine="$$(PATH="$$PATH:$(CURDIR)/$(VENV)/bin" deploy/compose/engine.sh --print)" || exit 1; \
+	case "$$engine" in \
+		docker*) $(COMPOSE) up -d --build --wait ;; \
+		*) $(MAKE) --no-print-directory install && PATH="$$PATH:$(CURDIR)/$(VENV)/bin" $(PY) -m costguard.devstack.compose up ;; \
+	esac
 
 down: ## Stop the compose stack (its data stays in named volumes)
-	$(COMPOSE) down
+	PATH="$$PATH:$(CURDIR)/$(VENV)/bin" $(COMPOSE) down
+
+e2e-tools: ## Install podman, runc and debootstrap (Debian's packages) for make e2e, if missing
+	@missing=""; for tool in podman runc debootstrap; do \
+		command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
+		else echo "make e2e needs$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; fi
+
+e2e: install browser e2e-tools ## Build the images; run the compose stack and the k8s manifests with podman; check them end to end
+	$(PY) -m costguard.devstack.e2e $(ARGS)
+
+e2e-clean: install ## Remove every image make e2e built (stand-ins and bases included)
+	$(PY) -m costguard.devstack.e2e --clean
 
 bench: install ## Run the benchmarks and print their figures
 	$(PY) -m bench

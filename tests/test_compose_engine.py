@@ -80,9 +80,27 @@ def test_without_an_engine_it_says_what_to_install(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr == (
         "no compose engine found: install Docker with its compose plugin (docker compose), "
-        "or Podman with podman-compose\n"
+        "or Podman with podman-compose (pip install podman-compose)\n"
     )
     assert _calls(folder) == ["docker compose version"]  # asked, never run with the arguments
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "chosen"),
+    [
+        ({"docker": WITH_COMPOSE}, "docker compose"),
+        ({"docker": WITHOUT_COMPOSE, "podman_compose": WITH_COMPOSE}, "podman-compose"),
+    ],
+)
+def test_print_names_the_engine_without_running_it(
+    tmp_path: Path, behaviour: dict[str, str], chosen: str
+) -> None:
+    """`make up` asks which engine it is: Docker's honours depends_on, podman's is staged."""
+    folder = _engines(tmp_path / "bin", **behaviour)
+    result = _run(folder, "--print", *COMPOSE_ARGS, "up")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{chosen}\n"
+    assert all(call.endswith("compose version") for call in _calls(folder))
 
 
 def test_make_down_goes_through_the_detection(tmp_path: Path) -> None:
