@@ -18,7 +18,15 @@ import yaml
 
 from costguard.devstack.compose import COMPOSE_FILE, awaited, duration_s, stages
 from costguard.devstack.e2e import OVERRIDE, PORTS
-from costguard.devstack.kube import IGNORED, as_pod, probe_command, rendered, secret_json
+from costguard.devstack.kube import (
+    IGNORED,
+    as_pod,
+    expected_settings,
+    memory_bytes,
+    probe_command,
+    rendered,
+    secret_json,
+)
 from costguard.devstack.standins import debian_mirror
 
 
@@ -141,6 +149,25 @@ async def test_every_object_of_the_dev_overlay_is_played_or_named_as_ignored() -
     probe = probe_command(gateway["spec"]["template"]["spec"]["containers"][0])
     assert probe is not None
     assert probe[-1] == "http://127.0.0.1:8080/readyz"
+
+
+async def test_the_settings_checked_in_each_played_container_are_the_manifests() -> None:
+    """make e2e compares `podman inspect` of each costguard container with these."""
+    objects = await rendered()
+    for obj in objects:
+        if obj["kind"] != "Deployment" or obj["metadata"]["name"] in ("postgres", "redis"):
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        limit = container["resources"]["limits"]["memory"]
+        assert expected_settings(pod, container) == {
+            "{{.Config.User}}": "10001:10001",
+            "{{.HostConfig.ReadonlyRootfs}}": "true",
+            "{{.HostConfig.Memory}}": str(memory_bytes(limit)),
+        }, obj["metadata"]["name"]
+    assert memory_bytes("512Mi") == 512 * 2**20
+    assert memory_bytes("1G") == 10**9
+    assert memory_bytes("1024") == 1024
 
 
 async def test_the_secret_and_the_job_become_what_podman_plays() -> None:

@@ -108,6 +108,34 @@ def probe_command(container: dict[str, Any]) -> list[str] | None:
     raise CommandFailed(f"{container['name']}: a readinessProbe of a kind not known here")
 
 
+QUANTITY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9}
+
+
+def memory_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity (``512Mi``, ``1G``, ``1048576``) in bytes."""
+    for suffix, factor in QUANTITY.items():
+        if quantity.endswith(suffix):
+            return int(quantity.removesuffix(suffix)) * factor
+    return int(quantity)
+
+
+def expected_settings(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+    """What ``podman inspect`` must show of a container the manifest constrains."""
+    security = {**(pod.get("securityContext") or {}), **(container.get("securityContext") or {})}
+    expected: dict[str, str] = {}
+    if "runAsUser" in security:
+        group = security.get("runAsGroup")
+        expected["{{.Config.User}}"] = f"{security['runAsUser']}" + (
+            f":{group}" if group is not None else ""
+        )
+    if security.get("readOnlyRootFilesystem"):
+        expected["{{.HostConfig.ReadonlyRootfs}}"] = "true"
+    memory = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+    if memory:
+        expected["{{.HostConfig.Memory}}"] = str(memory_bytes(str(memory)))
+    return expected
+
+
 class KubePlay:
     """The dev overlay on podman: what was started, so that it can all be removed."""
 
@@ -176,6 +204,10 @@ class KubePlay:
             if command is None:
                 raise CommandFailed(f"{deployment}/{container['name']} has no readinessProbe")
             name = await self.container(pod, container["name"])
+            for field, value in expected_settings(pod_spec(obj), container).items():
+                shown = (await run("podman", "inspect", "-f", field, name)).out.strip()
+                if shown != value:
+                    raise CommandFailed(f"{name}: {field} is {shown!r}, the manifest says {value}")
             try:
                 await poll(
                     f"{deployment}'s readinessProbe",
@@ -220,8 +252,13 @@ class KubePlay:
 
     async def remove(self) -> None:
         pods = (await run("podman", "pod", "ps", "-q", "--filter", f"network={NETWORK}")).out
-        for pod in pods.split():
-            await run("podman", "pod", "rm", "-f", pod, check=False)
+        # The services drain for up to SHUTDOWN_GRACE_SECONDS on SIGTERM; nothing here needs it.
+        await asyncio.gather(
+            *(
+                run("podman", "pod", "rm", "-f", "--time", "2", pod, check=False)
+                for pod in pods.split()
+            )
+        )
         await run("podman", "network", "rm", "-f", NETWORK, check=False)
         for obj in self.of_kind("Secret"):
             await run("podman", "secret", "rm", obj["metadata"]["name"], check=False)
