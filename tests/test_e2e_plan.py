@@ -20,6 +20,7 @@ from costguard.devstack.compose import COMPOSE_FILE, awaited, duration_s, stages
 from costguard.devstack.e2e import OVERRIDE, PORTS
 from costguard.devstack.kube import (
     IGNORED,
+    Yaml12Loader,
     as_pod,
     expected_settings,
     memory_bytes,
@@ -183,6 +184,20 @@ async def test_the_secret_and_the_job_become_what_podman_plays() -> None:
     assert pod["kind"] == "Pod"
     assert pod["spec"]["restartPolicy"] == "Never"
     assert pod["spec"]["containers"] == job["spec"]["template"]["spec"]["containers"]
+
+
+def test_rendered_manifests_are_read_as_yaml_1_2() -> None:
+    """kustomize leaves `no` and `2026-01-02` unquoted (strings in YAML 1.2): they must reach
+    podman as the strings they are, not as false and a date."""
+    text = "args: [rollup, --date, 2026-01-02]\nvalue: no\nflag: true\nport: 8080\n"
+    assert yaml.load(text, Loader=Yaml12Loader) == {
+        "args": ["rollup", "--date", "2026-01-02"],
+        "value": "no",
+        "flag": True,
+        "port": 8080,
+    }
+    # And written back for podman, they stay strings.
+    assert yaml.safe_load(yaml.safe_dump(yaml.load(text, Loader=Yaml12Loader)))["value"] == "no"
 
 
 def test_the_debian_mirror_is_read_from_apt_sources(tmp_path: Path) -> None:

@@ -161,11 +161,16 @@ class Compose:
             limit = duration_s(check.get("start_period"), 0) + int(check.get("retries", 3)) * (
                 duration_s(check.get("interval"), 30) + duration_s(check.get("timeout"), 30)
             )
-            await poll(
-                f"{name}'s health check",
-                ["podman", "healthcheck", "run", container],
-                timeout_s=max(limit, 60),
-            )
+            try:
+                await poll(
+                    f"{name}'s health check",
+                    ["podman", "healthcheck", "run", container],
+                    timeout_s=max(limit, 60),
+                )
+            except CommandFailed as exc:
+                logs = await run("podman", "logs", "--tail", "10", container, check=False)
+                tail = (logs.out + logs.err)[-2000:]
+                raise CommandFailed(f"{exc}\n{name}'s log:\n{tail}") from None
 
     async def down(self, *, volumes: bool = False) -> None:
         await self("down", *(["-v"] if volumes else []), timeout_s=300)

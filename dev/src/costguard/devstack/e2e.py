@@ -35,6 +35,7 @@ import asyncpg
 import grpc
 import httpx
 from grpc import aio
+from playwright.async_api import Error as BrowserError
 from playwright.async_api import async_playwright
 
 from costguard.common.days import today
@@ -186,7 +187,6 @@ class Run:
     timeline: Timeline
     compose: Compose
     user: str = field(default_factory=lambda: f"e2e-{uuid4().hex[:8]}")
-    sent: dict[str, int] = field(default_factory=dict)
 
     @asynccontextmanager
     async def database(self) -> AsyncIterator[asyncpg.Connection]:
@@ -212,7 +212,10 @@ class Run:
                 replies.append(await http.get("/readyz"))
                 return replies[-1].status_code == 200
 
-            await wait_until("/readyz", answered_ready, timeout_s=60, every_s=0.5)
+            try:
+                await wait_until("/readyz", answered_ready, timeout_s=60, every_s=0.5)
+            except CommandFailed:
+                raise CheckFailed(f"/readyz not ready after 60 s: {replies[-1].text}") from None
         body = replies[-1].json()
         expect(body["ready"] is True, f"/readyz: {body}")
         checks = {"postgres", "redis", "telemetry", "throttle", "rollup"}
@@ -236,11 +239,12 @@ class Run:
                 ],
                 client=client,
             )
-        expect(await client.flush(timeout_s=60), "the SDK could not deliver its events")
+        delivered = await client.flush(timeout_s=60)
+        expect(delivered, f"the SDK could not deliver its events ({client.stats})")
         await client.close()
-        self.sent = {"telemetry_job_events": 1, "telemetry_llm_events": 1, "cost_events": 2}
+        sent = {"telemetry_job_events": 1, "telemetry_llm_events": 1, "cost_events": 2}
         async with self.database() as db:
-            for table, count in self.sent.items():
+            for table, count in sent.items():
                 stored = await db.fetchval(
                     f"SELECT count(*) FROM {table} WHERE user_id = $1",  # noqa: S608
                     self.user,
@@ -249,7 +253,9 @@ class Run:
             llm_cost = await db.fetchval(
                 "SELECT cost_usd FROM telemetry_llm_events WHERE user_id = $1", self.user
             )
-            expect(llm_cost is not None and llm_cost > 0, f"the LLM call was priced {llm_cost}")
+            # gpt-4o-mini: $0.15 per 1M input tokens, $0.60 per 1M output tokens.
+            price = (1200 * Decimal("0.15") + 300 * Decimal("0.60")) / 1_000_000
+            expect(llm_cost == price, f"the LLM call was priced {llm_cost}, not {price}")
 
     async def check(self) -> None:
         async with aio.insecure_channel(THROTTLE) as channel:
@@ -453,7 +459,14 @@ async def main(argv: list[str]) -> int:
             await compose_checks(Run(settings, receiver, timeline, compose), keep=args.keep)
         if args.only != "compose" and not args.keep:
             await kube_checks(timeline)
-    except (CommandFailed, CheckFailed, grpc.RpcError, httpx.HTTPError, TimeoutError) as exc:
+    except (
+        CommandFailed,
+        CheckFailed,
+        grpc.RpcError,
+        httpx.HTTPError,
+        TimeoutError,
+        BrowserError,
+    ) as exc:
         failed = True
         print(f"\ne2e FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
     except Exception:  # a bug of this check's own: still a failure, still the timeline

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,6 +36,9 @@ NETWORK = "costguard-e2e-k8s"
 IGNORED = {"Namespace", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"}
 IGNORED |= {"NetworkPolicy"}
 IMAGES = ("telemetry", "throttle", "rollup", "gateway", "migrate")
+# The Job and the CronJob, run once as Pods of these names.
+MIGRATE, ROLLUP_ONCE = "migrate", "rollup-nightly-once"
+ONCE = (MIGRATE, ROLLUP_ONCE)
 # In a pod's container: exit 0 when the gRPC server on the port answers SERVING.
 GRPC_PROBE = (
     "import asyncio, sys\n"
@@ -52,10 +56,28 @@ HTTP_PROBE = (
 TCP_PROBE = "import socket, sys\nsocket.create_connection(('127.0.0.1', int(sys.argv[1])), 3)\n"
 
 
+class Yaml12Loader(yaml.SafeLoader):
+    """kustomize writes YAML 1.2, where ``2026-01-02`` and ``no`` are strings; PyYAML reads
+    1.1, where they are a date and false. This loader reads them as kustomize meant."""
+
+
+Yaml12Loader.yaml_implicit_resolvers = {
+    first: [
+        (tag, pattern)
+        for tag, pattern in resolvers
+        if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 async def rendered() -> list[dict[str, Any]]:
     """``kubectl kustomize`` of the dev overlay, as objects."""
     text = (await run(KUBECTL, "kustomize", OVERLAY)).out
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    return [doc for doc in yaml.load_all(text, Loader=Yaml12Loader) if doc]
 
 
 def secret_json(secret: dict[str, Any]) -> str:
@@ -141,7 +163,6 @@ class KubePlay:
 
     def __init__(self, objects: Iterable[dict[str, Any]]) -> None:
         self.objects = list(objects)
-        self.pods: list[str] = []
         self.played: dict[str, str] = {}  # a Deployment's name: its pod's id
         self.folder = WORK_DIR / "kube"
         self.secret = ""
@@ -163,7 +184,9 @@ class KubePlay:
         for image in IMAGES:
             await run("podman", "tag", f"costguard/{image}:local", f"costguard/{image}:dev")
         await self.remove()
-        await run("podman", "network", "create", NETWORK)
+        # Internal: the pods reach one another and nothing beyond this machine, and no port
+        # of theirs is published on the host.
+        await run("podman", "network", "create", "--internal", NETWORK)
         (secret,) = self.of_kind("Secret")
         self.secret = secret["metadata"]["name"]
         await run(
@@ -178,14 +201,12 @@ class KubePlay:
         path.write_text(yaml.safe_dump(obj))
         network = f"{NETWORK}:alias={alias}" if alias else NETWORK
         played = await run(
-            "podman", "kube", "play", "--network", network,
+            "podman", "kube", "play", "--replace", "--network", network,
             "--configmap", self.configmaps, path,
         )  # fmt: skip
         # It prints "Pod:" and the pod's id, then "Container:" and the containers' ids.
         lines = played.out.split()
-        pod = lines[lines.index("Pod:") + 1]
-        self.pods.append(pod)
-        return pod
+        return lines[lines.index("Pod:") + 1]
 
     async def container(self, pod: str, name: str) -> str:
         """The podman name of container ``name`` in ``pod`` (``<pod name>-<name>``)."""
@@ -250,13 +271,19 @@ class KubePlay:
         answer: dict[str, Any] = json.loads(reply.out)
         return answer
 
+    def pod_names(self) -> list[str]:
+        """Every pod this check plays (podman names a Deployment's ``<name>-pod-0``)."""
+        names = [f"{obj['metadata']['name']}-pod-0" for obj in self.of_kind("Deployment")]
+        return [*names, *ONCE]
+
     async def remove(self) -> None:
-        pods = (await run("podman", "pod", "ps", "-q", "--filter", f"network={NETWORK}")).out
+        """The pods by name (a failed play can leave one with no infra container, on no
+        network), then the network and the secret."""
         # The services drain for up to SHUTDOWN_GRACE_SECONDS on SIGTERM; nothing here needs it.
         await asyncio.gather(
             *(
-                run("podman", "pod", "rm", "-f", "--time", "2", pod, check=False)
-                for pod in pods.split()
+                run("podman", "pod", "rm", "-f", "--time", "2", name, check=False)
+                for name in self.pod_names()
             )
         )
         await run("podman", "network", "rm", "-f", NETWORK, check=False)
@@ -272,7 +299,7 @@ async def kube_checks(timeline: Timeline) -> None:
         async with timeline.step("k8s: postgres and redis Deployments ready"):
             await asyncio.gather(play.ready("postgres"), play.ready("redis"))
         async with timeline.step("k8s: the migrate Job, as a Pod, exits 0"):
-            await play.run_once("migrate", play.named("Job", "migrate")["spec"]["template"])
+            await play.run_once(MIGRATE, play.named("Job", "migrate")["spec"]["template"])
             tables = await play.sql("SELECT count(*) FROM schema_migrations")
             if int(tables) < 1:
                 raise CommandFailed(f"no migration recorded after the Job: {tables}")
@@ -287,9 +314,7 @@ async def kube_checks(timeline: Timeline) -> None:
                 raise CommandFailed(f"the gateway's /readyz: {answer}")
         async with timeline.step("k8s: the CronJob's command, run once as a Pod, rolls up"):
             cronjob = play.named("CronJob", "rollup-nightly")
-            await play.run_once(
-                "rollup-nightly-once", cronjob["spec"]["jobTemplate"]["spec"]["template"]
-            )
+            await play.run_once(ROLLUP_ONCE, cronjob["spec"]["jobTemplate"]["spec"]["template"])
             runs = await play.sql(
                 "SELECT count(*) FROM rollup_runs WHERE trigger = 'cli' AND status = 'succeeded'"
             )
