@@ -196,7 +196,7 @@ class KubePlay:
         self.configmaps.write_text(yaml.safe_dump_all(self.of_kind("ConfigMap")))
 
     async def play(self, obj: dict[str, Any], alias: str | None = None) -> str:
-        """Play one Deployment or Pod on the network; returns the pod's name."""
+        """Play one Deployment or Pod on the network; returns the pod's id."""
         path = self.folder / f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
         path.write_text(yaml.safe_dump(obj))
         network = f"{NETWORK}:alias={alias}" if alias else NETWORK
@@ -279,16 +279,21 @@ class KubePlay:
     async def remove(self) -> None:
         """The pods by name (a failed play can leave one with no infra container, on no
         network), then the network and the secret."""
-        # The services drain for up to SHUTDOWN_GRACE_SECONDS on SIGTERM; nothing here needs it.
-        await asyncio.gather(
-            *(
-                run("podman", "pod", "rm", "-f", "--time", "2", name, check=False)
-                for name in self.pod_names()
-            )
-        )
+        # One at a time: podman 4.3 removing pods in parallel leaves some behind, empty.
+        # Killed at once: their data is thrown away, and a graceful stop waits out each
+        # service's drain (SHUTDOWN_GRACE_SECONDS) for nothing.
+        for name in self.pod_names():
+            await run("podman", "pod", "rm", "-f", "--time", "0", name, check=False)
         await run("podman", "network", "rm", "-f", NETWORK, check=False)
         for obj in self.of_kind("Secret"):
             await run("podman", "secret", "rm", obj["metadata"]["name"], check=False)
+        left = [
+            n
+            for n in self.pod_names()
+            if (await run("podman", "pod", "exists", n, check=False)).code == 0
+        ]
+        if left:
+            raise CommandFailed(f"pods left after removing them: {left}")
 
 
 async def kube_checks(timeline: Timeline) -> None:
