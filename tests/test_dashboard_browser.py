@@ -8,7 +8,6 @@ git-ignored ``artifacts/screenshots/``.
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from costguard.common.counters import LiveCounters
 from costguard.common.pricing import AwsPrices, SeedPrices
 from costguard.common.rebuild import CounterReconciler
 from costguard.devstack import DevStack, free_port
+from costguard.devstack.browser import CHROMIUM, CHROMIUM_ARGS
 from costguard.devstack.seed import DAYS, seed_demo
 from costguard.gateway.app import create_app
 from costguard.gateway.auth import COOKIE, hash_token
@@ -40,17 +40,7 @@ from tests.processes import poll_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ADMIN = "browser-admin-token"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")

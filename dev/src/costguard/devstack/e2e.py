@@ -39,6 +39,7 @@ from playwright.async_api import Error as BrowserError
 from playwright.async_api import async_playwright
 
 from costguard.common.days import today
+from costguard.devstack.browser import CHROMIUM, CHROMIUM_ARGS
 from costguard.devstack.compose import COMPOSE_FILE, Compose
 from costguard.devstack.containers import (
     CONTAINERS_CONF,
@@ -73,16 +74,6 @@ TELEMETRY, THROTTLE, ROLLUP = "127.0.0.1:50051", "127.0.0.1:50052", "127.0.0.1:5
 PORTS = (5432, 6379, 50051, 50052, 50053, 8080, 9464, 9465, 9466, 9467)
 TOOLS = ("podman", "runc", "debootstrap", "podman-compose", "tar")
 TIMEZONE = ZoneInfo("UTC")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 RAW_TABLES = ("telemetry_job_events", "telemetry_llm_events", "cost_events")
 
 
@@ -390,28 +381,28 @@ async def _restarts(container: str) -> int:
     return int(reply.out.strip())
 
 
+# The checks against the compose stack, in order: each needs what the ones before did.
+COMPOSE_CHECKS = (
+    ("gateway /readyz: ready, every dependency ok", Run.ready),
+    ("SDK: job, LLM and cost events stored once in Postgres", Run.send_events),
+    ("throttle Check answers ALLOW", Run.check),
+    ("RollupDate over gRPC: today's events and cost", Run.rollup),
+    ("dashboard in Chromium shows the user", Run.dashboard),
+    ("alert:test reaches the local webhook, signed", Run.alert),
+    ("kill -9 telemetry: restarted, 4,000 events counted once", Run.kill_and_recover),
+)
+
+
 async def compose_checks(e2e: Run, *, keep: bool) -> None:
-    timeline, compose = e2e.timeline, e2e.compose
     try:
-        async with timeline.step("compose up, in stages on podman"):
-            await compose.up()
-        async with timeline.step("gateway /readyz: ready, every dependency ok"):
-            await e2e.ready()
-        async with timeline.step("SDK: job, LLM and cost events stored once in Postgres"):
-            await e2e.send_events()
-        async with timeline.step("throttle Check answers ALLOW"):
-            await e2e.check()
-        async with timeline.step("RollupDate over gRPC: today's events and cost"):
-            await e2e.rollup()
-        async with timeline.step("dashboard in Chromium shows the user"):
-            await e2e.dashboard()
-        async with timeline.step("alert:test reaches the local webhook, signed"):
-            await e2e.alert()
-        async with timeline.step("kill -9 telemetry: restarted, 4,000 events counted once"):
-            await e2e.kill_and_recover()
+        async with e2e.timeline.step("compose up, in stages on podman"):
+            await e2e.compose.up()
+        for title, check in COMPOSE_CHECKS:
+            async with e2e.timeline.step(title):
+                await check(e2e)
     finally:
         if not keep:
-            async with timeline.step("compose down -v: no container or volume left"):
+            async with e2e.timeline.step("compose down -v: no container or volume left"):
                 await e2e.down()
 
 
