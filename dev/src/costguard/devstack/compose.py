@@ -86,6 +86,7 @@ class Compose:
     env_file: Path = ENV_FILE
     project: str | None = None
     engine: list[str] = field(default_factory=list)
+    _config: dict[str, Any] = field(default_factory=dict, repr=False)
 
     async def detect(self) -> list[str]:
         if not self.engine:
@@ -108,14 +109,19 @@ class Compose:
     def podman(self) -> bool:
         return "podman" in " ".join(self.engine)
 
+    async def config(self) -> dict[str, Any]:
+        """The merged compose configuration (``config``), read once."""
+        if not self._config:
+            self._config = yaml.safe_load((await self("config")).out)
+        return self._config
+
     async def services(self) -> dict[str, Any]:
-        config = yaml.safe_load((await self("config")).out)
-        services: dict[str, Any] = config["services"]
+        services: dict[str, Any] = (await self.config())["services"]
         return services
 
     async def container(self, service: str) -> str:
         """The name of ``service``'s container (podman-compose and docker name them apart)."""
-        name = self.project or (await self.project_name())
+        name = self.project or str((await self.config())["name"])
         found = await run(
             "podman", "ps", "-a", "--format", "{{.Names}}",
             "--filter", f"label=com.docker.compose.project={name}",
@@ -125,9 +131,6 @@ class Compose:
         if len(names) != 1:
             raise CommandFailed(f"expected one container for {service}, found {names}")
         return names[0]
-
-    async def project_name(self) -> str:
-        return str(yaml.safe_load((await self("config")).out)["name"])
 
     async def build(self) -> None:
         await self("build", timeout_s=1800)

@@ -34,12 +34,11 @@ class Result:
     err: str
 
 
-def engine_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment, podman-compose's folder first, plus ``extra``."""
+def engine_env() -> dict[str, str]:
+    """This process's environment, podman-compose's folder first on ``PATH``."""
     env = dict(os.environ)
     # podman-compose is installed in the virtualenv, beside this interpreter.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(extra or {})
     return env
 
 

@@ -126,12 +126,11 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.received: asyncio.Queue[tuple[dict[str, str], bytes]] = asyncio.Queue()
         self._server: asyncio.Server | None = None
-        self.port = 0
 
     async def start(self) -> str:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{self.port}/alerts"
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/alerts"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")

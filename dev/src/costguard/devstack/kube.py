@@ -165,7 +165,6 @@ class KubePlay:
         self.objects = list(objects)
         self.played: dict[str, str] = {}  # a Deployment's name: its pod's id
         self.folder = WORK_DIR / "kube"
-        self.secret = ""
         self.configmaps = self.folder / "configmaps.yaml"
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
@@ -188,9 +187,8 @@ class KubePlay:
         # of theirs is published on the host.
         await run("podman", "network", "create", "--internal", NETWORK)
         (secret,) = self.of_kind("Secret")
-        self.secret = secret["metadata"]["name"]
         await run(
-            "podman", "secret", "create", self.secret, "-",
+            "podman", "secret", "create", secret["metadata"]["name"], "-",
             stdin=secret_json(secret).encode(),
         )  # fmt: skip
         self.configmaps.write_text(yaml.safe_dump_all(self.of_kind("ConfigMap")))

@@ -71,11 +71,11 @@ def host_ca_bundle() -> Path:
     raise CommandFailed("no CA bundle on this machine (install Debian's ca-certificates)")
 
 
-async def make_base(suite: str, mirror: str) -> bool:
-    """``localhost/costguard-e2e/debian:<suite>``; False when it was already there."""
+async def make_base(suite: str, mirror: str) -> None:
+    """``localhost/costguard-e2e/debian:<suite>``, unless it is already there."""
     image = base_image(suite)
     if (await run("podman", "image", "exists", image, check=False)).code == 0:
-        return False
+        return
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=WORK_DIR, prefix=f"rootfs-{suite}-") as rootfs:
         await run("debootstrap", "--variant=minbase", suite, rootfs, mirror, timeout_s=600)
@@ -85,16 +85,13 @@ async def make_base(suite: str, mirror: str) -> bool:
             await run("podman", "import", "--quiet", tarball, image)
         finally:
             tarball.unlink(missing_ok=True)
-    return True
 
 
-async def make_stand_ins() -> list[str]:
-    """Build every stand-in (and its base when missing); returns what was made from nothing."""
-    made: list[str] = []
+async def make_stand_ins() -> None:
+    """Build every stand-in, and its base when missing."""
     mirror = debian_mirror()
     for suite in SUITES:
-        if await make_base(suite, mirror):
-            made.append(base_image(suite))
+        await make_base(suite, mirror)
     context = WORK_DIR / "standins"
     shutil.rmtree(context, ignore_errors=True)
     shutil.copytree(E2E_DIR / "standins", context)
@@ -106,4 +103,3 @@ async def make_stand_ins() -> list[str]:
             "-f", context / stand_in.containerfile, "-t", stand_in.image, context,
             timeout_s=900,
         )  # fmt: skip
-    return made
