@@ -106,7 +106,7 @@ async def test_rolls_back_the_newest_then_reapplies(empty_db: str) -> None:
     finally:
         await conn.close()
     # Rolled back, the schema is the one before the newest migration: its objects went, and
-    # what it replaced (0016's plain tables' keys) is back.
+    # what it changed is back.
     assert after == previous
     assert after != before
 
