@@ -20,8 +20,9 @@ MIDNIGHT = datetime(2026, 11, 20, tzinfo=UTC)
 
 _TRUNCATE = """
 TRUNCATE telemetry_job_events, telemetry_llm_events, cost_events, cost_user_daily,
-    cost_global_daily, entity_costs, entity_costs_daily, cost_monthly_summary, price_sheets,
-    price_sheet_days, rollup_dirty_dates, rollup_day_groups, rollup_day_watermarks, s3_objects
+    cost_global_daily, cost_breakdown_daily, entity_costs, entity_costs_daily,
+    cost_monthly_summary, price_sheets, price_sheet_days, rollup_dirty_dates,
+    rollup_day_groups, rollup_day_watermarks, s3_objects
 RESTART IDENTITY
 """
 
@@ -32,6 +33,7 @@ _AGGREGATES = {
     "entity_costs_daily": "SELECT * FROM entity_costs_daily ORDER BY 1, 2, 3",
     "entity_costs": "SELECT * FROM entity_costs ORDER BY 1, 2",
     "cost_monthly_summary": "SELECT * FROM cost_monthly_summary ORDER BY year, month",
+    "cost_breakdown_daily": "SELECT * FROM cost_breakdown_daily ORDER BY date, dimension, key",
     "rollup_day_groups": (
         "SELECT * FROM rollup_day_groups ORDER BY date, user_id, tier, episode_id, podcast_id, "
         "service, category, unpriced, reason, source"

@@ -123,6 +123,57 @@ STORAGE_GROUPS = (
     .replace("STORAGE_SERVICE", STORAGE_SERVICE)
 )
 
+# The day's cost by model, service and domain (``cost_breakdown_daily``; the migration 0017
+# says what each key is), from the raw events of the same id ranges the groups read: $1,
+# $2: the day's bounds; $3: the day; $4, $5: the most input and output tokens of one event
+# (clamped as the groups clamp them, so the sums agree with ``cost_global_daily``); $6 <
+# id <= $7: the job events, $8 < id <= $9: the LLM events, $10 < id <= $11: the cost
+# events. Added to the rows the day has: a full rollup clears them first (``CLEAR_BREAKDOWN``)
+# and reads every event up to the watermark, a refresh only those above the last one.
+ADD_BREAKDOWN = """
+INSERT INTO cost_breakdown_daily AS b
+    (date, dimension, key, cost_usd, tokens_in, tokens_out, calls, events)
+SELECT $3::date, dimension, key, coalesce(sum(cost), 0), sum(tokens_in), sum(tokens_out),
+       sum(calls), sum(events)
+FROM (
+    SELECT k.dimension, k.key, sum(e.cost_usd) AS cost, 0::numeric AS tokens_in,
+           0::numeric AS tokens_out, 0::bigint AS calls, count(*) AS events
+    FROM telemetry_job_events e
+    CROSS JOIN LATERAL (VALUES ('service', 'compute'), ('domain', e.domain)) k (dimension, key)
+    WHERE coalesce(e.started_at, e.created_at) >= $1
+    AND coalesce(e.started_at, e.created_at) < $2 AND e.id > $6 AND e.id <= $7
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT k.dimension, k.key, sum(e.cost_usd),
+           sum(least(greatest(coalesce(e.input_tokens, 0), 0), $4)),
+           sum(least(greatest(coalesce(e.output_tokens, 0), 0), $5)), count(*), count(*)
+    FROM telemetry_llm_events e
+    CROSS JOIN LATERAL (VALUES ('model', e.provider || '/' || e.llm_model),
+                               ('service', e.provider), ('domain', e.domain)) k (dimension, key)
+    WHERE e.created_at >= $1 AND e.created_at < $2 AND e.id > $8 AND e.id <= $9
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT k.dimension, k.key, sum(e.cost_usd), 0, 0, sum(k.calls), count(*)
+    FROM cost_events e
+    CROSS JOIN LATERAL (VALUES
+        ('service', e.service, 0),
+        ('model', CASE WHEN e.cost_category = 'ai'
+                            AND jsonb_typeof(e.metadata -> 'model') = 'string'
+                       THEN left(e.service || '/' || (e.metadata ->> 'model'), 200) END, 1)
+    ) k (dimension, key, calls)
+    WHERE e.created_at >= $1 AND e.created_at < $2 AND e.id > $10 AND e.id <= $11
+    AND k.key IS NOT NULL
+    GROUP BY 1, 2
+) x
+GROUP BY dimension, key
+ON CONFLICT (date, dimension, key) DO UPDATE SET
+    cost_usd = b.cost_usd + EXCLUDED.cost_usd, tokens_in = b.tokens_in + EXCLUDED.tokens_in,
+    tokens_out = b.tokens_out + EXCLUDED.tokens_out, calls = b.calls + EXCLUDED.calls,
+    events = b.events + EXCLUDED.events, updated_at = now()
+"""
+
+CLEAR_BREAKDOWN = "DELETE FROM cost_breakdown_daily WHERE date = $1"
+
 CLEAR_DAY = "DELETE FROM rollup_day_groups WHERE date = $1"
 
 CLEAR_STORAGE = "DELETE FROM rollup_day_groups WHERE date = $1 AND source = 'storage'"

@@ -336,6 +336,26 @@ async def _group_day(
         in_force.sheet.aws.s3_storage_per_byte_second,
         day,
     )
+    await conn.execute(groups_sql.CLEAR_BREAKDOWN, day)
+    await _add_breakdown(conn, day, bounds, (0, watermark.job, 0, watermark.llm, 0, watermark.cost))
+
+
+async def _add_breakdown(
+    conn: Connection,
+    day: date,
+    bounds: tuple[datetime, datetime],
+    ranges: tuple[int, int, int, int, int, int],
+) -> None:
+    """Add the events of ``ranges`` (after, up to: jobs, LLM calls, cost events) to the
+    day's ``cost_breakdown_daily`` rows."""
+    await conn.execute(
+        groups_sql.ADD_BREAKDOWN,
+        *bounds,
+        day,
+        MAXIMUM["input_tokens"],
+        MAXIMUM["output_tokens"],
+        *ranges,
+    )
 
 
 async def _add_new_events(
@@ -362,6 +382,19 @@ async def _add_new_events(
         watermark.llm,
         reached["cost_event_id"],
         watermark.cost,
+    )
+    await _add_breakdown(
+        conn,
+        day,
+        bounds,
+        (
+            reached["job_event_id"],
+            watermark.job,
+            reached["llm_event_id"],
+            watermark.llm,
+            reached["cost_event_id"],
+            watermark.cost,
+        ),
     )
     new = await conn.fetchrow(groups_sql.DELTA_TOUCHED)
     assert new is not None
