@@ -92,6 +92,7 @@ class ThrottleConfig:
     budget_reload_s: float
     reserve_batch_max: int  # checks per Redis round trip, at most (1: one call per check)
     reserve_window_s: float  # how long a batch may wait to fill while checks come together
+    decisions_flush_s: float = 5.0  # how often the counted decisions are added to Postgres
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ThrottleConfig:
@@ -141,4 +142,5 @@ class ThrottleConfig:
                 "THROTTLE_RESERVE_BATCH_MAX", 64, minimum=1, maximum=MAX_RESERVE_BATCH
             ),
             reserve_window_s=_window_ms(env) / 1000,
+            decisions_flush_s=env.number("THROTTLE_DECISIONS_FLUSH_SECONDS", 5.0, minimum=0.1),
         )

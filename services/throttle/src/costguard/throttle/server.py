@@ -14,6 +14,7 @@ from costguard.common.redis import create_redis
 from costguard.throttle.alerts import AlertRecorder
 from costguard.throttle.budgets import BudgetBook
 from costguard.throttle.config import ThrottleConfig
+from costguard.throttle.decisions import DecisionRecorder
 from costguard.throttle.estimate import Estimator
 from costguard.throttle.queue import DeferralQueue
 from costguard.throttle.reserve import Reserver
@@ -29,6 +30,7 @@ class ThrottleApp:
     budgets: BudgetBook
     alerts: AlertRecorder
     queue: DeferralQueue
+    decisions: DecisionRecorder
 
 
 async def build(config: ThrottleConfig) -> ThrottleApp:
@@ -49,7 +51,9 @@ async def build(config: ThrottleConfig) -> ThrottleApp:
     estimator = Estimator(pool, sheets, config.prices)
     throttle = Throttle(config, budgets, Reserver(redis), rebuilder, alerts, estimator=estimator)
     queue = DeferralQueue(redis, weights=config.queue_weights)
-    servicer = ThrottleServicer(throttle, queue, config.core.tiers)
+    decisions = DecisionRecorder(pool, config.core.timezone, interval_s=config.decisions_flush_s)
+    decisions.start()
+    servicer = ThrottleServicer(throttle, queue, config.core.tiers, decisions)
     server = GrpcServer(
         config.core,
         [
@@ -63,7 +67,9 @@ async def build(config: ThrottleConfig) -> ThrottleApp:
     server.on_shutdown(redis.aclose)
     server.on_shutdown(budgets.stop)
     server.on_shutdown(alerts.drain)
-    return ThrottleApp(server, throttle, budgets, alerts, queue)
+    # Hooks run in reverse order: the last flush of the decisions runs before the pool closes.
+    server.on_shutdown(decisions.stop)
+    return ThrottleApp(server, throttle, budgets, alerts, queue, decisions)
 
 
 async def build_server(config: ThrottleConfig) -> GrpcServer:

@@ -13,6 +13,7 @@ from grpc import aio
 from redis.exceptions import RedisError
 
 from costguard.throttle import metrics
+from costguard.throttle.decisions import DecisionRecorder
 from costguard.throttle.policy import Action, BudgetDecision, amount_text
 from costguard.throttle.queue import DeferralQueue, DeferredJob
 from costguard.throttle.service import CheckInput, Throttle
@@ -110,7 +111,14 @@ def encode_decision(decision: BudgetDecision) -> throttle_pb2.CheckResponse:
 
 
 class ThrottleServicer(throttle_pb2_grpc.ThrottleServiceServicer):
-    def __init__(self, throttle: Throttle, queue: DeferralQueue, tiers: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        throttle: Throttle,
+        queue: DeferralQueue,
+        tiers: tuple[str, ...],
+        decisions: DecisionRecorder | None = None,
+    ) -> None:
+        self._decisions = decisions
         self._throttle = throttle
         self._queue = queue
         self._tiers = tiers
@@ -126,6 +134,10 @@ class ThrottleServicer(throttle_pb2_grpc.ThrottleServiceServicer):
         decision = await self._throttle.check(checked)
         metrics.CHECK_SECONDS.observe(time.perf_counter() - started)
         metrics.decided(decision.action.value, checked.tier)
+        if self._decisions is not None:
+            self._decisions.record(
+                checked.user_id, checked.tier, decision.action.value, decision.reason
+            )
         return encode_decision(decision)
 
     async def Release(
