@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from costguard.common.config import CoreConfig, Env
 from costguard.common.pricing import AwsPrices, SeedPrices
+from costguard.telemetry.otlp import Defaults
 
 
 @dataclass(frozen=True)
@@ -15,15 +16,21 @@ class TelemetryConfig:
     prices: SeedPrices
     aws: AwsPrices
     reconcile_interval_s: float
+    otlp_defaults: Defaults
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> TelemetryConfig:
         env = Env(environ)
+        core = CoreConfig.from_env("telemetry", env, default_port=50051)
         return cls(
-            core=CoreConfig.from_env("telemetry", env, default_port=50051),
+            core=core,
             database_url=env.database_url(),
             redis_url=env.redis_url(),
             prices=SeedPrices.from_env(environ),
             aws=AwsPrices.from_env(environ),
             reconcile_interval_s=env.number("COUNTER_RECONCILE_SECONDS", 60.0, minimum=1.0),
+            otlp_defaults=Defaults(
+                tier=env.optional_str("OTLP_DEFAULT_TIER") or core.tiers[0],
+                user=env.optional_str("OTLP_DEFAULT_USER"),
+            ),
         )

@@ -15,3 +15,9 @@ INGEST_SECONDS = Histogram(
     "Time to validate, store and count one batch of events",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+OTLP_SPANS = Counter(
+    "costguard_otlp_spans",
+    "OTLP spans received, by outcome (stored, duplicate, ignored: not a GenAI span, "
+    "rejected: a GenAI span with a bad field)",
+    ["outcome"],
+)

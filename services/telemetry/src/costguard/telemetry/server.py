@@ -14,6 +14,8 @@ from costguard.common.rebuild import CounterReconciler
 from costguard.common.redis import create_redis
 from costguard.telemetry.config import TelemetryConfig
 from costguard.telemetry.ingest import Ingestor
+from costguard.telemetry.otlp_export import SERVICE_NAME as TRACE_SERVICE
+from costguard.telemetry.otlp_export import TraceServicer, add_trace_service
 from costguard.telemetry.servicer import SERVICE_NAME, TelemetryServicer
 from costguard.v1 import telemetry_pb2_grpc
 
@@ -45,13 +47,18 @@ async def build(config: TelemetryConfig) -> Telemetry:
         on_counters_failed=reconciler.request,
     )
     servicer = TelemetryServicer(ingestor)
+    traces = TraceServicer(ingestor, config.otlp_defaults)
     server = GrpcServer(
         config.core,
         [
             (
                 SERVICE_NAME,
                 lambda s: telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(servicer, s),
-            )
+            ),
+            (
+                TRACE_SERVICE,
+                lambda s: add_trace_service(traces, s),
+            ),
         ],
     )
     server.on_shutdown(pool.close)

@@ -1,0 +1,274 @@
+"""OTLP GenAI spans in: the pure mapping, and spans sent by the real OpenTelemetry SDK
+through the real OTLP/gRPC exporter to the real telemetry server, read back from Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+
+import asyncpg
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+from costguard.telemetry.config import TelemetryConfig
+from costguard.telemetry.otlp import Defaults, event_id, llm_event
+from costguard.telemetry.server import build_server
+from costguard.v1 import telemetry_pb2, telemetry_pb2_grpc
+
+TOKEN = "otlp-test-token"
+DEFAULTS = Defaults(tier="free")
+STARTED = time.time_ns() - 60 * 10**9  # a minute ago: not in the future for the ingestor
+
+
+def _attr(key: str, value: str | int) -> common_pb2.KeyValue:
+    if isinstance(value, str):
+        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(string_value=value))
+    return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(int_value=value))
+
+
+def _span(attrs: dict[str, str | int]) -> trace_pb2.Span:
+    return trace_pb2.Span(
+        trace_id=bytes(range(16)),
+        span_id=bytes(range(8)),
+        name="chat",
+        start_time_unix_nano=STARTED,
+        end_time_unix_nano=STARTED + 250_000_000,
+        attributes=[_attr(k, v) for k, v in attrs.items()],
+    )
+
+
+def test_openinference_attributes_map_to_an_llm_event() -> None:
+    span = _span(
+        {
+            "llm.model_name": "gpt-4o-mini",
+            "llm.provider": "openai",
+            "llm.token_count.prompt": 120,
+            "llm.token_count.completion": 30,
+            "llm.token_count.prompt_details.cache_read": 20,
+            "llm.token_count.completion_details.reasoning": 5,
+        }
+    )
+    event = llm_event(span, {}, DEFAULTS)
+    assert event is not None
+    assert (event.provider, event.llm_model, event.operation) == (
+        "openai",
+        "gpt-4o-mini",
+        "chat.completions",
+    )
+    assert (event.input_tokens, event.cached_input_tokens) == (120, 20)
+    assert (event.output_tokens, event.reasoning_tokens) == (30, 5)
+    assert event.usage_reported
+    assert event.duration_ms == 250
+    assert event.created_at.ToNanoseconds() == span.start_time_unix_nano
+    assert event.event_id == event_id(span.trace_id, span.span_id)
+
+
+def test_user_and_tier_come_from_the_resource_when_the_span_has_none() -> None:
+    span = _span({"gen_ai.system": "gcp.gemini", "gen_ai.request.model": "gemini-2.5-flash"})
+    event = llm_event(span, {"enduser.id": "u-9", "costguard.tier": "pro"}, DEFAULTS)
+    assert event is not None
+    assert (event.user_id, event.tier, event.provider) == ("u-9", "pro", "google")
+    assert not event.usage_reported  # no token attribute: the estimated path
+
+
+def test_defaults_name_the_service_and_the_first_tier() -> None:
+    span = _span({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"})
+    event = llm_event(span, {"service.name": "billing"}, DEFAULTS)
+    assert event is not None
+    assert (event.user_id, event.tier, event.domain) == ("otel:billing", "free", "default")
+    assert llm_event(_span({"http.method": "GET"}), {}, DEFAULTS) is None
+
+
+@pytest.fixture
+async def otlp_addr(db: asyncpg.Pool, service_env: dict[str, str]) -> AsyncIterator[str]:
+    """The real telemetry server, requiring the service token."""
+    server = await build_server(
+        TelemetryConfig.from_env({**service_env, "COSTGUARD_SERVICE_TOKEN": TOKEN})
+    )
+    port = await server.start()
+    yield f"127.0.0.1:{port}"
+    await server.stop()
+
+
+class _Recording(SpanExporter):
+    """Delegates to the real exporter and keeps each export's result."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self.results: list[SpanExportResult] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = self.inner.export(spans)
+        self.results.append(result)
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+
+def _send(addr: str, token: str, spans: Callable[[TracerProvider], None]) -> bool:
+    """Make spans with the real SDK and export each as it ends (SimpleSpanProcessor);
+    whether every export succeeded. Blocking: run in a thread, beside the server's loop."""
+    exporter = _Recording(
+        OTLPSpanExporter(
+            endpoint=addr, insecure=True, headers=(("authorization", f"Bearer {token}"),)
+        )
+    )
+    provider = TracerProvider(resource=Resource.create({"service.name": "app"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans(provider)
+    provider.shutdown()
+    return bool(exporter.results) and all(r is SpanExportResult.SUCCESS for r in exporter.results)
+
+
+def _chat_span(provider: TracerProvider) -> None:
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("chat gpt-4o-mini") as span:
+        span.set_attributes(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+                "gen_ai.usage.input_tokens": 1000,
+                "gen_ai.usage.cache_read.input_tokens": 200,
+                "gen_ai.usage.output_tokens": 300,
+                "gen_ai.usage.reasoning.output_tokens": 50,
+                "costguard.user_id": "user-otlp",
+                "costguard.tier": "pro",
+                "costguard.domain": "insights",
+                "costguard.episode_id": "ep-1",
+                "costguard.podcast_id": "pod-1",
+            }
+        )
+    with tracer.start_as_current_span("GET /health"):
+        pass
+
+
+async def test_grpc_export_stores_genai_spans_once_priced_as_the_sdk(
+    otlp_addr: str, db: asyncpg.Pool
+) -> None:
+    assert await asyncio.to_thread(_send, otlp_addr, TOKEN, _chat_span)
+    rows = await db.fetch("SELECT * FROM telemetry_llm_events")
+    assert len(rows) == 1  # the health span is ignored
+    row = rows[0]
+    assert (row["provider"], row["llm_model"], row["operation"]) == (
+        "openai",
+        "gpt-4o-mini-2024-07-18",
+        "chat.completions",
+    )
+    assert (row["input_tokens"], row["cached_input_tokens"]) == (1000, 200)
+    assert (row["output_tokens"], row["reasoning_tokens"]) == (300, 50)
+    assert (row["user_id"], row["tier"], row["domain"]) == ("user-otlp", "pro", "insights")
+    assert (row["episode_id"], row["podcast_id"]) == ("ep-1", "pod-1")
+    assert row["success"]
+    assert row["usage_reported"]
+
+    # The same figures sent by the SDK's own RPC are priced the same.
+    sdk_event = telemetry_pb2.LlmEvent(
+        event_id="00000000-0000-4000-8000-000000000001",
+        user_id="user-otlp",
+        tier="pro",
+        provider="openai",
+        llm_model="gpt-4o-mini-2024-07-18",
+        operation="chat.completions",
+        input_tokens=1000,
+        cached_input_tokens=200,
+        output_tokens=300,
+        reasoning_tokens=50,
+        usage_reported=True,
+        success=True,
+    )
+    sdk_event.created_at.CopyFrom(_timestamp(row["created_at"]))
+    async with grpc.aio.insecure_channel(otlp_addr) as channel:
+        stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)
+        reply = await stub.Record(
+            telemetry_pb2.RecordRequest(events=[telemetry_pb2.TelemetryEvent(llm=sdk_event)]),
+            metadata=(("authorization", f"Bearer {TOKEN}"),),
+        )
+    assert reply.accepted == 1
+    sdk_cost = await db.fetchval(
+        "SELECT cost_usd FROM telemetry_llm_events WHERE event_id = $1::uuid", sdk_event.event_id
+    )
+    assert row["cost_usd"] is not None
+    assert row["cost_usd"] == sdk_cost
+
+
+async def test_a_span_sent_twice_is_one_row(otlp_addr: str, db: asyncpg.Pool) -> None:
+    span = _span(
+        {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"},
+    )
+    request = _request(span)
+    async with grpc.aio.insecure_channel(otlp_addr) as channel:
+        for _ in range(2):
+            reply = await channel.unary_unary(
+                EXPORT,
+                request_serializer=ExportTraceServiceRequest.SerializeToString,
+                response_deserializer=ExportTraceServiceResponse.FromString,
+            )(request, metadata=(("authorization", f"Bearer {TOKEN}"),))
+            assert reply.partial_success.rejected_spans == 0
+    assert await db.fetchval("SELECT count(*) FROM telemetry_llm_events") == 1
+
+
+async def test_a_bad_span_is_rejected_and_its_siblings_stored(
+    otlp_addr: str, db: asyncpg.Pool
+) -> None:
+    good = _span({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"})
+    bad = _span(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": -5,
+        }
+    )
+    bad.span_id = bytes(range(1, 9))
+    async with grpc.aio.insecure_channel(otlp_addr) as channel:
+        reply = await channel.unary_unary(
+            EXPORT,
+            request_serializer=ExportTraceServiceRequest.SerializeToString,
+            response_deserializer=ExportTraceServiceResponse.FromString,
+        )(_request(good, bad), metadata=(("authorization", f"Bearer {TOKEN}"),))
+    assert reply.partial_success.rejected_spans == 1
+    assert bad.span_id.hex() in reply.partial_success.error_message
+    assert await db.fetchval("SELECT count(*) FROM telemetry_llm_events") == 1
+
+
+async def test_a_wrong_token_is_refused(otlp_addr: str, db: asyncpg.Pool) -> None:
+    assert not await asyncio.to_thread(_send, otlp_addr, "wrong", _chat_span)
+    async with grpc.aio.insecure_channel(otlp_addr) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await channel.unary_unary(
+                EXPORT,
+                request_serializer=ExportTraceServiceRequest.SerializeToString,
+                response_deserializer=ExportTraceServiceResponse.FromString,
+            )(_request(_span({"gen_ai.operation.name": "chat"})))
+    assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert await db.fetchval("SELECT count(*) FROM telemetry_llm_events") == 0
+
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def _request(*spans: trace_pb2.Span) -> ExportTraceServiceRequest:
+    return ExportTraceServiceRequest(
+        resource_spans=[trace_pb2.ResourceSpans(scope_spans=[trace_pb2.ScopeSpans(spans=spans)])]
+    )
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
