@@ -8,7 +8,7 @@ import hmac
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -229,6 +229,69 @@ async def test_summary_and_users_return_data(gateway: httpx.AsyncClient, db: asy
     assert [(u["user_id"], u["tier"], u["cost_usd"]) for u in users] == [
         ("big", "pro", "2.00000000")
     ]
+
+
+async def test_me_names_the_reporting_time_zone_and_its_today(
+    gateway: httpx.AsyncClient,
+) -> None:
+    me = (await gateway.get("/api/admin/me", headers=AS_ADMIN)).json()
+    assert (me["name"], me["timezone"]) == ("ops", "UTC")  # the suite's reporting zone
+    assert me["today"] == datetime.now(UTC).date().isoformat()
+    _conforms(me, "Me")
+
+
+async def test_the_summary_compares_its_range_with_the_period_before(
+    gateway: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    """Three days from 2025-03-10 against the three days before them (03-07 .. 03-09)."""
+    for day, jobs, cost_usd in [
+        ("2025-03-07", 2, "0.1"),
+        ("2025-03-09", 2, "0.200000001"),  # the previous period: 4 jobs, $0.300000001
+        ("2025-03-10", 3, "0.3"),
+        ("2025-03-12", 3, "0.300000002"),  # this one: 6 jobs, $0.600000002
+        ("2025-03-13", 50, "9"),  # after the range
+    ]:
+        await db.execute(
+            "INSERT INTO cost_global_daily (date, jobs, ai_calls, cost_usd, tier_breakdown_json)"
+            " VALUES ($1, $2, 0, $3::numeric, '{}')",
+            date.fromisoformat(day),
+            jobs,
+            cost_usd,
+        )
+    reply = await gateway.get(
+        "/api/admin/cost/summary?from=2025-03-10&to=2025-03-12", headers=AS_ADMIN
+    )
+    assert reply.status_code == 200, reply.text
+    summary = reply.json()
+    _conforms(summary, "Summary")
+    assert (summary["days"], summary["partial_date"]) == (3, None)  # ends before today
+    assert summary["cards"]["cost_usd"] == "0.60000000"
+    assert summary["cards"]["jobs"] == 6
+    assert summary["previous"]["from"] == "2025-03-07"
+    assert summary["previous"]["to"] == "2025-03-09"
+    assert summary["previous"]["cards"]["cost_usd"] == "0.30000000"
+    assert summary["previous"]["cards"]["jobs"] == 4
+    change = summary["change"]
+    # Exact before the quotient: 0.600000002 / 0.300000001 is exactly 2, a change of 1.
+    assert (change["cost_usd"], change["jobs"], change["ai_calls"]) == (1.0, 0.5, None)
+    same = await gateway.get("/api/admin/cost/summary?days=3&to=2025-03-12", headers=AS_ADMIN)
+    assert same.json()["cards"] == summary["cards"]
+    week = (await gateway.get("/api/admin/cost/summary", headers=AS_ADMIN)).json()
+    today = datetime.now(UTC).date()
+    assert (week["days"], week["partial_date"]) == (7, today.isoformat())
+    for query, name in [
+        ("days=93", "days"),
+        ("days=0", "days"),
+        ("from=2025-03-10&days=3", "days"),
+        ("from=2025-03-10&to=2025-03-09", "from"),
+        ("from=2025-01-01&to=2025-04-03", "from"),  # 93 days
+    ]:
+        bad = await gateway.get(f"/api/admin/cost/summary?{query}", headers=AS_ADMIN)
+        assert (bad.status_code, bad.json()["field"]) == (400, name), query
+    longest = await gateway.get(
+        "/api/admin/cost/summary?from=2025-01-01&to=2025-04-02", headers=AS_ADMIN
+    )
+    assert longest.json()["days"] == 92
 
 
 @pytest.fixture

@@ -66,7 +66,22 @@ def _path(name: str, example: str) -> dict[str, Any]:
     }
 
 
-_DAYS = _query("days", {"type": "string", "enum": ["7", "30"]})
+_DAYS = _query(
+    "days",
+    {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 92,
+        "description": "the days up to `to` (default 7); not with `from`",
+    },
+)
+_DATE = {"type": "string", "format": "date"}
+# Every analytics route's range: days, or from .. to (at most 92 days; to defaults to today).
+_RANGE = [
+    _DAYS,
+    _query("from", {**_DATE, "description": "first day; at most 91 days before `to`"}),
+    _query("to", {**_DATE, "description": "last day, default today (reporting time zone)"}),
+]
 _ADMIN: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
 
 _CAP = {
@@ -240,19 +255,51 @@ FORECAST = _record(
     }
 )
 
+_CHANGE = {
+    "type": ["number", "null"],
+    "description": "(current - previous) / previous; null when the previous figure is 0",
+}
+_CARDS = _record({"cost_usd": _REF_MONEY, **{name: _COUNT for name in _USAGE_COUNTS}})
+
+ME = _record(
+    {
+        "name": {"type": "string"},
+        "role": {"type": "string"},
+        "timezone": {
+            "type": "string",
+            "description": "the reporting time zone, e.g. Europe/London",
+        },
+        "today": {**_DATE, "description": "today's date in that time zone"},
+    }
+)
+
 SUMMARY = _record(
     {
-        "days": {"type": "integer", "enum": [7, 30]},
-        "from": {"type": "string", "format": "date"},
-        "to": {"type": "string", "format": "date"},
+        "days": {"type": "integer", "minimum": 1, "maximum": 92},
+        "from": _DATE,
+        "to": _DATE,
         "timezone": {"type": "string"},
         "partial_date": {
-            "type": "string",
+            "type": ["string", "null"],
             "format": "date",
-            "description": "today: its figures in cards, sparklines and series are today's so "
-            "far, a partial day",
+            "description": "today when the range holds it: its figures in cards, sparklines "
+            "and series are today's so far, a partial day; null for a range ending earlier",
         },
-        "cards": _OBJECT,
+        "cards": {
+            **_CARDS,
+            "properties": {
+                **_CARDS["properties"],
+                "cache_hit_rate": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+            "required": [*_CARDS["required"], "cache_hit_rate"],
+        },
+        "previous": {
+            **_record({"from": _DATE, "to": _DATE, "cards": _CARDS}),
+            "description": "the period before: as many days, ending the day before `from`",
+        },
+        "change": _record(
+            {name: _CHANGE for name in ("cost_usd", "jobs", "ai_calls", "tokens_in", "tokens_out")}
+        ),
         "sparklines": _OBJECT,
         "today": _OBJECT,
         "series": _OBJECT,
@@ -325,23 +372,25 @@ def document(tiers: tuple[str, ...] = DEFAULT_TIERS) -> dict[str, Any]:
         },
         "/api/admin/me": {
             "get": {
-                "summary": "Who is signed in",
-                "responses": {"200": _json(_OBJECT), **_errors(401, 503)},
+                "summary": "Who is signed in, the reporting time zone and today's date in it",
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Me"}),
+                    **_errors(401, 503),
+                },
             }
         },
         "/api/admin/cost/summary": _get(
-            "Cards, today's use against caps, series (today marked partial), the month's "
-            "forecast with its method, unpriced models",
-            [_DAYS],
+            "Cards beside the previous period's and the change, today's use against caps, "
+            "series (today marked partial), the month's forecast with its method, unpriced "
+            "models; over days (1 to 92, default 7) or from .. to (at most 92 days)",
+            _RANGE,
             {"$ref": "#/components/schemas/Summary"},
         ),
         "/api/admin/cost/users": _get(
-            "Top users by cost over the last 7 or 30 days (days), or from one date to another "
+            "Top users by cost over the last 1 to 92 days (days), or from one date to another "
             "(from, and to: default today; at most 92 days; not with days)",
             [
-                _DAYS,
-                _query("from", {"type": "string", "format": "date"}),
-                _query("to", {"type": "string", "format": "date"}),
+                *_RANGE,
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
             ],
             _OBJECT,
@@ -434,6 +483,7 @@ def document(tiers: tuple[str, ...] = DEFAULT_TIERS) -> dict[str, Any]:
                 "Year": YEAR,
                 "Forecast": FORECAST,
                 "Summary": SUMMARY,
+                "Me": ME,
             },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
