@@ -714,3 +714,102 @@ async def test_a_year_of_monthly_summaries_and_one_month(
     assert alone.json() == {"error": "year is required with month", "field": "year"}
     current = await gateway.get("/api/admin/cost/monthly", headers=AS_ADMIN)
     assert (current.status_code, current.json()["field"]) == (404, "month")  # not rolled up
+
+
+async def _breakdown_rows(db: asyncpg.Pool, rows: list[tuple[str, str, str, Decimal, int]]) -> None:
+    """cost_breakdown_daily rows (date, dimension, key, cost, calls), as the rollup's
+    breakdown (another change) writes them for the events ``_store_and_roll_up`` stores."""
+    await db.executemany(
+        "INSERT INTO cost_breakdown_daily (date, dimension, key, cost_usd, calls) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        [
+            (date.fromisoformat(d), dim, key, cost_usd, calls)
+            for d, dim, key, cost_usd, calls in rows
+        ],
+    )
+
+
+async def test_every_breakdown_adds_up_to_the_summarys_cost(
+    gateway: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    await _store_and_roll_up(db)
+    model = "openai/gpt-4o-mini"
+    await _breakdown_rows(
+        db,
+        [
+            ("2025-03-10", "model", model, EP1["ai"], 1),
+            ("2025-03-11", "model", model, EP3["ai"], 1),
+            ("2025-03-10", "service", "compute", EP1["compute"] + EP2["compute"], 2),
+            ("2025-03-10", "service", "openai", EP1["ai"], 1),
+            ("2025-03-10", "service", "ses", EP1["aws"] + EP2["aws"], 2),
+            ("2025-03-11", "service", "openai", EP3["ai"], 1),
+        ],
+    )
+    window = "from=2025-03-10&to=2025-03-11"
+    summary = (await gateway.get(f"/api/admin/cost/summary?{window}", headers=AS_ADMIN)).json()
+    march = sum((*EP1.values(), *EP2.values(), *EP3.values()), Decimal(0))
+    assert summary["cards"]["cost_usd"] == _usd(march)
+    shown = {}
+    for by in ("model", "service", "domain", "tier"):
+        reply = await gateway.get(f"/api/admin/cost/breakdown?by={by}&{window}", headers=AS_ADMIN)
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        _conforms(body, "Breakdown")
+        assert body["total"]["cost_usd"] == summary["cards"]["cost_usd"], by
+        assert sum(Decimal(r["cost_usd"]) for r in body["rows"]) == march, by
+        assert (body["previous"], body["partial_date"]) == (
+            {"from": "2025-03-08", "to": "2025-03-09"},
+            None,
+        )
+        costs = [Decimal(r["cost_usd"]) for r in body["rows"]]
+        assert costs == sorted(costs, reverse=True)
+        shown[by] = body
+    ai = EP1["ai"] + EP3["ai"]
+    assert [(r["key"], r["label"], r["cost_usd"], r["calls"]) for r in shown["model"]["rows"]] == [
+        (None, "not an LLM call", _usd(march - ai), 0),  # the jobs and the emails
+        (model, model, _usd(ai), 2),
+    ]
+    assert shown["model"]["rows"][1]["share"] == pytest.approx(float(ai / march))
+    assert shown["model"]["rows"][1]["previous_cost_usd"] == "0"
+    assert shown["model"]["rows"][1]["change"] is None  # nothing the period before
+    # The service rows cover every cost: no rest row.
+    assert [r["key"] for r in shown["service"]["rows"]] == ["ses", "openai", "compute"]
+    # No domain rows were written: the whole cost is the rest.
+    assert [(r["key"], r["label"]) for r in shown["domain"]["rows"]] == [(None, "no domain")]
+    assert None not in [r["key"] for r in shown["tier"]["rows"]]  # the tiers cover every cost
+    bad = await gateway.get(f"/api/admin/cost/breakdown?by=podcast&{window}", headers=AS_ADMIN)
+    assert (bad.status_code, bad.json()["field"]) == (400, "by")
+    long = await gateway.get("/api/admin/cost/breakdown?by=model&days=93", headers=AS_ADMIN)
+    assert (long.status_code, long.json()["field"]) == (400, "days")
+
+
+async def test_a_breakdown_row_is_compared_with_the_period_before(
+    gateway: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    for day, cost_usd in [("2025-03-09", "0.5"), ("2025-03-10", "1.5")]:
+        await db.execute(
+            "INSERT INTO cost_global_daily (date, cost_usd, tier_breakdown_json) "
+            "VALUES ($1, $2::numeric, '{}')",
+            date.fromisoformat(day),
+            cost_usd,
+        )
+    await _breakdown_rows(
+        db,
+        [
+            ("2025-03-09", "domain", "news", Decimal("0.5"), 1),
+            ("2025-03-10", "domain", "news", Decimal("1"), 2),
+            ("2025-03-10", "domain", "=sport", Decimal("0.5"), 1),
+        ],
+    )
+    reply = await gateway.get(
+        "/api/admin/cost/breakdown?by=domain&from=2025-03-10&to=2025-03-10", headers=AS_ADMIN
+    )
+    body = reply.json()
+    assert [
+        (r["key"], r["cost_usd"], r["previous_cost_usd"], r["change"]) for r in body["rows"]
+    ] == [
+        ("news", "1.00000000", "0.50000000", 1.0),
+        ("=sport", "0.50000000", "0", None),
+    ]
+    assert body["previous_total"]["cost_usd"] == "0.50000000"
+    assert body["total"] == {"cost_usd": "1.50000000", "tokens_in": 0, "tokens_out": 0, "calls": 3}

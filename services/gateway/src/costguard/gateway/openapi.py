@@ -309,6 +309,40 @@ SUMMARY = _record(
 )
 
 
+_BREAKDOWN_TOTAL = _record(
+    {"cost_usd": _REF_MONEY, "tokens_in": _COUNT, "tokens_out": _COUNT, "calls": _COUNT}
+)
+BREAKDOWN = _record(
+    {
+        "by": {"type": "string", "enum": ["model", "service", "domain", "tier"]},
+        "from": _DATE,
+        "to": _DATE,
+        "days": {"type": "integer", "minimum": 1, "maximum": 92},
+        "timezone": {"type": "string"},
+        "partial_date": {"type": ["string", "null"], "format": "date"},
+        "previous": _record({"from": _DATE, "to": _DATE}),
+        "total": _BREAKDOWN_TOTAL,
+        "previous_total": _BREAKDOWN_TOTAL,
+        "rows": {
+            "type": "array",
+            "items": _record(
+                {
+                    "key": {
+                        "type": ["string", "null"],
+                        "description": "null: the rest, what the dimension does not cover",
+                    },
+                    "label": {"type": "string"},
+                    **_BREAKDOWN_TOTAL["properties"],
+                    "share": {"type": "number"},
+                    "previous_cost_usd": _REF_MONEY,
+                    "change": _CHANGE,
+                }
+            ),
+        },
+    }
+)
+
+
 def _get(
     summary: str, params: list[dict[str, Any]], ok: dict[str, Any], *errors: int
 ) -> dict[str, Any]:
@@ -394,6 +428,21 @@ def document(tiers: tuple[str, ...] = DEFAULT_TIERS) -> dict[str, Any]:
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
             ],
             _OBJECT,
+        ),
+        "/api/admin/cost/breakdown": _get(
+            "The range's cost by model, service, domain or tier (by), each row beside the "
+            "previous period's; a row with key null holds the rest, so that the rows add up "
+            "to total.cost_usd, the summary's cost card for the same range",
+            [
+                {
+                    **_query(
+                        "by", {"type": "string", "enum": ["model", "service", "domain", "tier"]}
+                    ),
+                    "required": True,
+                },
+                *_RANGE,
+            ],
+            {"$ref": "#/components/schemas/Breakdown"},
         ),
         "/api/admin/cost/budgets": {
             **_get("Budgets", [], _OBJECT),
@@ -484,6 +533,7 @@ def document(tiers: tuple[str, ...] = DEFAULT_TIERS) -> dict[str, Any]:
                 "Forecast": FORECAST,
                 "Summary": SUMMARY,
                 "Me": ME,
+                "Breakdown": BREAKDOWN,
             },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
