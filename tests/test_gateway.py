@@ -813,3 +813,40 @@ async def test_a_breakdown_row_is_compared_with_the_period_before(
     ]
     assert body["previous_total"]["cost_usd"] == "0.50000000"
     assert body["total"] == {"cost_usd": "1.50000000", "tokens_in": 0, "tokens_out": 0, "calls": 3}
+
+
+async def test_decisions_count_every_date_by_tier_and_action(
+    gateway: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    await db.executemany(
+        "INSERT INTO throttle_decisions_daily (date, tier, action, decisions) "
+        "VALUES ($1, $2, $3, $4)",
+        [
+            (date(2025, 3, 10), "free", "ALLOW", 5),
+            (date(2025, 3, 10), "free", "DENY", 2),
+            (date(2025, 3, 12), "pro", "DEFER", 1),
+            (date(2025, 3, 13), "pro", "ALLOW", 9),  # after the range
+        ],
+    )
+    reply = await gateway.get(
+        "/api/admin/cost/decisions?from=2025-03-10&to=2025-03-12", headers=AS_ADMIN
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    _conforms(body, "Decisions")
+    zero = {"ALLOW": 0, "DOWNGRADE": 0, "DEFER": 0, "DENY": 0}
+    assert body["totals"] == [
+        {"tier": "free", **zero, "ALLOW": 5, "DENY": 2, "total": 7},
+        {"tier": "pro", **zero, "DEFER": 1, "total": 1},
+    ]
+    assert body["series"] == [
+        {"date": "2025-03-10", **zero, "ALLOW": 5, "DENY": 2},
+        {"date": "2025-03-11", **zero},
+        {"date": "2025-03-12", **zero, "DEFER": 1},
+    ]
+    pro = await gateway.get(
+        "/api/admin/cost/decisions?from=2025-03-10&to=2025-03-12&tier=pro", headers=AS_ADMIN
+    )
+    assert [t["tier"] for t in pro.json()["totals"]] == ["pro"]
+    bad = await gateway.get("/api/admin/cost/decisions?tier=gold", headers=AS_ADMIN)
+    assert (bad.status_code, bad.json()["field"]) == (400, "tier")

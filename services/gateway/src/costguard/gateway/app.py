@@ -28,6 +28,7 @@ from costguard.gateway import (
     api_budgets,
     api_cost,
     api_entities,
+    api_history,
     api_ops,
     api_session,
 )
@@ -88,6 +89,7 @@ def _routes(web_dist: Path | None) -> list[Route | Mount]:
         Route("/api/admin/cost/summary", api_cost.cost_summary),
         Route("/api/admin/cost/users", api_cost.top_users),
         Route("/api/admin/cost/breakdown", api_breakdown.breakdown),
+        Route("/api/admin/cost/decisions", api_history.decisions),
         Route("/api/admin/cost/budgets", api_budgets.list_budgets, methods=["GET"]),
         Route("/api/admin/cost/budgets", api_budgets.upsert_budget, methods=["POST"]),
         Route("/api/admin/cost/alert:test", api_ops.alert_test, methods=["POST"]),

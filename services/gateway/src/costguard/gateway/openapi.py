@@ -343,6 +343,29 @@ BREAKDOWN = _record(
 )
 
 
+_ACTIONS = ("ALLOW", "DOWNGRADE", "DEFER", "DENY")
+DECISIONS = _record(
+    {
+        "from": _DATE,
+        "to": _DATE,
+        "days": {"type": "integer", "minimum": 1, "maximum": 92},
+        "timezone": {"type": "string"},
+        "partial_date": {"type": ["string", "null"], "format": "date"},
+        "actions": {"type": "array", "items": {"type": "string", "enum": list(_ACTIONS)}},
+        "totals": {
+            "type": "array",
+            "items": _record(
+                {"tier": {"type": "string"}, **dict.fromkeys(_ACTIONS, _COUNT), "total": _COUNT}
+            ),
+        },
+        "series": {
+            "type": "array",
+            "items": _record({"date": _DATE, **dict.fromkeys(_ACTIONS, _COUNT)}),
+        },
+    }
+)
+
+
 def _get(
     summary: str, params: list[dict[str, Any]], ok: dict[str, Any], *errors: int
 ) -> dict[str, Any]:
@@ -444,6 +467,12 @@ def document(tiers: tuple[str, ...] = DEFAULT_TIERS) -> dict[str, Any]:
             ],
             {"$ref": "#/components/schemas/Breakdown"},
         ),
+        "/api/admin/cost/decisions": _get(
+            "The throttle's decisions over the range: totals by tier and every date's counts "
+            "of each action (all tiers, or the one asked for)",
+            [*_RANGE, _query("tier", {"type": "string", "enum": list(tiers)})],
+            {"$ref": "#/components/schemas/Decisions"},
+        ),
         "/api/admin/cost/budgets": {
             **_get("Budgets", [], _OBJECT),
             "post": {
@@ -534,6 +563,7 @@ def document(tiers: tuple[str, ...] = DEFAULT_TIERS) -> dict[str, Any]:
                 "Summary": SUMMARY,
                 "Me": ME,
                 "Breakdown": BREAKDOWN,
+                "Decisions": DECISIONS,
             },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
