@@ -8,7 +8,7 @@ import hmac
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -229,6 +229,69 @@ async def test_summary_and_users_return_data(gateway: httpx.AsyncClient, db: asy
     assert [(u["user_id"], u["tier"], u["cost_usd"]) for u in users] == [
         ("big", "pro", "2.00000000")
     ]
+
+
+async def test_me_names_the_reporting_time_zone_and_its_today(
+    gateway: httpx.AsyncClient,
+) -> None:
+    me = (await gateway.get("/api/admin/me", headers=AS_ADMIN)).json()
+    assert (me["name"], me["timezone"]) == ("ops", "UTC")  # the suite's reporting zone
+    assert me["today"] == datetime.now(UTC).date().isoformat()
+    _conforms(me, "Me")
+
+
+async def test_the_summary_compares_its_range_with_the_period_before(
+    gateway: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    """Three days from 2025-03-10 against the three days before them (03-07 .. 03-09)."""
+    for day, jobs, cost_usd in [
+        ("2025-03-07", 2, "0.1"),
+        ("2025-03-09", 2, "0.200000001"),  # the previous period: 4 jobs, $0.300000001
+        ("2025-03-10", 3, "0.3"),
+        ("2025-03-12", 3, "0.300000002"),  # this one: 6 jobs, $0.600000002
+        ("2025-03-13", 50, "9"),  # after the range
+    ]:
+        await db.execute(
+            "INSERT INTO cost_global_daily (date, jobs, ai_calls, cost_usd, tier_breakdown_json)"
+            " VALUES ($1, $2, 0, $3::numeric, '{}')",
+            date.fromisoformat(day),
+            jobs,
+            cost_usd,
+        )
+    reply = await gateway.get(
+        "/api/admin/cost/summary?from=2025-03-10&to=2025-03-12", headers=AS_ADMIN
+    )
+    assert reply.status_code == 200, reply.text
+    summary = reply.json()
+    _conforms(summary, "Summary")
+    assert (summary["days"], summary["partial_date"]) == (3, None)  # ends before today
+    assert summary["cards"]["cost_usd"] == "0.60000000"
+    assert summary["cards"]["jobs"] == 6
+    assert summary["previous"]["from"] == "2025-03-07"
+    assert summary["previous"]["to"] == "2025-03-09"
+    assert summary["previous"]["cards"]["cost_usd"] == "0.30000000"
+    assert summary["previous"]["cards"]["jobs"] == 4
+    change = summary["change"]
+    # Exact before the quotient: 0.600000002 / 0.300000001 is exactly 2, a change of 1.
+    assert (change["cost_usd"], change["jobs"], change["ai_calls"]) == (1.0, 0.5, None)
+    same = await gateway.get("/api/admin/cost/summary?days=3&to=2025-03-12", headers=AS_ADMIN)
+    assert same.json()["cards"] == summary["cards"]
+    week = (await gateway.get("/api/admin/cost/summary", headers=AS_ADMIN)).json()
+    today = datetime.now(UTC).date()
+    assert (week["days"], week["partial_date"]) == (7, today.isoformat())
+    for query, name in [
+        ("days=93", "days"),
+        ("days=0", "days"),
+        ("from=2025-03-10&days=3", "days"),
+        ("from=2025-03-10&to=2025-03-09", "from"),
+        ("from=2025-01-01&to=2025-04-03", "from"),  # 93 days
+    ]:
+        bad = await gateway.get(f"/api/admin/cost/summary?{query}", headers=AS_ADMIN)
+        assert (bad.status_code, bad.json()["field"]) == (400, name), query
+    longest = await gateway.get(
+        "/api/admin/cost/summary?from=2025-01-01&to=2025-04-02", headers=AS_ADMIN
+    )
+    assert longest.json()["days"] == 92
 
 
 @pytest.fixture
@@ -651,3 +714,139 @@ async def test_a_year_of_monthly_summaries_and_one_month(
     assert alone.json() == {"error": "year is required with month", "field": "year"}
     current = await gateway.get("/api/admin/cost/monthly", headers=AS_ADMIN)
     assert (current.status_code, current.json()["field"]) == (404, "month")  # not rolled up
+
+
+async def _breakdown_rows(db: asyncpg.Pool, rows: list[tuple[str, str, str, Decimal, int]]) -> None:
+    """cost_breakdown_daily rows (date, dimension, key, cost, calls), as the rollup's
+    breakdown (another change) writes them for the events ``_store_and_roll_up`` stores."""
+    await db.executemany(
+        "INSERT INTO cost_breakdown_daily (date, dimension, key, cost_usd, calls) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        [
+            (date.fromisoformat(d), dim, key, cost_usd, calls)
+            for d, dim, key, cost_usd, calls in rows
+        ],
+    )
+
+
+async def test_every_breakdown_adds_up_to_the_summarys_cost(
+    gateway: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    await _store_and_roll_up(db)
+    model = "openai/gpt-4o-mini"
+    await _breakdown_rows(
+        db,
+        [
+            ("2025-03-10", "model", model, EP1["ai"], 1),
+            ("2025-03-11", "model", model, EP3["ai"], 1),
+            ("2025-03-10", "service", "compute", EP1["compute"] + EP2["compute"], 2),
+            ("2025-03-10", "service", "openai", EP1["ai"], 1),
+            ("2025-03-10", "service", "ses", EP1["aws"] + EP2["aws"], 2),
+            ("2025-03-11", "service", "openai", EP3["ai"], 1),
+        ],
+    )
+    window = "from=2025-03-10&to=2025-03-11"
+    summary = (await gateway.get(f"/api/admin/cost/summary?{window}", headers=AS_ADMIN)).json()
+    march = sum((*EP1.values(), *EP2.values(), *EP3.values()), Decimal(0))
+    assert summary["cards"]["cost_usd"] == _usd(march)
+    shown = {}
+    for by in ("model", "service", "domain", "tier"):
+        reply = await gateway.get(f"/api/admin/cost/breakdown?by={by}&{window}", headers=AS_ADMIN)
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        _conforms(body, "Breakdown")
+        assert body["total"]["cost_usd"] == summary["cards"]["cost_usd"], by
+        assert sum(Decimal(r["cost_usd"]) for r in body["rows"]) == march, by
+        assert (body["previous"], body["partial_date"]) == (
+            {"from": "2025-03-08", "to": "2025-03-09"},
+            None,
+        )
+        costs = [Decimal(r["cost_usd"]) for r in body["rows"]]
+        assert costs == sorted(costs, reverse=True)
+        shown[by] = body
+    ai = EP1["ai"] + EP3["ai"]
+    assert [(r["key"], r["label"], r["cost_usd"], r["calls"]) for r in shown["model"]["rows"]] == [
+        (None, "not an LLM call", _usd(march - ai), 0),  # the jobs and the emails
+        (model, model, _usd(ai), 2),
+    ]
+    assert shown["model"]["rows"][1]["share"] == pytest.approx(float(ai / march))
+    assert shown["model"]["rows"][1]["previous_cost_usd"] == "0"
+    assert shown["model"]["rows"][1]["change"] is None  # nothing the period before
+    # The service rows cover every cost: no rest row.
+    assert [r["key"] for r in shown["service"]["rows"]] == ["ses", "openai", "compute"]
+    # No domain rows were written: the whole cost is the rest.
+    assert [(r["key"], r["label"]) for r in shown["domain"]["rows"]] == [(None, "no domain")]
+    assert None not in [r["key"] for r in shown["tier"]["rows"]]  # the tiers cover every cost
+    bad = await gateway.get(f"/api/admin/cost/breakdown?by=podcast&{window}", headers=AS_ADMIN)
+    assert (bad.status_code, bad.json()["field"]) == (400, "by")
+    long = await gateway.get("/api/admin/cost/breakdown?by=model&days=93", headers=AS_ADMIN)
+    assert (long.status_code, long.json()["field"]) == (400, "days")
+
+
+async def test_a_breakdown_row_is_compared_with_the_period_before(
+    gateway: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    for day, cost_usd in [("2025-03-09", "0.5"), ("2025-03-10", "1.5")]:
+        await db.execute(
+            "INSERT INTO cost_global_daily (date, cost_usd, tier_breakdown_json) "
+            "VALUES ($1, $2::numeric, '{}')",
+            date.fromisoformat(day),
+            cost_usd,
+        )
+    await _breakdown_rows(
+        db,
+        [
+            ("2025-03-09", "domain", "news", Decimal("0.5"), 1),
+            ("2025-03-10", "domain", "news", Decimal("1"), 2),
+            ("2025-03-10", "domain", "=sport", Decimal("0.5"), 1),
+        ],
+    )
+    reply = await gateway.get(
+        "/api/admin/cost/breakdown?by=domain&from=2025-03-10&to=2025-03-10", headers=AS_ADMIN
+    )
+    body = reply.json()
+    assert [
+        (r["key"], r["cost_usd"], r["previous_cost_usd"], r["change"]) for r in body["rows"]
+    ] == [
+        ("news", "1.00000000", "0.50000000", 1.0),
+        ("=sport", "0.50000000", "0", None),
+    ]
+    assert body["previous_total"]["cost_usd"] == "0.50000000"
+    assert body["total"] == {"cost_usd": "1.50000000", "tokens_in": 0, "tokens_out": 0, "calls": 3}
+
+
+async def test_decisions_count_every_date_by_tier_and_action(
+    gateway: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    await db.executemany(
+        "INSERT INTO throttle_decisions_daily (date, tier, action, decisions) "
+        "VALUES ($1, $2, $3, $4)",
+        [
+            (date(2025, 3, 10), "free", "ALLOW", 5),
+            (date(2025, 3, 10), "free", "DENY", 2),
+            (date(2025, 3, 12), "pro", "DEFER", 1),
+            (date(2025, 3, 13), "pro", "ALLOW", 9),  # after the range
+        ],
+    )
+    reply = await gateway.get(
+        "/api/admin/cost/decisions?from=2025-03-10&to=2025-03-12", headers=AS_ADMIN
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    _conforms(body, "Decisions")
+    zero = {"ALLOW": 0, "DOWNGRADE": 0, "DEFER": 0, "DENY": 0}
+    assert body["totals"] == [
+        {"tier": "free", **zero, "ALLOW": 5, "DENY": 2, "total": 7},
+        {"tier": "pro", **zero, "DEFER": 1, "total": 1},
+    ]
+    assert body["series"] == [
+        {"date": "2025-03-10", **zero, "ALLOW": 5, "DENY": 2},
+        {"date": "2025-03-11", **zero},
+        {"date": "2025-03-12", **zero, "DEFER": 1},
+    ]
+    pro = await gateway.get(
+        "/api/admin/cost/decisions?from=2025-03-10&to=2025-03-12&tier=pro", headers=AS_ADMIN
+    )
+    assert [t["tier"] for t in pro.json()["totals"]] == ["pro"]
+    bad = await gateway.get("/api/admin/cost/decisions?tier=gold", headers=AS_ADMIN)
+    assert (bad.status_code, bad.json()["field"]) == (400, "tier")

@@ -230,7 +230,8 @@ async def test_days_7_and_30_end_today(gateways: list[httpx.AsyncClient], db: as
         ("from=2026-06-01&days=7", "days"),  # both
         ("from=2026-6-1", "from"),
         ("to=yesterday", "to"),
-        ("days=8", "days"),
+        ("days=93", "days"),  # past the 92-day limit (any whole number 1..92 is a range)
+        ("days=0", "days"),
     ],
 )
 async def test_a_bad_range_is_400_naming_the_field(

@@ -18,9 +18,7 @@ from costguard.gateway import params, queries, user_days
 from costguard.gateway.auth import admin_only
 from costguard.gateway.forecast import averaged_days, month_forecast
 from costguard.gateway.money import exact_text, ratio, usd
-from costguard.gateway.params import BadInput
 from costguard.gateway.resources import Resources, resources
-from costguard.gateway.user_days import RANGE_DAYS
 
 _CAP_METRICS = (
     ("daily_jobs_cap", "jobs", "jobs"),
@@ -31,10 +29,21 @@ _CAP_METRICS = (
 )
 
 
-def _window(res: Resources, days: int) -> tuple[date, date, list[date]]:
-    today = res.now().date()
-    start = today - timedelta(days=days - 1)
-    return start, today, [start + timedelta(days=i) for i in range(days)]
+_CARD_COUNTS = ("jobs", "ai_calls", "cpu_ms", "tokens_in", "tokens_out")
+_CHANGED = ("cost_usd", "jobs", "ai_calls", "tokens_in", "tokens_out")
+
+
+def _cards(rows: list[Any]) -> tuple[Decimal, dict[str, Any]]:
+    """A range's exact cost and its cards: the cost shown rounded once, the counts summed."""
+    total = exact_sum(r["cost_usd"] for r in rows)
+    return total, {"cost_usd": usd(total), **{k: sum(r[k] for r in rows) for k in _CARD_COUNTS}}
+
+
+def change(current: Decimal | int, previous: Decimal | int) -> float | None:
+    """(current - previous) / previous; None when there is nothing to compare with."""
+    if not previous:
+        return None
+    return float((Decimal(current) - Decimal(previous)) / Decimal(previous))
 
 
 async def _caps_today(res: Resources) -> list[dict[str, Any]]:
@@ -162,32 +171,44 @@ async def _forecast(res: Resources) -> dict[str, Any]:
 
 @admin_only
 async def cost_summary(request: Request) -> Response:
-    days = params.days(request)
     res = resources(request)
     tz = res.config.core.timezone
-    start, today, dates = _window(res, days)
-    rows = await res.pool.fetch(queries.SERIES, start, today)
+    today = res.now().date()
+    span = params.date_range(request, today)
+    start, last, dates = span.first, span.last, span.dates
+    before = span.previous
+    rows = await res.pool.fetch(queries.SERIES, start, last)
+    previous_rows = await res.pool.fetch(queries.SERIES, before.first, before.last)
     begin, _ = day_bounds(start, tz)
-    _, end = day_bounds(today, tz)
+    _, end = day_bounds(last, tz)
     hits = {r["date"]: r for r in await res.pool.fetch(queries.CACHE_HITS, begin, end, tz.key)}
     domains = await res.pool.fetch(queries.JOBS_BY_DOMAIN, begin, end)
-    total = exact_sum(r["cost_usd"] for r in rows)
+    total, cards = _cards(rows)
+    previous_total, previous_cards = _cards(previous_rows)
     calls = sum(h["calls"] for h in hits.values())
     series = _series(rows, dates, res.config.core.tiers)
     body = {
-        "days": days,
+        "days": span.days,
         "from": start.isoformat(),
-        "to": today.isoformat(),
+        "to": last.isoformat(),
         "timezone": tz.key,
         # Today's figures are today's so far: the charts draw this date as a partial day.
-        "partial_date": today.isoformat(),
+        "partial_date": span.partial_date(today),
         "cards": {
-            "cost_usd": usd(total),
-            **{
-                k: sum(r[k] for r in rows)
-                for k in ("jobs", "ai_calls", "cpu_ms", "tokens_in", "tokens_out")
-            },
+            **cards,
             "cache_hit_rate": ratio(sum(h["hits"] for h in hits.values()), calls),
+        },
+        "previous": {
+            "from": before.first.isoformat(),
+            "to": before.last.isoformat(),
+            "cards": previous_cards,
+        },
+        # Each figure against the previous period's, exact before the quotient.
+        "change": {
+            name: change(total, previous_total)
+            if name == "cost_usd"
+            else change(cards[name], previous_cards[name])
+            for name in _CHANGED
         },
         "sparklines": series["sparklines"],
         "today": {
@@ -220,26 +241,11 @@ async def cost_summary(request: Request) -> Response:
     return JSONResponse(body)
 
 
-def _users_range(request: Request, today: date) -> tuple[date, date]:
-    """``from`` .. ``to`` (default today), at most RANGE_DAYS days; without ``from``, the
-    ``days`` days (7 or 30) up to ``to``."""
-    last = params.iso_date(request, "to") or today
-    first = params.iso_date(request, "from")
-    if first is None:
-        return last - timedelta(days=params.days(request) - 1), last
-    if "days" in request.query_params:
-        raise BadInput("days", "give days or from, not both")
-    if first > last or (last - first).days >= RANGE_DAYS:
-        raise BadInput(
-            "from", f"from must be on or before to, at most {RANGE_DAYS - 1} days earlier"
-        )
-    return first, last
-
-
 @admin_only
 async def top_users(request: Request) -> Response:
     res = resources(request)
-    start, last = _users_range(request, res.now().date())
+    span = params.date_range(request, res.now().date())
+    start, last = span.first, span.last
     limit = params.integer(request, "limit", 20, 1, 500)
     # One snapshot: the held days are used at the versions it sees (``user_days``).
     async with (
@@ -258,7 +264,7 @@ async def top_users(request: Request) -> Response:
     ]
     return JSONResponse(
         {
-            "days": (last - start).days + 1,
+            "days": span.days,
             "from": start.isoformat(),
             "to": last.isoformat(),
             "users": users,

@@ -58,4 +58,14 @@ async def me(request: Request) -> Response:
     admin = await current_admin(request)
     if admin is None:
         return JSONResponse({"error": "not signed in"}, status_code=401)
-    return JSONResponse({"name": admin.name, "role": admin.role})
+    res = resources(request)
+    # The dashboard computes "this month" and "last month" from the server's today, in the
+    # reporting time zone, not from the browser's clock and zone.
+    return JSONResponse(
+        {
+            "name": admin.name,
+            "role": admin.role,
+            "timezone": res.config.core.timezone.key,
+            "today": res.now().date().isoformat(),
+        }
+    )

@@ -66,7 +66,22 @@ def _path(name: str, example: str) -> dict[str, Any]:
     }
 
 
-_DAYS = _query("days", {"type": "string", "enum": ["7", "30"]})
+_DAYS = _query(
+    "days",
+    {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 92,
+        "description": "the days up to `to` (default 7); not with `from`",
+    },
+)
+_DATE = {"type": "string", "format": "date"}
+# Every analytics route's range: days, or from .. to (at most 92 days; to defaults to today).
+_RANGE = [
+    _DAYS,
+    _query("from", {**_DATE, "description": "first day; at most 91 days before `to`"}),
+    _query("to", {**_DATE, "description": "last day, default today (reporting time zone)"}),
+]
 _ADMIN: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
 
 _CAP = {
@@ -240,24 +255,113 @@ FORECAST = _record(
     }
 )
 
+_CHANGE = {
+    "type": ["number", "null"],
+    "description": "(current - previous) / previous; null when the previous figure is 0",
+}
+_CARDS = _record({"cost_usd": _REF_MONEY, **{name: _COUNT for name in _USAGE_COUNTS}})
+
+ME = _record(
+    {
+        "name": {"type": "string"},
+        "role": {"type": "string"},
+        "timezone": {
+            "type": "string",
+            "description": "the reporting time zone, e.g. Europe/London",
+        },
+        "today": {**_DATE, "description": "today's date in that time zone"},
+    }
+)
+
 SUMMARY = _record(
     {
-        "days": {"type": "integer", "enum": [7, 30]},
-        "from": {"type": "string", "format": "date"},
-        "to": {"type": "string", "format": "date"},
+        "days": {"type": "integer", "minimum": 1, "maximum": 92},
+        "from": _DATE,
+        "to": _DATE,
         "timezone": {"type": "string"},
         "partial_date": {
-            "type": "string",
+            "type": ["string", "null"],
             "format": "date",
-            "description": "today: its figures in cards, sparklines and series are today's so "
-            "far, a partial day",
+            "description": "today when the range holds it: its figures in cards, sparklines "
+            "and series are today's so far, a partial day; null for a range ending earlier",
         },
-        "cards": _OBJECT,
+        "cards": {
+            **_CARDS,
+            "properties": {
+                **_CARDS["properties"],
+                "cache_hit_rate": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+            "required": [*_CARDS["required"], "cache_hit_rate"],
+        },
+        "previous": {
+            **_record({"from": _DATE, "to": _DATE, "cards": _CARDS}),
+            "description": "the period before: as many days, ending the day before `from`",
+        },
+        "change": _record(
+            {name: _CHANGE for name in ("cost_usd", "jobs", "ai_calls", "tokens_in", "tokens_out")}
+        ),
         "sparklines": _OBJECT,
         "today": _OBJECT,
         "series": _OBJECT,
         "forecast": {"$ref": "#/components/schemas/Forecast"},
         "unpriced": {"type": "array"},
+    }
+)
+
+
+_BREAKDOWN_TOTAL = _record(
+    {"cost_usd": _REF_MONEY, "tokens_in": _COUNT, "tokens_out": _COUNT, "calls": _COUNT}
+)
+BREAKDOWN = _record(
+    {
+        "by": {"type": "string", "enum": ["model", "service", "domain", "tier"]},
+        "from": _DATE,
+        "to": _DATE,
+        "days": {"type": "integer", "minimum": 1, "maximum": 92},
+        "timezone": {"type": "string"},
+        "partial_date": {"type": ["string", "null"], "format": "date"},
+        "previous": _record({"from": _DATE, "to": _DATE}),
+        "total": _BREAKDOWN_TOTAL,
+        "previous_total": _BREAKDOWN_TOTAL,
+        "rows": {
+            "type": "array",
+            "items": _record(
+                {
+                    "key": {
+                        "type": ["string", "null"],
+                        "description": "null: the rest, what the dimension does not cover",
+                    },
+                    "label": {"type": "string"},
+                    **_BREAKDOWN_TOTAL["properties"],
+                    "share": {"type": "number"},
+                    "previous_cost_usd": _REF_MONEY,
+                    "change": _CHANGE,
+                }
+            ),
+        },
+    }
+)
+
+
+_ACTIONS = ("ALLOW", "DOWNGRADE", "DEFER", "DENY")
+DECISIONS = _record(
+    {
+        "from": _DATE,
+        "to": _DATE,
+        "days": {"type": "integer", "minimum": 1, "maximum": 92},
+        "timezone": {"type": "string"},
+        "partial_date": {"type": ["string", "null"], "format": "date"},
+        "actions": {"type": "array", "items": {"type": "string", "enum": list(_ACTIONS)}},
+        "totals": {
+            "type": "array",
+            "items": _record(
+                {"tier": {"type": "string"}, **dict.fromkeys(_ACTIONS, _COUNT), "total": _COUNT}
+            ),
+        },
+        "series": {
+            "type": "array",
+            "items": _record({"date": _DATE, **dict.fromkeys(_ACTIONS, _COUNT)}),
+        },
     }
 )
 
@@ -325,26 +429,49 @@ def document(tiers: tuple[str, ...] = DEFAULT_TIERS) -> dict[str, Any]:
         },
         "/api/admin/me": {
             "get": {
-                "summary": "Who is signed in",
-                "responses": {"200": _json(_OBJECT), **_errors(401, 503)},
+                "summary": "Who is signed in, the reporting time zone and today's date in it",
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Me"}),
+                    **_errors(401, 503),
+                },
             }
         },
         "/api/admin/cost/summary": _get(
-            "Cards, today's use against caps, series (today marked partial), the month's "
-            "forecast with its method, unpriced models",
-            [_DAYS],
+            "Cards beside the previous period's and the change, today's use against caps, "
+            "series (today marked partial), the month's forecast with its method, unpriced "
+            "models; over days (1 to 92, default 7) or from .. to (at most 92 days)",
+            _RANGE,
             {"$ref": "#/components/schemas/Summary"},
         ),
         "/api/admin/cost/users": _get(
-            "Top users by cost over the last 7 or 30 days (days), or from one date to another "
+            "Top users by cost over the last 1 to 92 days (days), or from one date to another "
             "(from, and to: default today; at most 92 days; not with days)",
             [
-                _DAYS,
-                _query("from", {"type": "string", "format": "date"}),
-                _query("to", {"type": "string", "format": "date"}),
+                *_RANGE,
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
             ],
             _OBJECT,
+        ),
+        "/api/admin/cost/breakdown": _get(
+            "The range's cost by model, service, domain or tier (by), each row beside the "
+            "previous period's; a row with key null holds the rest, so that the rows add up "
+            "to total.cost_usd, the summary's cost card for the same range",
+            [
+                {
+                    **_query(
+                        "by", {"type": "string", "enum": ["model", "service", "domain", "tier"]}
+                    ),
+                    "required": True,
+                },
+                *_RANGE,
+            ],
+            {"$ref": "#/components/schemas/Breakdown"},
+        ),
+        "/api/admin/cost/decisions": _get(
+            "The throttle's decisions over the range: totals by tier and every date's counts "
+            "of each action (all tiers, or the one asked for)",
+            [*_RANGE, _query("tier", {"type": "string", "enum": list(tiers)})],
+            {"$ref": "#/components/schemas/Decisions"},
         ),
         "/api/admin/cost/budgets": {
             **_get("Budgets", [], _OBJECT),
@@ -434,6 +561,9 @@ def document(tiers: tuple[str, ...] = DEFAULT_TIERS) -> dict[str, Any]:
                 "Year": YEAR,
                 "Forecast": FORECAST,
                 "Summary": SUMMARY,
+                "Me": ME,
+                "Breakdown": BREAKDOWN,
+                "Decisions": DECISIONS,
             },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from starlette.requests import Request
+
+from costguard.gateway.user_days import RANGE_DAYS
 
 _ID = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
 # YYYY-MM-DD in ASCII digits only: date.fromisoformat also takes 20250101 and 2025-W01-1.
@@ -22,11 +25,58 @@ class BadInput(ValueError):
         self.status = status
 
 
+# The longest range any analytics route reads is the days the top users' ranking holds;
+# the default range is a week.
+MAX_DAYS, DEFAULT_DAYS = RANGE_DAYS, 7
+# 1 to 92 written plainly: "07" or "+7" would be a second spelling of the same range.
+_DAYS = re.compile(r"[1-9][0-9]?")
+
+
 def days(request: Request) -> int:
-    raw = request.query_params.get("days", "7")
-    if raw not in ("7", "30"):
-        raise BadInput("days", "days must be 7 or 30")
+    raw = request.query_params.get("days", str(DEFAULT_DAYS))
+    if not (raw.isascii() and _DAYS.fullmatch(raw)) or int(raw) > MAX_DAYS:
+        raise BadInput("days", f"days must be a whole number from 1 to {MAX_DAYS}")
     return int(raw)
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """``first`` .. ``last``, both included; ``previous`` is the period the figures are
+    compared with: as many days, ending the day before ``first``."""
+
+    first: date
+    last: date
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    @property
+    def dates(self) -> list[date]:
+        return [self.first + timedelta(days=i) for i in range(self.days)]
+
+    @property
+    def previous(self) -> DateRange:
+        return DateRange(self.first - timedelta(days=self.days), self.first - timedelta(days=1))
+
+    def partial_date(self, today: date) -> str | None:
+        """Today, when the range holds it: its figures are today's so far."""
+        return today.isoformat() if self.first <= today <= self.last else None
+
+
+def date_range(request: Request, today: date) -> DateRange:
+    """Every analytics route's range: ``from`` .. ``to`` (default today, in the reporting
+    time zone), at most MAX_DAYS days; without ``from``, the ``days`` days (1 to 92, default
+    7) up to ``to``. One parser, so that every route reads the same range from a query."""
+    last = iso_date(request, "to") or today
+    first = iso_date(request, "from")
+    if first is None:
+        return DateRange(last - timedelta(days=days(request) - 1), last)
+    if "days" in request.query_params:
+        raise BadInput("days", "give days or from, not both")
+    if first > last or (last - first).days >= MAX_DAYS:
+        raise BadInput("from", f"from must be on or before to, at most {MAX_DAYS - 1} days earlier")
+    return DateRange(first, last)
 
 
 def integer(request: Request, name: str, default: int, low: int, high: int) -> int:

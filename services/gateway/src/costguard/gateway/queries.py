@@ -128,3 +128,17 @@ FROM cost_global_daily WHERE date BETWEEN $1 AND $2 ORDER BY date
 MONTHLY = "SELECT * FROM cost_monthly_summary WHERE year = $1 AND month = $2"
 
 MONTHS_OF_YEAR = "SELECT * FROM cost_monthly_summary WHERE year = $1 ORDER BY month"
+
+# A range's cost_breakdown_daily rows of one dimension, summed by key (exact numeric sums).
+BREAKDOWN = """
+SELECT key, sum(cost_usd) AS cost_usd, sum(tokens_in)::bigint AS tokens_in,
+       sum(tokens_out)::bigint AS tokens_out, sum(calls)::bigint AS calls
+FROM cost_breakdown_daily WHERE dimension = $1 AND date BETWEEN $2 AND $3 GROUP BY key
+"""
+
+# A range's decisions by date, tier and action; $3: one tier, or NULL for all.
+DECISIONS = """
+SELECT date, tier, action, sum(decisions)::bigint AS decisions FROM throttle_decisions_daily
+WHERE date BETWEEN $1 AND $2 AND ($3::text IS NULL OR tier = $3)
+GROUP BY date, tier, action ORDER BY date, tier, action
+"""
