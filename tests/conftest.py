@@ -63,9 +63,6 @@ _DATA_TABLES = (
     "rollup_day_groups",
     "rollup_day_watermarks",
     "telemetry_unstamped_events",
-    "cost_breakdown_daily",
-    "throttle_decisions_daily",
-    "throttle_user_decisions_daily",
 )
 
 
