@@ -61,14 +61,15 @@ describe("summary cards", () => {
     expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("$9,007,199,254,740,993.01");
   });
 
-  it("shows small amounts to four places", async () => {
+  it("shows a nonzero amount under a cent as <$0.01", async () => {
     const routes = signedInRoutes();
     routes["GET /api/admin/cost/summary?days=7"] = ok(
       summaryFixture({ cards: { ...summaryFixture().cards, cost_usd: "0.004200" } }),
     );
     mockApi(routes);
     renderApp();
-    expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("$0.0042");
+    expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("<$0.01");
+    expect(screen.getByTestId("card-cost-value")).toHaveAttribute("title", "$0.0042");
   });
 
   it("shows today's use against each cap, with the time the pace reaches it", async () => {

@@ -3,7 +3,7 @@ import type { Days, SeriesPoint, Summary } from "@/api/types";
 import { QueryView } from "@/components/QueryView";
 import { Skeleton } from "@/components/ui/skeleton";
 import { Sparkline } from "@/features/charts/Sparkline";
-import { formatCompact, formatCount, formatDurationMs, formatPercent, formatUsd } from "@/lib/format";
+import { formatCompact, formatCount, formatDurationMs, formatPercent, formatUsd, formatUsdExact } from "@/lib/format";
 import { cn } from "@/lib/utils";
 
 interface CardSpec {
@@ -26,6 +26,7 @@ const CARDS: readonly CardSpec[] = [
     id: "cost",
     label: "Cost",
     value: (s) => formatUsd(s.cards.cost_usd),
+    exact: (s) => formatUsdExact(s.cards.cost_usd),
     hint: (s) => `last ${s.days} days`,
     trend: (s) => points(s.sparklines.cost_usd),
   },
