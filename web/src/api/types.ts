@@ -80,7 +80,7 @@ export interface Forecast {
   remaining_days: string;
 }
 
-export interface Summary {
+export interface Summary extends SummaryComparison {
   days: Days;
   from: string;
   to: string;
