@@ -1,7 +1,23 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { apiRequest, isUnauthorized } from "./client";
 import { queryKeys } from "./keys";
-import type { Budget, BudgetUpsert, Days, EpisodeCost, Me, PodcastEpisodes, Summary, TopUsers } from "./types";
+import type {
+  Alerts,
+  AlertStatus,
+  Breakdown,
+  BreakdownBy,
+  Budget,
+  BudgetUpsert,
+  Days,
+  Decisions,
+  EpisodeCost,
+  ExportTable,
+  Me,
+  PodcastEpisodes,
+  Summary,
+  TopUsers,
+  UserDetail,
+} from "./types";
 
 /** Every section refreshes on its own; the gateway's rollups move about this often. */
 export const REFRESH_MS = 30_000;
@@ -121,5 +137,54 @@ export function useRecalculateEpisode() {
       client.setQueryData(queryKeys.episode(episode.entity_id), episode);
       if (episode.podcast_id) await client.invalidateQueries({ queryKey: queryKeys.podcast(episode.podcast_id) });
     },
+  });
+}
+
+// Issue 17: every analytics route takes the range's query ("days=7" or "from=...&to=...", lib/range).
+
+function withParams(path: string, range: string, extra: Record<string, string | undefined> = {}): string {
+  const params = new URLSearchParams(range);
+  for (const [key, value] of Object.entries(extra)) if (value) params.set(key, value);
+  return `${path}?${params.toString()}`;
+}
+
+/** The CSV of a table, for the same range and filters (a plain link: the session is a cookie). */
+export function exportCsvUrl(table: ExportTable, range: string, extra: Record<string, string | undefined> = {}): string {
+  return withParams("/api/admin/cost/export.csv", range, { table, ...extra });
+}
+
+export function useBreakdown(by: BreakdownBy, range: string) {
+  return useQuery({
+    queryKey: queryKeys.breakdown(by, range),
+    queryFn: ({ signal }) => apiRequest<Breakdown>(withParams("/api/admin/cost/breakdown", range, { by }), { signal }),
+    refetchInterval: REFRESH_MS,
+    placeholderData: keepPreviousData,
+  });
+}
+
+export function useDecisions(range: string, tier = "") {
+  return useQuery({
+    queryKey: queryKeys.decisions(range, tier),
+    queryFn: ({ signal }) => apiRequest<Decisions>(withParams("/api/admin/cost/decisions", range, { tier }), { signal }),
+    refetchInterval: REFRESH_MS,
+    placeholderData: keepPreviousData,
+  });
+}
+
+export function useAlerts(range: string, status: AlertStatus | "" = "") {
+  return useQuery({
+    queryKey: queryKeys.alerts(range, status),
+    queryFn: ({ signal }) => apiRequest<Alerts>(withParams("/api/admin/cost/alerts", range, { status }), { signal }),
+    refetchInterval: REFRESH_MS,
+    placeholderData: keepPreviousData,
+  });
+}
+
+export function useUserDetail(userId: string, range: string) {
+  return useQuery({
+    queryKey: queryKeys.user(userId, range),
+    queryFn: ({ signal }) => apiRequest<UserDetail>(withParams(`/api/admin/cost/users/${segment(userId)}`, range), { signal }),
+    refetchInterval: REFRESH_MS,
+    placeholderData: keepPreviousData,
   });
 }

@@ -5,6 +5,10 @@ export const queryKeys = {
   summary: (days: Days) => ["summary", days] as const,
   topUsers: (days: Days) => ["top-users", days] as const,
   budgets: ["budgets"] as const,
+  breakdown: (by: string, range: string) => ["breakdown", by, range] as const,
+  decisions: (range: string, tier: string) => ["decisions", range, tier] as const,
+  alerts: (range: string, status: string) => ["alerts", range, status] as const,
+  user: (id: string, range: string) => ["user", id, range] as const,
   episode: (id: string) => ["episode", id] as const,
   podcast: (id: string) => ["podcast", id] as const,
 };

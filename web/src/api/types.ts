@@ -6,6 +6,9 @@ export type Days = 7 | 30;
 export interface Me {
   name: string;
   role: string;
+  /** The reporting time zone and today's date in it (issue 17; absent from older gateways). */
+  timezone?: string;
+  today?: string;
 }
 
 export interface SeriesPoint {
@@ -77,7 +80,7 @@ export interface Forecast {
   remaining_days: string;
 }
 
-export interface Summary {
+export interface Summary extends SummaryComparison {
   days: Days;
   from: string;
   to: string;
@@ -164,3 +167,129 @@ export interface PodcastEpisodes {
   max_cost_usd: Money;
   episodes: PodcastEpisode[];
 }
+
+// Issue 17's routes (the contract in the gateway's analytics module).
+
+export interface Totals {
+  cost_usd: Money;
+  tokens_in: number;
+  tokens_out: number;
+  calls: number;
+}
+
+export type BreakdownBy = "model" | "service" | "domain" | "tier";
+
+export interface BreakdownRow extends Totals {
+  /** null for the rest: cost not attributed to any key. */
+  key: string | null;
+  label: string;
+  share: number;
+  previous_cost_usd: Money;
+  change: number | null;
+}
+
+export interface Breakdown {
+  by: BreakdownBy;
+  from: string;
+  to: string;
+  days: number;
+  timezone: string;
+  partial_date: string | null;
+  previous: { from: string; to: string };
+  total: Totals;
+  previous_total: Totals;
+  rows: BreakdownRow[];
+}
+
+export type ThrottleAction = "ALLOW" | "DOWNGRADE" | "DEFER" | "DENY";
+
+export type DecisionCounts = Record<ThrottleAction, number>;
+
+export interface Decisions {
+  from: string;
+  to: string;
+  days: number;
+  timezone: string;
+  partial_date: string | null;
+  actions: ThrottleAction[];
+  totals: ({ tier: string; total: number } & DecisionCounts)[];
+  series: ({ date: string } & DecisionCounts)[];
+}
+
+export type AlertStatus = "sent" | "failed" | "pending";
+
+export interface BudgetAlert {
+  id: number;
+  day: string;
+  scope: string;
+  metric: CapMetric;
+  threshold: string;
+  kind: "crossed" | "resolved";
+  used: string;
+  cap: string;
+  status: AlertStatus;
+  created_at: string;
+  delivered_at: string | null;
+  attempts: number;
+  last_error: string | null;
+}
+
+export interface Alerts {
+  from: string;
+  to: string;
+  counts: { sent: number; failed: number; pending: number; resolved: number };
+  alerts: BudgetAlert[];
+}
+
+export interface UserTotals {
+  cost_usd: Money;
+  jobs: number;
+  ai_calls: number;
+  tokens_in: number;
+  tokens_out: number;
+}
+
+export interface UserDetail {
+  user_id: string;
+  tier: string;
+  from: string;
+  to: string;
+  days: number;
+  timezone: string;
+  partial_date: string | null;
+  totals: UserTotals;
+  previous_totals: UserTotals;
+  change: { cost_usd: number | null };
+  days_series: ({ date: string } & UserTotals)[];
+  by_model: { key: string; cost_usd: Money; tokens_in: number; tokens_out: number; calls: number }[];
+  by_service: { key: string; cost_usd: Money; events: number }[];
+  recent_events: {
+    kind: "job" | "llm" | "cost";
+    event_id: string;
+    at: string;
+    name: string;
+    cost_usd: Money | null;
+    detail: string;
+    success: boolean;
+  }[];
+  caps: { scope: string; metric: CapMetric; cap: string; used: string; fraction: number }[];
+  decisions: { date: string; tier: string; action: ThrottleAction; decisions: number; last_reason: string; last_at: string }[];
+}
+
+/** The summary's comparison with the previous period (issue 17; absent from older gateways). */
+export interface SummaryComparison {
+  previous?: { from: string; to: string; cards: Omit<SummaryCards, "cache_hit_rate"> };
+  change?: Record<"cost_usd" | "jobs" | "ai_calls" | "tokens_in" | "tokens_out", number | null>;
+}
+
+export type ExportTable =
+  | "top_users"
+  | "cost_by_day"
+  | "breakdown"
+  | "decisions"
+  | "alerts"
+  | "unpriced"
+  | "user_days"
+  | "user_models"
+  | "user_services"
+  | "user_events";

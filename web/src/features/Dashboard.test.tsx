@@ -66,7 +66,8 @@ describe("dashboard sections", () => {
     expect(rows).toHaveLength(2);
     expect(rows[0]).toHaveTextContent("u1");
     expect(rows[0]).toHaveTextContent("$1.23");
-    expect(rows[1]).toHaveTextContent("$0.045");
+    expect(rows[1]).toHaveTextContent("$0.05");
+    expect(within(rows[1] ?? document.body).getByText("$0.05")).toHaveAttribute("title", "$0.045");
     expect(screen.getByTestId("unpriced-models")).toHaveTextContent("llm:openai/house-model");
     expect(screen.getByTestId("unpriced-models")).toHaveTextContent("2% of cost");
     expect(screen.getByTestId("unpriced-models")).toHaveTextContent(

@@ -1,5 +1,6 @@
 import { useSummary } from "@/api/hooks";
 import type { Me } from "@/api/types";
+import { BreakdownCard } from "@/features/breakdown/BreakdownCard";
 import { BudgetsSection } from "@/features/budgets/BudgetsSection";
 import { CostByTierCard, JobsByDomainCard, TokensCard } from "@/features/charts/ChartCards";
 import { tiersOf } from "@/features/charts/CostByTierChart";
@@ -34,6 +35,7 @@ export function Dashboard({ me }: { me: Me }) {
           <JobsByDomainCard days={days} />
           <TokensCard days={days} className="md:col-span-2 xl:col-span-1" />
         </div>
+        <BreakdownCard range={`days=${days}`} />
         <div className="grid min-w-0 gap-4 lg:grid-cols-3">
           <TopUsers days={days} className="lg:col-span-2" />
           <UnpricedModels days={days} />

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatClock, formatCount, formatDurationMs, formatPercent, formatUsd } from "./format";
+import { formatClock, formatCount, formatDurationMs, formatPercent, formatUsd, formatUsdExact, formatUsdNumber } from "./format";
 
 describe("formatUsd", () => {
   it.each([
@@ -7,13 +7,41 @@ describe("formatUsd", () => {
     ["1234567.5", "$1,234,567.50"],
     ["0", "$0.00"],
     ["0.5", "$0.50"],
-    ["0.004200", "$0.0042"],
+    ["0.004200", "<$0.01"],
+    ["1234.5", "$1,234.50"],
+    ["0.00036", "<$0.01"],
+    ["0.00000000", "$0.00"],
+    ["0.01", "$0.01"],
+    ["0.009", "<$0.01"],
+    ["-0.004", "-<$0.01"],
+    ["-", "—"],
+    ["", "—"],
     ["9007199254740993.01", "$9,007,199,254,740,993.01"],
     ["-3.5", "-$3.50"],
     ["abc", "—"],
     ["1e5", "—"],
   ])("%s -> %s", (input, expected) => {
     expect(formatUsd(input)).toBe(expected);
+  });
+});
+
+describe("formatUsdExact (the title)", () => {
+  it.each([
+    ["0.00036", "$0.00036"],
+    ["0.00036000", "$0.00036"],
+    ["1234.5", "$1,234.50"],
+    ["0", "$0.00"],
+    ["12.34567800", "$12.345678"],
+    ["-", "—"],
+  ])("%s -> %s", (input, expected) => {
+    expect(formatUsdExact(input)).toBe(expected);
+  });
+
+  it("charts' float values follow the same rule", () => {
+    expect(formatUsdNumber(0.0042)).toBe("<$0.01");
+    expect(formatUsdNumber(1.5)).toBe("$1.50");
+    expect(formatUsdNumber(1e-9)).toBe("<$0.01");
+    expect(formatUsdNumber(Number.NaN)).toBe("—");
   });
 });
 

@@ -5,11 +5,12 @@ const DECIMAL = /^-?\d+(\.\d+)?$/;
 const LOCALE = "en-US";
 
 const usd2 = new Intl.NumberFormat(LOCALE, { style: "currency", currency: "USD" });
-const usd4 = new Intl.NumberFormat(LOCALE, {
+// The exact figure, for the title: every decimal the gateway sent (at least two).
+const usdExact = new Intl.NumberFormat(LOCALE, {
   style: "currency",
   currency: "USD",
   minimumFractionDigits: 2,
-  maximumFractionDigits: 4,
+  maximumFractionDigits: 20,
 });
 const usdCompact = new Intl.NumberFormat(LOCALE, {
   style: "currency",
@@ -25,12 +26,28 @@ export function isDecimalString(value: string): value is Intl.StringNumericLiter
   return DECIMAL.test(value);
 }
 
-/** "$1,234.57" for amounts of a dollar or more; up to four decimals below a dollar ("$0.0042"). */
+const UNDER_ONE_CENT = /^-?0\.00\d*$/;
+
+function isZero(text: string): boolean {
+  return /^-?0(\.0*)?$/.test(text);
+}
+
+/**
+ * The money rule, everywhere: cents with thousands separators ("$1,234.50"); a nonzero amount
+ * under one cent is "<$0.01" ("-<$0.01" below zero); anything not a decimal string is "—".
+ * Show it with {@link formatUsdExact} in the element's title (components/Usd.tsx does both).
+ */
 export function formatUsd(value: string): string {
   const text = value.trim();
   if (!isDecimalString(text)) return "—";
-  const belowOneDollar = /^-?0(\.|$)/.test(text);
-  return (belowOneDollar ? usd4 : usd2).format(text);
+  if (!isZero(text) && UNDER_ONE_CENT.test(text)) return text.startsWith("-") ? "-<$0.01" : "<$0.01";
+  return usd2.format(text);
+}
+
+/** Every decimal of the figure: "$0.00036", "$1,234.50"; "—" when it is not a decimal string. */
+export function formatUsdExact(value: string): string {
+  const text = value.trim();
+  return isDecimalString(text) ? usdExact.format(text) : "—";
 }
 
 /** For chart axes and tooltips, where a float is fine: "$1.2K". */
@@ -100,8 +117,8 @@ export function toChartNumber(value: string | number | null | undefined): number
   return Number.isFinite(number) ? number : 0;
 }
 
-/** A chart's (float) dollar value in a tooltip: "$1.23", or "$0.0042" below a dollar. */
+/** A chart's (float) dollar value in a tooltip, by the same rule as {@link formatUsd}. */
 export function formatUsdNumber(value: number): string {
   if (!Number.isFinite(value)) return "—";
-  return (Math.abs(value) < 1 ? usd4 : usd2).format(value);
+  return formatUsd(String(value).includes("e") ? value.toFixed(10) : String(value));
 }

@@ -1,4 +1,4 @@
-import type { Budget, EpisodeCost, PodcastEpisodes, Summary, TopUsers } from "@/api/types";
+import type { Breakdown, Budget, EpisodeCost, PodcastEpisodes, Summary, TopUsers } from "@/api/types";
 import type { Reply } from "./mockApi";
 
 const DATES = ["2026-11-19", "2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25"];
@@ -141,6 +141,23 @@ export const PODCAST: PodcastEpisodes = {
 };
 
 /** Routes for a signed-in admin with data everywhere. */
+const BREAKDOWN_TOTAL = { cost_usd: "12.345678", tokens_in: 900_000, tokens_out: 120_000, calls: 340 };
+
+export const BREAKDOWN: Breakdown = {
+  by: "model",
+  from: DATES[0] ?? "",
+  to: DATES[6] ?? "",
+  days: 7,
+  timezone: "UTC",
+  partial_date: DATES[6] ?? "",
+  previous: { from: "2026-11-12", to: "2026-11-18" },
+  total: BREAKDOWN_TOTAL,
+  previous_total: BREAKDOWN_TOTAL,
+  rows: [
+    { key: "openai/gpt-4o", label: "openai/gpt-4o", ...BREAKDOWN_TOTAL, share: 1, previous_cost_usd: "10", change: 0.2345678 },
+  ],
+};
+
 export function signedInRoutes(): Record<string, Reply> {
   return {
     "GET /api/admin/me": { status: 200, body: ME },
@@ -148,5 +165,6 @@ export function signedInRoutes(): Record<string, Reply> {
     "GET /api/admin/cost/summary?days=30": { status: 200, body: summaryFixture({ days: 30, cards: { ...summaryFixture().cards, cost_usd: "99.5" } }) },
     "GET /api/admin/cost/users": { status: 200, body: USERS },
     "GET /api/admin/cost/budgets": { status: 200, body: { budgets: [BUDGET] } },
+    "GET /api/admin/cost/breakdown": { status: 200, body: BREAKDOWN },
   };
 }

@@ -61,7 +61,9 @@ function ConfirmSummary({ body }: { body: BudgetUpsert }) {
         {describeCaps(body).map((cap) => (
           <div key={cap.label} className="flex justify-between gap-2">
             <dt>{cap.label}</dt>
-            <dd className="text-foreground tabular-nums">{cap.value}</dd>
+            <dd className="text-foreground tabular-nums" title={cap.exact}>
+              {cap.value}
+            </dd>
           </div>
         ))}
         <div className="flex justify-between gap-2">

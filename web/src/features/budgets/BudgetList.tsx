@@ -25,7 +25,9 @@ function BudgetItem({ budget, onEdit }: { budget: Budget; onEdit: (budget: Budge
           {caps.map((cap) => (
             <div key={cap.label} className="flex min-w-0 justify-between gap-2">
               <dt className="text-muted-foreground">{cap.label}</dt>
-              <dd className="tabular-nums">{cap.value}</dd>
+              <dd className="tabular-nums" title={cap.exact}>
+                {cap.value}
+              </dd>
             </div>
           ))}
         </dl>

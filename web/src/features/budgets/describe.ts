@@ -1,5 +1,5 @@
 import type { Budget, BudgetUpsert } from "@/api/types";
-import { formatCount, formatPercent, formatUsd } from "@/lib/format";
+import { formatCount, formatPercent, formatUsd, formatUsdExact } from "@/lib/format";
 
 type Caps = Pick<
   Budget,
@@ -7,14 +7,17 @@ type Caps = Pick<
 >;
 
 /** Each cap of a budget as a label and a display value ("no cap" when unset). */
-export function describeCaps(caps: Caps): { label: string; value: string }[] {
+/** `exact` is the title of a money value (the one money rule: rounded text, exact title). */
+export function describeCaps(caps: Caps): { label: string; value: string; exact?: string }[] {
   const count = (value: number | null) => (value === null ? "no cap" : formatCount(value));
   return [
     { label: "Daily CPU ms cap", value: count(caps.daily_cpu_ms_cap) },
     { label: "Daily jobs cap", value: count(caps.daily_jobs_cap) },
     { label: "LLM input tokens cap", value: count(caps.llm_input_tokens_cap) },
     { label: "LLM output tokens cap", value: count(caps.llm_output_tokens_cap) },
-    { label: "Daily cost cap", value: caps.daily_cost_usd_cap === null ? "no cap" : formatUsd(caps.daily_cost_usd_cap) },
+    caps.daily_cost_usd_cap === null
+      ? { label: "Daily cost cap", value: "no cap" }
+      : { label: "Daily cost cap", value: formatUsd(caps.daily_cost_usd_cap), exact: formatUsdExact(caps.daily_cost_usd_cap) },
   ];
 }
 

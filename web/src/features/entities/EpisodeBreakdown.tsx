@@ -1,3 +1,4 @@
+import { Usd } from "@/components/Usd";
 import { ApiError } from "@/api/client";
 import { useEpisode, useRecalculateEpisode } from "@/api/hooks";
 import type { EpisodeCost } from "@/api/types";
@@ -5,7 +6,7 @@ import { QueryView } from "@/components/QueryView";
 import { EmptyState, ErrorState, LoadingRows } from "@/components/states";
 import { Button } from "@/components/ui/button";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
-import { formatCount, formatDateTime, formatUsd } from "@/lib/format";
+import { formatCount, formatDateTime } from "@/lib/format";
 
 function MoneyTable({ title, entries }: { title: string; entries: Record<string, string> }) {
   const rows = Object.entries(entries);
@@ -20,7 +21,7 @@ function MoneyTable({ title, entries }: { title: string; entries: Record<string,
             {rows.map(([name, cost]) => (
               <TableRow key={name}>
                 <TableCell className="font-mono text-xs whitespace-normal break-all">{name}</TableCell>
-                <TableCell className="text-right tabular-nums">{formatUsd(String(cost))}</TableCell>
+                <TableCell className="text-right tabular-nums"><Usd value={String(cost)} /></TableCell>
               </TableRow>
             ))}
           </TableBody>
@@ -76,7 +77,7 @@ function Breakdown({ episode, onRecalculate, recalculating }: { episode: Episode
             ) : null}
           </p>
           <p data-testid="episode-total" className="text-2xl font-semibold tabular-nums">
-            {formatUsd(episode.total_cost_usd)}
+            <Usd value={episode.total_cost_usd} />
           </p>
           <p className="text-xs text-muted-foreground">
             {formatCount(episode.event_count)} events · calculated {formatDateTime(episode.calculated_at)}

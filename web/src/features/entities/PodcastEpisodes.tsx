@@ -1,3 +1,4 @@
+import { Usd } from "@/components/Usd";
 import { ApiError } from "@/api/client";
 import { usePodcastEpisodes } from "@/api/hooks";
 import type { PodcastEpisodes as PodcastEpisodesData } from "@/api/types";
@@ -5,9 +6,10 @@ import { QueryView } from "@/components/QueryView";
 import { EmptyState, LoadingRows } from "@/components/states";
 import { Button } from "@/components/ui/button";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
-import { formatCount, formatUsd } from "@/lib/format";
+import type { ReactNode } from "react";
+import { formatCount } from "@/lib/format";
 
-function Stat({ label, value }: { label: string; value: string }) {
+function Stat({ label, value }: { label: string; value: ReactNode }) {
   return (
     <div className="min-w-0">
       <dt className="text-xs text-muted-foreground">{label}</dt>
@@ -23,9 +25,9 @@ function Episodes({ data, onOpenEpisode }: { data: PodcastEpisodesData; onOpenEp
   return (
     <div data-testid="podcast-episodes" className="grid gap-4">
       <dl className="grid grid-cols-3 gap-3">
-        <Stat label="Total" value={formatUsd(data.total_cost_usd)} />
-        <Stat label="Average" value={formatUsd(data.average_cost_usd)} />
-        <Stat label="Max" value={formatUsd(data.max_cost_usd)} />
+        <Stat label="Total" value={<Usd value={data.total_cost_usd} />} />
+        <Stat label="Average" value={<Usd value={data.average_cost_usd} />} />
+        <Stat label="Max" value={<Usd value={data.max_cost_usd} />} />
       </dl>
       <Table>
         <TableHeader>
@@ -43,7 +45,7 @@ function Episodes({ data, onOpenEpisode }: { data: PodcastEpisodesData; onOpenEp
                   {episode.episode_id}
                 </Button>
               </TableCell>
-              <TableCell className="text-right tabular-nums">{formatUsd(episode.total_cost_usd)}</TableCell>
+              <TableCell className="text-right tabular-nums"><Usd value={episode.total_cost_usd} /></TableCell>
               <TableCell className="text-right tabular-nums">{formatCount(episode.event_count)}</TableCell>
             </TableRow>
           ))}

@@ -1,3 +1,4 @@
+import { Usd } from "@/components/Usd";
 import { useSummary } from "@/api/hooks";
 import type { CapMetric, CapToday, Days } from "@/api/types";
 import { QueryView } from "@/components/QueryView";
@@ -5,7 +6,7 @@ import { EmptyState, LoadingRows } from "@/components/states";
 import { Badge } from "@/components/ui/badge";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Progress } from "@/components/ui/progress";
-import { formatClock, formatCount, formatPercent, formatUsd } from "@/lib/format";
+import { formatClock, formatCount, formatPercent } from "@/lib/format";
 
 const METRIC_LABELS: Record<CapMetric, string> = {
   jobs: "Jobs",
@@ -15,8 +16,8 @@ const METRIC_LABELS: Record<CapMetric, string> = {
   cost_usd: "Cost",
 };
 
-function amount(metric: CapMetric, value: string): string {
-  return metric === "cost_usd" ? formatUsd(value) : formatCount(value);
+function Amount({ metric, value }: { metric: CapMetric; value: string }) {
+  return metric === "cost_usd" ? <Usd value={value} /> : <span>{formatCount(value)}</span>;
 }
 
 function Outlook({ cap, timeZone }: { cap: CapToday; timeZone: string }) {
@@ -38,7 +39,7 @@ function CapRow({ cap, timeZone }: { cap: CapToday; timeZone: string }) {
       <div className="flex flex-wrap items-baseline justify-between gap-x-3 gap-y-0.5 text-sm">
         <span className="min-w-0 font-medium [overflow-wrap:anywhere]">{label}</span>
         <span className="text-xs text-muted-foreground tabular-nums">
-          {amount(cap.metric, cap.used)} / {amount(cap.metric, cap.cap)} · {formatPercent(cap.fraction)}
+          <Amount metric={cap.metric} value={cap.used} /> / <Amount metric={cap.metric} value={cap.cap} /> · {formatPercent(cap.fraction)}
         </span>
       </div>
       <Progress fraction={cap.fraction} label={`${label}: ${formatPercent(cap.fraction)} of the cap used`} />
@@ -62,7 +63,7 @@ export function CapsToday({ days }: { days: Days }) {
               <p className="mb-4 text-sm">
                 Spent today so far:{" "}
                 <span data-testid="today-cost" className="font-semibold tabular-nums">
-                  {formatUsd(summary.today.cost_usd)}
+                  <Usd value={summary.today.cost_usd} />
                 </span>
               </p>
               {summary.today.caps.length === 0 ? (

@@ -1,11 +1,12 @@
+import { Usd } from "@/components/Usd";
 import { useSummary } from "@/api/hooks";
 import type { Days } from "@/api/types";
 import { QueryView } from "@/components/QueryView";
 import { LoadingRows } from "@/components/states";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
-import { formatUsd } from "@/lib/format";
+import type { ReactNode } from "react";
 
-function Figure({ label, value, testId }: { label: string; value: string; testId: string }) {
+function Figure({ label, value, testId }: { label: string; value: ReactNode; testId: string }) {
   return (
     <div className="min-w-0">
       <dt className="text-xs text-muted-foreground">{label}</dt>
@@ -29,10 +30,10 @@ export function ForecastCard({ days }: { days: Days }) {
           {(summary) => (
             <div className="grid gap-3">
               <dl className="grid grid-cols-2 gap-4">
-                <Figure label="Month to date" value={formatUsd(summary.forecast.month_to_date_cost_usd)} testId="forecast-mtd" />
+                <Figure label="Month to date" value={<Usd value={summary.forecast.month_to_date_cost_usd} />} testId="forecast-mtd" />
                 <Figure
                   label="Projected for the month"
-                  value={formatUsd(summary.forecast.month_projected_cost_usd)}
+                  value={<Usd value={summary.forecast.month_projected_cost_usd} />}
                   testId="forecast-projected"
                 />
               </dl>

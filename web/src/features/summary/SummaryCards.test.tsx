@@ -61,14 +61,15 @@ describe("summary cards", () => {
     expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("$9,007,199,254,740,993.01");
   });
 
-  it("shows small amounts to four places", async () => {
+  it("shows a nonzero amount under a cent as <$0.01", async () => {
     const routes = signedInRoutes();
     routes["GET /api/admin/cost/summary?days=7"] = ok(
       summaryFixture({ cards: { ...summaryFixture().cards, cost_usd: "0.004200" } }),
     );
     mockApi(routes);
     renderApp();
-    expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("$0.0042");
+    expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("<$0.01");
+    expect(screen.getByTestId("card-cost-value")).toHaveAttribute("title", "$0.0042");
   });
 
   it("shows today's use against each cap, with the time the pace reaches it", async () => {
@@ -107,5 +108,24 @@ describe("7/30-day switch", () => {
     renderApp();
     expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("$99.50");
     expect(api.calls.some((call) => call.search === "?days=7")).toBe(false);
+  });
+});
+
+describe("change against the previous period", () => {
+  it("shows up, down and no-comparison on the cards, the previous dates in the title", async () => {
+    const routes = signedInRoutes();
+    const base = summaryFixture();
+    routes["GET /api/admin/cost/summary?days=7"] = ok({
+      ...base,
+      previous: { from: "2026-11-12", to: "2026-11-18", cards: { ...base.cards } },
+      change: { cost_usd: 0.25, jobs: -0.5, ai_calls: null, tokens_in: 0, tokens_out: 0.1 },
+    });
+    mockApi(routes);
+    renderApp();
+    const cost = await screen.findByTestId("card-cost-change");
+    expect(cost).toHaveTextContent("▲ 25% vs previous");
+    expect(cost).toHaveAttribute("title", "vs Nov 12 – Nov 18");
+    expect(screen.getByTestId("card-jobs-change")).toHaveTextContent("▼ 50% vs previous");
+    expect(screen.getByTestId("card-ai-calls-change")).toHaveTextContent("— vs previous");
   });
 });

@@ -3,8 +3,11 @@ import type { Days, SeriesPoint, Summary } from "@/api/types";
 import { QueryView } from "@/components/QueryView";
 import { Skeleton } from "@/components/ui/skeleton";
 import { Sparkline } from "@/features/charts/Sparkline";
-import { formatCompact, formatCount, formatDurationMs, formatPercent, formatUsd } from "@/lib/format";
+import { formatCompact, formatCount, formatDurationMs, formatPercent, formatUsd, formatUsdExact } from "@/lib/format";
 import { cn } from "@/lib/utils";
+import { ChangeBadge } from "./ChangeBadge";
+
+type ChangeKey = keyof NonNullable<Summary["change"]>;
 
 interface CardSpec {
   id: string;
@@ -14,6 +17,8 @@ interface CardSpec {
   exact?: (summary: Summary) => string;
   hint?: (summary: Summary) => string;
   trend: (summary: Summary) => readonly (number | string)[];
+  /** The summary's `change` key, for the comparison with the previous period. */
+  change?: ChangeKey;
 }
 
 const points = (series: SeriesPoint[] | undefined) => (series ?? []).map((point) => point.value);
@@ -24,13 +29,16 @@ const shortCount = (value: number) => (Math.abs(value) < 100_000 ? formatCount(v
 const CARDS: readonly CardSpec[] = [
   {
     id: "cost",
+    change: "cost_usd",
     label: "Cost",
     value: (s) => formatUsd(s.cards.cost_usd),
+    exact: (s) => formatUsdExact(s.cards.cost_usd),
     hint: (s) => `last ${s.days} days`,
     trend: (s) => points(s.sparklines.cost_usd),
   },
   {
     id: "jobs",
+    change: "jobs",
     label: "Jobs",
     value: (s) => shortCount(s.cards.jobs),
     exact: (s) => formatCount(s.cards.jobs),
@@ -38,6 +46,7 @@ const CARDS: readonly CardSpec[] = [
   },
   {
     id: "ai-calls",
+    change: "ai_calls",
     label: "AI calls",
     value: (s) => shortCount(s.cards.ai_calls),
     exact: (s) => formatCount(s.cards.ai_calls),
@@ -53,6 +62,7 @@ const CARDS: readonly CardSpec[] = [
   },
   {
     id: "tokens-in",
+    change: "tokens_in",
     label: "Tokens in",
     value: (s) => shortCount(s.cards.tokens_in),
     exact: (s) => formatCount(s.cards.tokens_in),
@@ -60,6 +70,7 @@ const CARDS: readonly CardSpec[] = [
   },
   {
     id: "tokens-out",
+    change: "tokens_out",
     label: "Tokens out",
     value: (s) => shortCount(s.cards.tokens_out),
     exact: (s) => formatCount(s.cards.tokens_out),
@@ -88,6 +99,9 @@ function StatCard({ spec, summary }: { spec: CardSpec; summary: Summary }) {
         {spec.value(summary)}
       </p>
       <p className="min-h-4 truncate text-xs text-muted-foreground">{spec.hint?.(summary) ?? ""}</p>
+      {spec.change && summary.change && summary.previous ? (
+        <ChangeBadge change={summary.change[spec.change]} previous={summary.previous} testId={`card-${spec.id}-change`} />
+      ) : null}
       <Sparkline values={spec.trend(summary)} label={`${spec.label} per day`} partialLast={summary.partial_date === summary.to} />
     </div>
   );

@@ -1,10 +1,11 @@
+import { Usd } from "@/components/Usd";
 import { useSummary } from "@/api/hooks";
 import type { Days, Summary, UnpricedItem } from "@/api/types";
 import { QueryView } from "@/components/QueryView";
 import { EmptyState, LoadingRows } from "@/components/states";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Progress } from "@/components/ui/progress";
-import { formatCount, formatPercent, formatUsd } from "@/lib/format";
+import { formatCount, formatPercent } from "@/lib/format";
 
 function UnpricedRow({ item }: { item: UnpricedItem }) {
   return (
@@ -12,7 +13,7 @@ function UnpricedRow({ item }: { item: UnpricedItem }) {
       <div className="flex flex-wrap items-baseline justify-between gap-x-3 gap-y-0.5 text-sm">
         <code className="min-w-0 font-mono text-xs break-all">{item.item}</code>
         <span className="text-xs text-muted-foreground tabular-nums">
-          {formatUsd(item.cost_usd)} · {formatPercent(item.share)} of cost · {formatCount(item.events)} events
+          <Usd value={item.cost_usd} /> · {formatPercent(item.share)} of cost · {formatCount(item.events)} events
         </span>
       </div>
       {item.reason ? (
@@ -30,7 +31,7 @@ function EstimatedLine({ estimated }: { estimated: Summary["estimated"] }) {
   return (
     <p data-testid="estimated-usage" className="mb-4 text-sm text-muted-foreground">
       Estimated: {formatCount(estimated.events)} calls whose usage never arrived, priced at an estimate of
-      their tokens: {formatUsd(estimated.cost_usd)}, {formatPercent(estimated.share)} of cost
+      their tokens: <Usd value={estimated.cost_usd} />, {formatPercent(estimated.share)} of cost
     </p>
   );
 }

@@ -1,3 +1,4 @@
+import { Usd } from "@/components/Usd";
 import { TOP_USERS_LIMIT, useTopUsers } from "@/api/hooks";
 import type { Days, TopUser } from "@/api/types";
 import { QueryView } from "@/components/QueryView";
@@ -5,7 +6,7 @@ import { EmptyState, LoadingRows } from "@/components/states";
 import { Badge } from "@/components/ui/badge";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
-import { formatCount, formatUsd } from "@/lib/format";
+import { formatCount } from "@/lib/format";
 
 function UserRow({ user }: { user: TopUser }) {
   return (
@@ -16,7 +17,7 @@ function UserRow({ user }: { user: TopUser }) {
       <TableCell>
         <Badge variant="secondary">{user.tier}</Badge>
       </TableCell>
-      <TableCell className="text-right font-medium tabular-nums">{formatUsd(user.cost_usd)}</TableCell>
+      <TableCell className="text-right font-medium tabular-nums"><Usd value={user.cost_usd} /></TableCell>
       <TableCell className="text-right tabular-nums">{formatCount(user.jobs)}</TableCell>
       <TableCell className="text-right tabular-nums">{formatCount(user.ai_calls)}</TableCell>
       <TableCell className="text-right tabular-nums">{formatCount(user.tokens_in)}</TableCell>
