@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { exportCsvUrl, useBreakdown } from "@/api/hooks";
+import { useBreakdown } from "@/api/hooks";
 import type { BreakdownBy } from "@/api/types";
 import { QueryView } from "@/components/QueryView";
 import { EmptyState, LoadingRows } from "@/components/states";
@@ -18,12 +18,8 @@ export function BreakdownCard({ range, className }: { range: string; className?:
         <CardDescription>The cost of the range, against the period before it</CardDescription>
       </CardHeader>
       <CardContent className="grid min-w-0 gap-3">
-        <div className="flex flex-wrap items-center justify-between gap-2">
-          <BreakdownTabs value={by} onChange={setBy} />
-          <a className="text-xs underline" href={exportCsvUrl("breakdown", range, { by })} data-testid="breakdown-csv">
-            CSV
-          </a>
-        </div>
+        {/* The CSV link comes with GET /api/admin/cost/export.csv. */}
+        <BreakdownTabs value={by} onChange={setBy} />
         <div id="breakdown-panel" role="tabpanel" aria-labelledby={`breakdown-tab-${by}`} className="min-w-0 overflow-x-auto">
           <QueryView query={query} loading={<LoadingRows rows={4} label="Loading the breakdown" />}>
             {(data) =>
