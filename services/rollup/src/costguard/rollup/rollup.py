@@ -369,13 +369,8 @@ async def _add_new_events(
 ) -> _Touched:
     """Group the day's events above its watermark and add them to the day's groups; the
     storage held during the day is recomputed when an S3 object changed since."""
-    await conn.execute(groups_sql.CREATE_DELTA)
-    await conn.execute(
-        groups_sql.DELTA_GROUPS,
-        *bounds,
-        UNATTRIBUTED,
-        *(MAXIMUM[name] for name in SUMMED),
-        day,
+    # The ids above the watermark, per event table: (above, up to) for jobs, LLM calls, costs.
+    ids = (
         reached["job_event_id"],
         watermark.job,
         reached["llm_event_id"],
@@ -383,19 +378,16 @@ async def _add_new_events(
         reached["cost_event_id"],
         watermark.cost,
     )
-    await _add_breakdown(
-        conn,
+    await conn.execute(groups_sql.CREATE_DELTA)
+    await conn.execute(
+        groups_sql.DELTA_GROUPS,
+        *bounds,
+        UNATTRIBUTED,
+        *(MAXIMUM[name] for name in SUMMED),
         day,
-        bounds,
-        (
-            reached["job_event_id"],
-            watermark.job,
-            reached["llm_event_id"],
-            watermark.llm,
-            reached["cost_event_id"],
-            watermark.cost,
-        ),
+        *ids,
     )
+    await _add_breakdown(conn, day, bounds, ids)
     new = await conn.fetchrow(groups_sql.DELTA_TOUCHED)
     assert new is not None
     await conn.execute(groups_sql.MERGE_DELTA)

@@ -9,7 +9,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from costguard.telemetry import metrics
 from costguard.telemetry.ingest import Ingestor
 from costguard.telemetry.otlp import Defaults, attributes, llm_event
-from costguard.telemetry.servicer import Context, _stored
+from costguard.telemetry.servicer import Context, stored
 from costguard.v1 import telemetry_pb2
 
 SERVICE_NAME = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name
@@ -48,7 +48,7 @@ class TraceServicer:
         metrics.OTLP_SPANS.labels("ignored").inc(ignored)
         reply = trace_service_pb2.ExportTraceServiceResponse()
         if events:
-            result = await _stored(self._ingestor.store(events), context)
+            result = await stored(self._ingestor.store(events), context)
             metrics.OTLP_SPANS.labels("stored").inc(result.accepted)
             metrics.OTLP_SPANS.labels("duplicate").inc(result.duplicate)
             metrics.OTLP_SPANS.labels("rejected").inc(len(result.rejections))

@@ -47,7 +47,7 @@ def _encode(result: IngestResult) -> telemetry_pb2.RecordResponse:
     )
 
 
-async def _stored(work: Awaitable[T], context: Context) -> T:
+async def stored(work: Awaitable[T], context: Context) -> T:
     try:
         return await work
     except _UNAVAILABLE as exc:
@@ -63,7 +63,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
     async def Record(
         self, request: telemetry_pb2.RecordRequest, context: Context
     ) -> telemetry_pb2.RecordResponse:
-        return _encode(await _stored(self._ingestor.store(request.events), context))
+        return _encode(await stored(self._ingestor.store(request.events), context))
 
     async def RecordStream(
         self, request_iterator: AsyncIterator[telemetry_pb2.RecordRequest], context: Context
@@ -86,7 +86,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                 slots.release()
                 pending.append(asyncio.create_task(store(request, batch)))
                 batch += 1
-            results = await _stored(asyncio.gather(*pending), context)
+            results = await stored(asyncio.gather(*pending), context)
         finally:
             for task in pending:
                 task.cancel()
