@@ -11,6 +11,9 @@ import pytest
 from costguard.common.config import ConfigError, CoreConfig, Env
 from costguard.devstack import DevStack
 from costguard.gateway.config import GatewayConfig
+from costguard.telemetry.config import TelemetryConfig
+
+_TELEMETRY_ENV = {"DATABASE_URL": "postgresql://u@h:5432/d", "REDIS_URL": "redis://h:6379/0"}
 
 
 def test_defaults() -> None:
@@ -74,6 +77,18 @@ def test_errors_name_the_variable(
 )
 def test_redis_urls_name_one_server_or_a_cluster(url: str) -> None:
     assert Env({"REDIS_URL": url}).redis_url() == url
+
+
+def test_the_otlp_default_tier_is_one_of_the_tiers() -> None:
+    config = TelemetryConfig.from_env({**_TELEMETRY_ENV, "COSTGUARD_TIERS": "team,pro"})
+    assert config.otlp_defaults.tier == "team"
+    environ = {**_TELEMETRY_ENV, "COSTGUARD_TIERS": "team,pro", "OTLP_DEFAULT_TIER": "free"}
+    with pytest.raises(ConfigError) as failure:
+        TelemetryConfig.from_env(environ)
+    assert failure.value.variable == "OTLP_DEFAULT_TIER"
+    assert str(failure.value) == (
+        "OTLP_DEFAULT_TIER: 'free' is not one of COSTGUARD_TIERS (team, pro)"
+    )
 
 
 def test_tiers_keep_their_order() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from costguard.common.config import CoreConfig, Env
+from costguard.common.config import ConfigError, CoreConfig, Env
 from costguard.common.pricing import AwsPrices, SeedPrices
 from costguard.telemetry.otlp import Defaults
 
@@ -22,6 +22,14 @@ class TelemetryConfig:
     def from_env(cls, environ: Mapping[str, str]) -> TelemetryConfig:
         env = Env(environ)
         core = CoreConfig.from_env("telemetry", env, default_port=50051)
+        otlp_tier = env.optional_str("OTLP_DEFAULT_TIER") or core.tiers[0]
+        if otlp_tier not in core.tiers:
+            # Caught here, not span by span: every span without a tier of its own would be
+            # rejected at ingest.
+            raise ConfigError(
+                "OTLP_DEFAULT_TIER",
+                f"{otlp_tier!r} is not one of COSTGUARD_TIERS ({', '.join(core.tiers)})",
+            )
         return cls(
             core=core,
             database_url=env.database_url(),
@@ -30,7 +38,7 @@ class TelemetryConfig:
             aws=AwsPrices.from_env(environ),
             reconcile_interval_s=env.number("COUNTER_RECONCILE_SECONDS", 60.0, minimum=1.0),
             otlp_defaults=Defaults(
-                tier=env.optional_str("OTLP_DEFAULT_TIER") or core.tiers[0],
+                tier=otlp_tier,
                 user=env.optional_str("OTLP_DEFAULT_USER"),
             ),
         )
