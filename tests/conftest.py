@@ -20,6 +20,7 @@ from costguard.common.migrate import migrate_up
 from costguard.devstack import DevStack, LocalPostgres
 from costguard.sdk import TelemetryClient
 from costguard.telemetry.config import TelemetryConfig
+from costguard.telemetry.event_tables import SDK, Origin
 from costguard.telemetry.ingest import IngestResult
 from costguard.telemetry.server import build, build_server
 from costguard.v1 import telemetry_pb2
@@ -171,10 +172,10 @@ async def slow_telemetry_addr(
     store = telemetry.ingestor.store
 
     async def slow_store(
-        events: Sequence[telemetry_pb2.TelemetryEvent], *, batch: int = 0
+        events: Sequence[telemetry_pb2.TelemetryEvent], *, batch: int = 0, origin: Origin = SDK
     ) -> IngestResult:
         await asyncio.sleep(0.02)
-        return await store(events, batch=batch)
+        return await store(events, batch=batch, origin=origin)
 
     monkeypatch.setattr(telemetry.ingestor, "store", slow_store)
     telemetry.reconciler.start()

@@ -181,7 +181,7 @@ def _built(kind: str, events: list[telemetry_pb2.TelemetryEvent]) -> list[Row]:
 
 def _extremes() -> dict[str, list[Row]]:
     """Rows with the largest values of each range, NULLs where a column takes them, text
-    beyond ASCII, and price columns as ingest appends them."""
+    beyond ASCII, and price (and origin) columns as ingest appends them."""
     price = Decimal("250000.123456789012345678901234")
     largest_job = {name: MAXIMUM[name] for name in ("duration_ms", "cpu_ms", "mem_mb_peak")}
     jobs = _built(
@@ -215,7 +215,10 @@ def _extremes() -> dict[str, list[Row]]:
     )  # fmt: skip
     return {
         "job": [(*row, price, None) for row in jobs],
-        "llm": [(*row, price, None, "unknown_model") for row in calls],
+        "llm": [  # then the origin: a span's reported cost, and an SDK call's none
+            (*calls[0], price, None, "unknown_model", "otlp", Decimal("1.000000000000000001")),
+            (*calls[1], price, None, "unknown_model", "sdk", None),
+        ],
         "cost": [(*row, price, None, "unpriced", "no price", "item") for row in costs],
     }
 

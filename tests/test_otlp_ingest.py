@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 
 import asyncpg
 import grpc
@@ -22,9 +23,10 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from prometheus_client import REGISTRY
 
 from costguard.telemetry.config import TelemetryConfig
-from costguard.telemetry.otlp import Defaults, event_id, llm_event
+from costguard.telemetry.otlp import Defaults, event_id, genai_call, llm_event
 from costguard.telemetry.server import build_server
 from costguard.v1 import telemetry_pb2, telemetry_pb2_grpc
 
@@ -33,13 +35,20 @@ DEFAULTS = Defaults(tier="free")
 STARTED = time.time_ns() - 60 * 10**9  # a minute ago: not in the future for the ingestor
 
 
-def _attr(key: str, value: str | int) -> common_pb2.KeyValue:
+Scalar = str | int | float | bool
+
+
+def _attr(key: str, value: Scalar) -> common_pb2.KeyValue:
     if isinstance(value, str):
         return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(string_value=value))
+    if isinstance(value, bool):
+        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(bool_value=value))
+    if isinstance(value, float):
+        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(double_value=value))
     return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(int_value=value))
 
 
-def _span(attrs: dict[str, str | int]) -> trace_pb2.Span:
+def _span(attrs: dict[str, Scalar]) -> trace_pb2.Span:
     return trace_pb2.Span(
         trace_id=bytes(range(16)),
         span_id=bytes(range(8)),
@@ -90,6 +99,43 @@ def test_defaults_name_the_service_and_the_first_tier() -> None:
     assert event is not None
     assert (event.user_id, event.tier, event.domain) == ("otel:billing", "free", "default")
     assert llm_event(_span({"http.method": "GET"}), {}, DEFAULTS) is None
+
+
+CHAT: dict[str, Scalar] = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}
+
+
+@pytest.mark.parametrize(
+    ("value", "amount"),
+    [
+        (0.1, Decimal("0.1")),  # the double's shortest text, not 0.1000000000000000055...
+        (1.5e-07, Decimal("1.5E-7")),
+        ("0.000123456789012345678", Decimal("0.000123456789012345678")),
+        (" 2.50 ", Decimal("2.50")),
+        (3, Decimal(3)),
+        (0, Decimal(0)),
+    ],
+)
+def test_a_reported_cost_is_read_exactly(value: Scalar, amount: Decimal) -> None:
+    for name in ("gen_ai.usage.cost", "gen_ai.cost.total_cost"):
+        call = genai_call(_span({**CHAT, name: value}), {}, DEFAULTS)
+        assert call is not None
+        assert call.reported_cost == amount
+        assert str(call.reported_cost) == str(amount)
+        assert call.cost_problem == ""
+
+
+@pytest.mark.parametrize(
+    "value", [-0.01, "-1", float("inf"), float("nan"), "NaN", "cheap", True, "1e7", "1e-99"]
+)
+def test_an_unusable_reported_cost_is_ignored_not_the_span(value: Scalar) -> None:
+    call = genai_call(_span({**CHAT, "gen_ai.usage.cost": value}), {}, DEFAULTS)
+    assert call is not None
+    assert call.event.llm_model == "gpt-4o-mini"
+    assert call.reported_cost is None
+    assert call.cost_problem.startswith("gen_ai.usage.cost ")
+    no_cost = genai_call(_span(CHAT), {}, DEFAULTS)
+    assert no_cost is not None
+    assert (no_cost.reported_cost, no_cost.cost_problem) == (None, "")
 
 
 @pytest.fixture
@@ -152,6 +198,7 @@ def _chat_span(provider: TracerProvider) -> None:
                 "costguard.domain": "insights",
                 "costguard.episode_id": "ep-1",
                 "costguard.podcast_id": "pod-1",
+                "gen_ai.usage.cost": 0.0123,  # the instrumentation's own figure
             }
         )
     with tracer.start_as_current_span("GET /health"):
@@ -176,6 +223,7 @@ async def test_grpc_export_stores_genai_spans_once_priced_as_the_sdk(
     assert (row["episode_id"], row["podcast_id"]) == ("ep-1", "pod-1")
     assert row["success"]
     assert row["usage_reported"]
+    assert (row["source"], row["reported_cost_usd"]) == ("otlp", Decimal("0.0123"))
 
     # The same figures sent by the SDK's own RPC are priced the same.
     sdk_event = telemetry_pb2.LlmEvent(
@@ -200,11 +248,41 @@ async def test_grpc_export_stores_genai_spans_once_priced_as_the_sdk(
             metadata=(("authorization", f"Bearer {TOKEN}"),),
         )
     assert reply.accepted == 1
-    sdk_cost = await db.fetchval(
-        "SELECT cost_usd FROM telemetry_llm_events WHERE event_id = $1::uuid", sdk_event.event_id
+    sdk_row = await db.fetchrow(
+        "SELECT cost_usd, source, reported_cost_usd FROM telemetry_llm_events"
+        " WHERE event_id = $1::uuid",
+        sdk_event.event_id,
     )
+    assert sdk_row is not None
     assert row["cost_usd"] is not None
-    assert row["cost_usd"] == sdk_cost
+    assert row["cost_usd"] == sdk_row["cost_usd"]  # the reported cost is beside our price
+    assert row["cost_usd"] != row["reported_cost_usd"]
+    assert (sdk_row["source"], sdk_row["reported_cost_usd"]) == ("sdk", None)
+
+
+def _ignored_costs() -> float:
+    return REGISTRY.get_sample_value("costguard_otlp_reported_costs_ignored_total") or 0.0
+
+
+async def test_a_span_with_a_negative_cost_is_stored_without_it(
+    otlp_addr: str, db: asyncpg.Pool
+) -> None:
+    before = _ignored_costs()
+    async with grpc.aio.insecure_channel(otlp_addr) as channel:
+        reply = await channel.unary_unary(
+            EXPORT,
+            request_serializer=ExportTraceServiceRequest.SerializeToString,
+            response_deserializer=ExportTraceServiceResponse.FromString,
+        )(
+            _request(_span({**CHAT, "gen_ai.usage.cost": -0.5})),
+            metadata=(("authorization", f"Bearer {TOKEN}"),),
+        )
+    assert reply.partial_success.rejected_spans == 0
+    row = await db.fetchrow("SELECT source, reported_cost_usd, cost_usd FROM telemetry_llm_events")
+    assert row is not None
+    assert (row["source"], row["reported_cost_usd"]) == ("otlp", None)
+    assert row["cost_usd"] is not None
+    assert _ignored_costs() == before + 1
 
 
 async def test_a_span_sent_twice_is_one_row(otlp_addr: str, db: asyncpg.Pool) -> None:

@@ -17,15 +17,17 @@ Either way the caller learns exactly which rows it inserted, and counts those al
 New events, nearly all of them, pay for the COPY only; a repeat costs its batch an undone
 COPY and the row-by-row insert.
 
-Both take the rows of one kind, with their price columns (``PRICE_COLUMNS``), one row per
-event id (the first of the batch), inside the caller's transaction, which holds the
-rollup watermark's shared lock from its first statement (``hold_for_ingest``).
+Both take the rows of one kind, with their price columns (``PRICE_COLUMNS``) and, for LLM
+calls, their origin (``ORIGIN_COLUMNS``), one row per event id (the first of the batch),
+inside the caller's transaction, which holds the rollup watermark's shared lock from its
+first statement (``hold_for_ingest``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
 
 import asyncpg
 
@@ -45,6 +47,29 @@ class EventTable:
     columns: tuple[str, ...]  # what a row holds, in order (the COPY's columns)
     insert_each_once: str  # SQL: insert the rows (one array a column), returning the ids
 
+
+# What ingest appends to an LLM call's row after its price (migration 0017): how the call
+# arrived, and the cost its sender reported for it, kept beside costguard's own price.
+ORIGIN_COLUMNS = ("source", "reported_cost_usd")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """How a batch's LLM calls arrived: ``sdk`` (the SDK's RPCs) or ``otlp`` (GenAI spans),
+    and the costs the spans reported for themselves, by event id."""
+
+    source: str = "sdk"
+    reported_costs: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def appended(self, rows: Sequence[Row]) -> list[Row]:
+        """The LLM call rows with their :data:`ORIGIN_COLUMNS` appended."""
+        costs, source = self.reported_costs, self.source
+        if not costs:
+            return [(*row, source, None) for row in rows]
+        return [(*row, source, costs.get(event_key(row))) for row in rows]
+
+
+SDK = Origin()
 
 # One array per column, in the order of the table's ``columns``; text arrays for varchar
 # columns (the lengths were checked as the rows were built).
@@ -68,13 +93,14 @@ INSERT INTO telemetry_llm_events (
     event_id, user_id, tier, domain, job_name, provider, llm_model, operation, input_tokens,
     cached_input_tokens, output_tokens, reasoning_tokens, usage_reported, duration_ms, cache_hit,
     insight_key, success, error_code, episode_id, podcast_id, created_at, reservation_id,
-    context_type, output_image_tokens, cost_usd, price_sheet_id, unpriced_reason)
+    context_type, output_image_tokens, cost_usd, price_sheet_id, unpriced_reason, source,
+    reported_cost_usd)
 SELECT * FROM unnest(
     $1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
     $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::boolean[],
     $14::bigint[], $15::boolean[], $16::text[], $17::boolean[], $18::text[], $19::text[],
     $20::text[], $21::timestamptz[], $22::text[], $23::text[], $24::bigint[], $25::numeric[],
-    $26::bigint[], $27::text[])
+    $26::bigint[], $27::text[], $28::text[], $29::numeric[])
 ON CONFLICT DO NOTHING
 RETURNING event_id
 """
@@ -94,7 +120,9 @@ RETURNING event_id
 TABLES = {
     "job": EventTable("telemetry_job_events", JOB_COLUMNS + PRICE_COLUMNS["job"], _INSERT_JOBS),
     "llm": EventTable(
-        "telemetry_llm_events", LLM_COLUMNS + PRICE_COLUMNS["llm"], _INSERT_LLM_CALLS
+        "telemetry_llm_events",
+        LLM_COLUMNS + PRICE_COLUMNS["llm"] + ORIGIN_COLUMNS,
+        _INSERT_LLM_CALLS,
     ),
     "cost": EventTable("cost_events", COST_COLUMNS + PRICE_COLUMNS["cost"], _INSERT_COSTS),
 }

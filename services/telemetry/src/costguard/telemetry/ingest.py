@@ -41,8 +41,10 @@ from costguard.telemetry import metrics
 from costguard.telemetry.columns import BUILDERS
 from costguard.telemetry.counting import Tally, storage_usages
 from costguard.telemetry.event_tables import (
+    SDK,
     TABLES,
     Conflict,
+    Origin,
     copy_in,
     event_key,
     insert_each_once,
@@ -168,16 +170,20 @@ class Ingestor:
             self._on_counters_failed()
 
     async def store(
-        self, events: Sequence[telemetry_pb2.TelemetryEvent], *, batch: int = 0
+        self,
+        events: Sequence[telemetry_pb2.TelemetryEvent],
+        *,
+        batch: int = 0,
+        origin: Origin = SDK,
     ) -> IngestResult:
-        """Validate, store and count one batch.
+        """Validate, store and count one batch (``origin``: how its LLM calls arrived).
 
         A batch once begun is finished even when its caller is cancelled (a client that
         goes away cancels its RPC): cut between the counter bump and the commit, it would
         leave the live counters ahead of Postgres, and the client's retry of the same
         events would count them a second time.
         """
-        task = asyncio.create_task(self._store(events, batch))
+        task = asyncio.create_task(self._store(events, batch, origin))
         self._in_flight.add(task)
         task.add_done_callback(self._finished)
         return await asyncio.shield(task)
@@ -194,7 +200,7 @@ class Ingestor:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def _store(
-        self, events: Sequence[telemetry_pb2.TelemetryEvent], batch: int
+        self, events: Sequence[telemetry_pb2.TelemetryEvent], batch: int, origin: Origin
     ) -> IngestResult:
         started = time.perf_counter()
         received_at = datetime.now(UTC)
@@ -202,14 +208,18 @@ class Ingestor:
         valid = sum(len(r) for r in rows.values())
         accepted: Counter[str] = Counter()
         if valid:
-            await self._write(rows, accepted, received_at)
+            await self._write(rows, accepted, received_at, origin)
         # Counted once committed: a batch that failed is retried, and counted then.
         _observe(events, rows, accepted, rejections, time.perf_counter() - started)
         total = accepted.total()
         return IngestResult(total, valid - total, tuple(rejections))
 
     async def _write(
-        self, rows: dict[str, list[Row]], accepted: Counter[str], received_at: datetime
+        self,
+        rows: dict[str, list[Row]],
+        accepted: Counter[str],
+        received_at: datetime,
+        origin: Origin,
     ) -> None:
         """Price and store the rows in one transaction and count what was really inserted.
 
@@ -243,7 +253,8 @@ class Ingestor:
                     if in_force is None:
                         continue  # a model new to a day's sheet (or a reprice): extend, again
                     kept = await _claim_unstamped(conn, unique, days, unstamped)
-                    accepted.update(await self._insert(conn, insert, *kept, in_force))
+                    inserted = await self._insert(conn, insert, *kept, in_force, origin=origin)
+                    accepted.update(inserted)
                     return
             except Conflict:
                 # One of the events is stored already (or about to be): nothing of this
@@ -258,6 +269,8 @@ class Ingestor:
         rows: dict[str, list[Row]],
         days: dict[str, list[date]],
         in_force: dict[date, DaySheet],
+        *,
+        origin: Origin,
     ) -> dict[str, int]:
         """Inside the batch's transaction: price and insert the rows, record the S3 objects
         and dirty days of those inserted, and add them to the counters; how many of each
@@ -267,6 +280,8 @@ class Ingestor:
             if not kind_rows:
                 continue  # every one a repeat of an event without a time of its own
             stored = _priced(kind, kind_rows, days[kind], in_force)
+            if kind == "llm":
+                stored = origin.appended(stored)
             inserted = await insert(conn, kind, stored)
             tally.add(kind, [stored[i] for i in inserted], [days[kind][i] for i in inserted])
         objects = await record_objects(

@@ -21,3 +21,8 @@ OTLP_SPANS = Counter(
     "rejected: a GenAI span with a bad field)",
     ["outcome"],
 )
+OTLP_REPORTED_COSTS_IGNORED = Counter(
+    "costguard_otlp_reported_costs_ignored",
+    "GenAI spans stored without the cost they reported (gen_ai.usage.cost): negative, "
+    "not finite, not a number, or past the bounds a call's cost can have",
+)

@@ -2,7 +2,9 @@
 
 A span whose attributes follow the OpenTelemetry GenAI semantic conventions (or
 OpenInference's) becomes the same ``LlmEvent`` the SDK sends, so the ingestor validates,
-prices and counts it exactly as an SDK call. Any other span maps to None (ignored).
+prices and counts it exactly as an SDK call. Any other span maps to None (ignored). A cost
+the span reports for itself (``gen_ai.usage.cost``) is read exactly, as a Decimal, to be
+stored beside costguard's own price, never instead of it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
@@ -36,6 +39,12 @@ _PROVIDERS = {
 }
 # The SDK's operation names for the semconv's.
 _OPERATIONS = {"chat": "chat.completions"}
+# Where instrumentations put what they think a call cost, in USD (first found).
+COST_ATTRIBUTES = ("gen_ai.usage.cost", "gen_ai.cost.total_cost")
+# Bounds of a reported cost worth keeping: one call costs less than this many dollars, and
+# Postgres' numeric keeps at most 16383 decimal places (asyncpg would fail the whole batch).
+_MAX_REPORTED_COST = Decimal(1_000_000)
+_MIN_EXPONENT = -60
 
 
 @dataclass(frozen=True)
@@ -96,13 +105,72 @@ def event_id(trace_id: bytes, span_id: bytes) -> str:
     return str(uuid.uuid5(SPAN_NAMESPACE, (trace_id + span_id).hex()))
 
 
+class UnusableCost(ValueError):
+    """A reported cost that is not a finite amount of dollars >= 0: the span is stored
+    without it (a bad side figure is no reason to lose the call)."""
+
+
+def reported_cost(attrs: Attributes) -> Decimal | None:
+    """The cost the span reports for itself, exactly; None when it reports none.
+
+    A double is read through its ``repr``, the shortest text that is that double
+    (0.1, not 0.1000000000000000055...): no float arithmetic touches the amount.
+    """
+    for name in COST_ATTRIBUTES:
+        if name in attrs:
+            return _amount(name, attrs[name])
+    return None
+
+
+def _amount(name: str, value: str | int | float | bool) -> Decimal:
+    if isinstance(value, bool):
+        raise UnusableCost(f"{name} is a boolean")
+    text = repr(value) if isinstance(value, float) else str(value).strip()
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise UnusableCost(f"{name} is not a number: {text[:40]!r}") from None
+    if not amount.is_finite() or amount < 0 or amount > _MAX_REPORTED_COST:
+        raise UnusableCost(f"{name} is not an amount from 0 to {_MAX_REPORTED_COST}: {text[:40]}")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < _MIN_EXPONENT:
+        raise UnusableCost(f"{name} has more than {-_MIN_EXPONENT} decimal places")
+    return amount
+
+
+@dataclass(frozen=True)
+class GenAiCall:
+    """A GenAI span read: its event, the cost it reported (None: none, or ignored) and, when
+    a reported cost was ignored, why."""
+
+    event: telemetry_pb2.LlmEvent
+    reported_cost: Decimal | None = None
+    cost_problem: str = ""
+
+
+def genai_call(span: trace_pb2.Span, resource: Attributes, defaults: Defaults) -> GenAiCall | None:
+    """The span as an LLM event with its reported cost, or None when it is not a GenAI span."""
+    attrs = attributes(span.attributes)
+    if not is_genai(attrs):
+        return None
+    event = _event(span, attrs, resource, defaults)
+    try:
+        return GenAiCall(event, reported_cost(attrs))
+    except UnusableCost as exc:
+        return GenAiCall(event, None, str(exc))
+
+
 def llm_event(
     span: trace_pb2.Span, resource: Attributes, defaults: Defaults
 ) -> telemetry_pb2.LlmEvent | None:
     """The span as an LLM event, or None when it is not a GenAI span."""
-    attrs = attributes(span.attributes)
-    if not is_genai(attrs):
-        return None
+    call = genai_call(span, resource, defaults)
+    return None if call is None else call.event
+
+
+def _event(
+    span: trace_pb2.Span, attrs: Attributes, resource: Attributes, defaults: Defaults
+) -> telemetry_pb2.LlmEvent:
     service = _text(resource, "service.name")
     user = (
         _text(attrs, "costguard.user_id", "enduser.id")

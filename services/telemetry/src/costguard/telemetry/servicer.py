@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = telemetry_pb2.DESCRIPTOR.services_by_name["TelemetryService"].full_name
 
 # Postgres is down or restarting: the client should retry the same events later.
-_UNAVAILABLE = (
+DATABASE_UNAVAILABLE = (
     OSError,
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
@@ -50,7 +50,7 @@ def _encode(result: IngestResult) -> telemetry_pb2.RecordResponse:
 async def stored(work: Awaitable[T], context: Context) -> T:
     try:
         return await work
-    except _UNAVAILABLE as exc:
+    except DATABASE_UNAVAILABLE as exc:
         log.warning("database unavailable", extra={"error": repr(exc)})
         await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable; retry the batch")
         raise  # abort raises; this line only satisfies the type checker
