@@ -128,6 +128,7 @@ def service_env(stack: DevStack) -> dict[str, str]:
         "GRPC_LISTEN": "127.0.0.1:0",
         "SHUTDOWN_GRACE_SECONDS": "2",
         "METRICS_PORT": "0",  # many servers share this process; a test that scrapes sets one
+        "OTLP_HTTP_PORT": "0",  # a free port: many telemetry servers run at once
     }
 
 

@@ -48,7 +48,7 @@ def _attr(key: str, value: Scalar) -> common_pb2.KeyValue:
     return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(int_value=value))
 
 
-def _span(attrs: dict[str, Scalar]) -> trace_pb2.Span:
+def make_span(attrs: dict[str, Scalar]) -> trace_pb2.Span:
     return trace_pb2.Span(
         trace_id=bytes(range(16)),
         span_id=bytes(range(8)),
@@ -60,7 +60,7 @@ def _span(attrs: dict[str, Scalar]) -> trace_pb2.Span:
 
 
 def test_openinference_attributes_map_to_an_llm_event() -> None:
-    span = _span(
+    span = make_span(
         {
             "llm.model_name": "gpt-4o-mini",
             "llm.provider": "openai",
@@ -86,7 +86,7 @@ def test_openinference_attributes_map_to_an_llm_event() -> None:
 
 
 def test_user_and_tier_come_from_the_resource_when_the_span_has_none() -> None:
-    span = _span({"gen_ai.system": "gcp.gemini", "gen_ai.request.model": "gemini-2.5-flash"})
+    span = make_span({"gen_ai.system": "gcp.gemini", "gen_ai.request.model": "gemini-2.5-flash"})
     event = llm_event(span, {"enduser.id": "u-9", "costguard.tier": "pro"}, DEFAULTS)
     assert event is not None
     assert (event.user_id, event.tier, event.provider) == ("u-9", "pro", "google")
@@ -94,11 +94,11 @@ def test_user_and_tier_come_from_the_resource_when_the_span_has_none() -> None:
 
 
 def test_defaults_name_the_service_and_the_first_tier() -> None:
-    span = _span({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"})
+    span = make_span({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"})
     event = llm_event(span, {"service.name": "billing"}, DEFAULTS)
     assert event is not None
     assert (event.user_id, event.tier, event.domain) == ("otel:billing", "free", "default")
-    assert llm_event(_span({"http.method": "GET"}), {}, DEFAULTS) is None
+    assert llm_event(make_span({"http.method": "GET"}), {}, DEFAULTS) is None
 
 
 CHAT: dict[str, Scalar] = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}
@@ -117,7 +117,7 @@ CHAT: dict[str, Scalar] = {"gen_ai.operation.name": "chat", "gen_ai.request.mode
 )
 def test_a_reported_cost_is_read_exactly(value: Scalar, amount: Decimal) -> None:
     for name in ("gen_ai.usage.cost", "gen_ai.cost.total_cost"):
-        call = genai_call(_span({**CHAT, name: value}), {}, DEFAULTS)
+        call = genai_call(make_span({**CHAT, name: value}), {}, DEFAULTS)
         assert call is not None
         assert call.reported_cost == amount
         assert str(call.reported_cost) == str(amount)
@@ -128,12 +128,12 @@ def test_a_reported_cost_is_read_exactly(value: Scalar, amount: Decimal) -> None
     "value", [-0.01, "-1", float("inf"), float("nan"), "NaN", "cheap", True, "1e7", "1e-99"]
 )
 def test_an_unusable_reported_cost_is_ignored_not_the_span(value: Scalar) -> None:
-    call = genai_call(_span({**CHAT, "gen_ai.usage.cost": value}), {}, DEFAULTS)
+    call = genai_call(make_span({**CHAT, "gen_ai.usage.cost": value}), {}, DEFAULTS)
     assert call is not None
     assert call.event.llm_model == "gpt-4o-mini"
     assert call.reported_cost is None
     assert call.cost_problem.startswith("gen_ai.usage.cost ")
-    no_cost = genai_call(_span(CHAT), {}, DEFAULTS)
+    no_cost = genai_call(make_span(CHAT), {}, DEFAULTS)
     assert no_cost is not None
     assert (no_cost.reported_cost, no_cost.cost_problem) == (None, "")
 
@@ -165,22 +165,26 @@ class _Recording(SpanExporter):
         self.inner.shutdown()
 
 
-def _send(addr: str, token: str, spans: Callable[[TracerProvider], None]) -> bool:
-    """Make spans with the real SDK and export each as it ends (SimpleSpanProcessor);
-    whether every export succeeded. Blocking: run in a thread, beside the server's loop."""
-    exporter = _Recording(
-        OTLPSpanExporter(
-            endpoint=addr, insecure=True, headers=(("authorization", f"Bearer {token}"),)
-        )
-    )
+def send_spans(exporter: SpanExporter, spans: Callable[[TracerProvider], None]) -> bool:
+    """Make spans with the real SDK and export each as it ends (SimpleSpanProcessor) with
+    ``exporter``; whether every export succeeded. Blocking: run in a thread, beside the
+    server's loop."""
+    recording = _Recording(exporter)
     provider = TracerProvider(resource=Resource.create({"service.name": "app"}))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(SimpleSpanProcessor(recording))
     spans(provider)
     provider.shutdown()
-    return bool(exporter.results) and all(r is SpanExportResult.SUCCESS for r in exporter.results)
+    return bool(recording.results) and all(r is SpanExportResult.SUCCESS for r in recording.results)
 
 
-def _chat_span(provider: TracerProvider) -> None:
+def _send(addr: str, token: str, spans: Callable[[TracerProvider], None]) -> bool:
+    exporter = OTLPSpanExporter(
+        endpoint=addr, insecure=True, headers=(("authorization", f"Bearer {token}"),)
+    )
+    return send_spans(exporter, spans)
+
+
+def chat_spans(provider: TracerProvider) -> None:
     tracer = provider.get_tracer("test")
     with tracer.start_as_current_span("chat gpt-4o-mini") as span:
         span.set_attributes(
@@ -208,7 +212,7 @@ def _chat_span(provider: TracerProvider) -> None:
 async def test_grpc_export_stores_genai_spans_once_priced_as_the_sdk(
     otlp_addr: str, db: asyncpg.Pool
 ) -> None:
-    assert await asyncio.to_thread(_send, otlp_addr, TOKEN, _chat_span)
+    assert await asyncio.to_thread(_send, otlp_addr, TOKEN, chat_spans)
     rows = await db.fetch("SELECT * FROM telemetry_llm_events")
     assert len(rows) == 1  # the health span is ignored
     row = rows[0]
@@ -225,23 +229,32 @@ async def test_grpc_export_stores_genai_spans_once_priced_as_the_sdk(
     assert row["usage_reported"]
     assert (row["source"], row["reported_cost_usd"]) == ("otlp", Decimal("0.0123"))
 
-    # The same figures sent by the SDK's own RPC are priced the same.
+    # The same figures sent by the SDK's own RPC are priced the same; the span's reported
+    # cost is kept beside that price.
+    assert row["cost_usd"] is not None
+    assert row["cost_usd"] == await sdk_cost(otlp_addr, db, row)
+    assert row["cost_usd"] != row["reported_cost_usd"]
+
+
+async def sdk_cost(addr: str, db: asyncpg.Pool, row: asyncpg.Record) -> Decimal:
+    """What the SDK's own RPC stores for the figures of the stored span ``row``: its price,
+    as an SDK row (source 'sdk', no reported cost)."""
     sdk_event = telemetry_pb2.LlmEvent(
         event_id="00000000-0000-4000-8000-000000000001",
-        user_id="user-otlp",
-        tier="pro",
-        provider="openai",
-        llm_model="gpt-4o-mini-2024-07-18",
-        operation="chat.completions",
-        input_tokens=1000,
-        cached_input_tokens=200,
-        output_tokens=300,
-        reasoning_tokens=50,
-        usage_reported=True,
+        user_id=row["user_id"],
+        tier=row["tier"],
+        provider=row["provider"],
+        llm_model=row["llm_model"],
+        operation=row["operation"],
+        input_tokens=row["input_tokens"],
+        cached_input_tokens=row["cached_input_tokens"],
+        output_tokens=row["output_tokens"],
+        reasoning_tokens=row["reasoning_tokens"],
+        usage_reported=row["usage_reported"],
         success=True,
     )
     sdk_event.created_at.CopyFrom(_timestamp(row["created_at"]))
-    async with grpc.aio.insecure_channel(otlp_addr) as channel:
+    async with grpc.aio.insecure_channel(addr) as channel:
         stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)
         reply = await stub.Record(
             telemetry_pb2.RecordRequest(events=[telemetry_pb2.TelemetryEvent(llm=sdk_event)]),
@@ -254,10 +267,9 @@ async def test_grpc_export_stores_genai_spans_once_priced_as_the_sdk(
         sdk_event.event_id,
     )
     assert sdk_row is not None
-    assert row["cost_usd"] is not None
-    assert row["cost_usd"] == sdk_row["cost_usd"]  # the reported cost is beside our price
-    assert row["cost_usd"] != row["reported_cost_usd"]
     assert (sdk_row["source"], sdk_row["reported_cost_usd"]) == ("sdk", None)
+    cost: Decimal = sdk_row["cost_usd"]
+    return cost
 
 
 def _ignored_costs() -> float:
@@ -274,7 +286,7 @@ async def test_a_span_with_a_negative_cost_is_stored_without_it(
             request_serializer=ExportTraceServiceRequest.SerializeToString,
             response_deserializer=ExportTraceServiceResponse.FromString,
         )(
-            _request(_span({**CHAT, "gen_ai.usage.cost": -0.5})),
+            export_request(make_span({**CHAT, "gen_ai.usage.cost": -0.5})),
             metadata=(("authorization", f"Bearer {TOKEN}"),),
         )
     assert reply.partial_success.rejected_spans == 0
@@ -286,10 +298,10 @@ async def test_a_span_with_a_negative_cost_is_stored_without_it(
 
 
 async def test_a_span_sent_twice_is_one_row(otlp_addr: str, db: asyncpg.Pool) -> None:
-    span = _span(
+    span = make_span(
         {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"},
     )
-    request = _request(span)
+    request = export_request(span)
     async with grpc.aio.insecure_channel(otlp_addr) as channel:
         for _ in range(2):
             reply = await channel.unary_unary(
@@ -304,8 +316,8 @@ async def test_a_span_sent_twice_is_one_row(otlp_addr: str, db: asyncpg.Pool) ->
 async def test_a_bad_span_is_rejected_and_its_siblings_stored(
     otlp_addr: str, db: asyncpg.Pool
 ) -> None:
-    good = _span({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"})
-    bad = _span(
+    good = make_span({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"})
+    bad = make_span(
         {
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": "gpt-4o-mini",
@@ -318,21 +330,21 @@ async def test_a_bad_span_is_rejected_and_its_siblings_stored(
             EXPORT,
             request_serializer=ExportTraceServiceRequest.SerializeToString,
             response_deserializer=ExportTraceServiceResponse.FromString,
-        )(_request(good, bad), metadata=(("authorization", f"Bearer {TOKEN}"),))
+        )(export_request(good, bad), metadata=(("authorization", f"Bearer {TOKEN}"),))
     assert reply.partial_success.rejected_spans == 1
     assert bad.span_id.hex() in reply.partial_success.error_message
     assert await db.fetchval("SELECT count(*) FROM telemetry_llm_events") == 1
 
 
 async def test_a_wrong_token_is_refused(otlp_addr: str, db: asyncpg.Pool) -> None:
-    assert not await asyncio.to_thread(_send, otlp_addr, "wrong", _chat_span)
+    assert not await asyncio.to_thread(_send, otlp_addr, "wrong", chat_spans)
     async with grpc.aio.insecure_channel(otlp_addr) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await channel.unary_unary(
                 EXPORT,
                 request_serializer=ExportTraceServiceRequest.SerializeToString,
                 response_deserializer=ExportTraceServiceResponse.FromString,
-            )(_request(_span({"gen_ai.operation.name": "chat"})))
+            )(export_request(make_span({"gen_ai.operation.name": "chat"})))
     assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
     assert await db.fetchval("SELECT count(*) FROM telemetry_llm_events") == 0
 
@@ -340,7 +352,7 @@ async def test_a_wrong_token_is_refused(otlp_addr: str, db: asyncpg.Pool) -> Non
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-def _request(*spans: trace_pb2.Span) -> ExportTraceServiceRequest:
+def export_request(*spans: trace_pb2.Span) -> ExportTraceServiceRequest:
     return ExportTraceServiceRequest(
         resource_spans=[trace_pb2.ResourceSpans(scope_spans=[trace_pb2.ScopeSpans(spans=spans)])]
     )

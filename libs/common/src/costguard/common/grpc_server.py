@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Register = Callable[[aio.Server], None]
 ShutdownHook = Callable[[], Awaitable[object]]
+StartHook = Callable[[], Awaitable[object]]
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Wrap = Callable[[str, Handler], Handler]  # (/package.Service/Method, handler) -> handler
 
@@ -121,6 +122,7 @@ class GrpcServer:
             [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], registry
         )
         self._hooks: list[ShutdownHook] = []
+        self._start_hooks: list[StartHook] = []
         self._stopped = asyncio.Event()
         self.port = 0
         host = config.grpc_listen.rpartition(":")[0].strip("[]")
@@ -130,11 +132,19 @@ class GrpcServer:
         """Run ``hook`` at shutdown; hooks run in reverse order of registration."""
         self._hooks.append(hook)
 
+    def on_start(self, hook: StartHook) -> None:
+        """Run ``hook`` once the gRPC server listens, before health says SERVING (another
+        listener of the same service: the telemetry service's OTLP/HTTP); stop it with an
+        :meth:`on_shutdown` hook."""
+        self._start_hooks.append(hook)
+
     async def start(self) -> int:
         self.port = self._server.add_insecure_port(self._config.grpc_listen)
         if self.port == 0:
             raise OSError(f"cannot listen on {self._config.grpc_listen}")
         await self._server.start()
+        for hook in self._start_hooks:
+            await hook()
         self.metrics.start()
         for name in ("", *self._service_names):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)

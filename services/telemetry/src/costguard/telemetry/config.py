@@ -17,6 +17,7 @@ class TelemetryConfig:
     aws: AwsPrices
     reconcile_interval_s: float
     otlp_defaults: Defaults
+    otlp_http_port: int  # OTLP/HTTP on the gRPC listen address's host; 0: any free port
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> TelemetryConfig:
@@ -41,4 +42,5 @@ class TelemetryConfig:
                 tier=otlp_tier,
                 user=env.optional_str("OTLP_DEFAULT_USER"),
             ),
+            otlp_http_port=env.integer("OTLP_HTTP_PORT", 4318, maximum=65535),
         )

@@ -1,4 +1,5 @@
-"""Wiring: pools, the servicer and the gRPC server for ``python -m costguard.telemetry``."""
+"""Wiring: pools, the servicers, the gRPC server and the OTLP/HTTP listener beside it, for
+``python -m costguard.telemetry``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from costguard.telemetry.config import TelemetryConfig
 from costguard.telemetry.ingest import Ingestor
 from costguard.telemetry.otlp_export import SERVICE_NAME as TRACE_SERVICE
 from costguard.telemetry.otlp_export import TraceServicer, add_trace_service
+from costguard.telemetry.otlp_http import OtlpHttpServer, TracesEndpoint, otlp_app
 from costguard.telemetry.servicer import SERVICE_NAME, TelemetryServicer
 from costguard.v1 import telemetry_pb2_grpc
 
@@ -25,6 +27,7 @@ class Telemetry:
     server: GrpcServer
     ingestor: Ingestor
     reconciler: CounterReconciler
+    otlp_http: OtlpHttpServer  # started and stopped with ``server``
 
 
 async def build(config: TelemetryConfig) -> Telemetry:
@@ -61,11 +64,19 @@ async def build(config: TelemetryConfig) -> Telemetry:
             ),
         ],
     )
+    otlp_http = OtlpHttpServer(
+        otlp_app(TracesEndpoint(ingestor, config.otlp_defaults, config.core.service_token)),
+        host=config.core.grpc_listen.rpartition(":")[0].strip("[]"),
+        port=config.otlp_http_port,
+        grace_s=config.core.shutdown_grace_s,
+    )
+    server.on_start(otlp_http.start)
     server.on_shutdown(pool.close)
     server.on_shutdown(redis.aclose)
     server.on_shutdown(reconciler.stop)
-    server.on_shutdown(ingestor.drain)  # first: batches whose callers left still commit
-    return Telemetry(server, ingestor, reconciler)
+    server.on_shutdown(ingestor.drain)  # batches whose callers left still commit
+    server.on_shutdown(otlp_http.stop)  # first: its requests in flight finish
+    return Telemetry(server, ingestor, reconciler, otlp_http)
 
 
 async def build_server(config: TelemetryConfig) -> GrpcServer:
