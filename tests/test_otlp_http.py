@@ -1,6 +1,8 @@
 """OTLP/HTTP in: spans sent by the real OpenTelemetry SDK through the real OTLP/HTTP
-exporter, and raw requests (JSON, gzip, each refusal the spec names), to the real telemetry
-server's ``POST /v1/traces``, read back from Postgres."""
+exporter, raw requests (JSON, gzip, each refusal the spec names), and an app instrumented by
+opentelemetry-instrumentation-openai-v2 calling the real ``openai`` client against the fake
+OpenAI server, to the real telemetry server (``POST /v1/traces``, and the gRPC port), read
+back from Postgres."""
 
 from __future__ import annotations
 
@@ -11,17 +13,28 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, Protocol, cast
 
 import asyncpg
 import httpx
 import pytest
 from google.rpc.status_pb2 import Status
+from openai import AsyncOpenAI
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcSpanExporter,
+)
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
@@ -30,6 +43,7 @@ from costguard.telemetry.config import TelemetryConfig
 from costguard.telemetry.otlp import event_id
 from costguard.telemetry.otlp_http import MAX_BODY_BYTES, RETRY_AFTER_SECONDS
 from costguard.telemetry.server import build
+from tests.fake_openai import serve_fake_openai
 from tests.test_otlp_ingest import CHAT, STARTED, TOKEN, chat_spans, export_request, make_span
 from tests.test_otlp_ingest import sdk_cost as sdk_cost_of
 
@@ -302,3 +316,65 @@ async def test_the_http_listener_starts_and_stops_with_the_grpc_server(
         assert (await _post(serving.traces_url, body)).status_code == 200
     with pytest.raises(httpx.ConnectError):
         await _post(serving.traces_url, body)
+
+
+class _Instrumentor(Protocol):
+    """What the test uses of an instrumentor (openai-v2's carries no annotations)."""
+
+    def instrument(self, **kwargs: Any) -> None: ...
+
+    def uninstrument(self, **kwargs: Any) -> None: ...
+
+
+def _exporter(otlp: Otlp, transport: str) -> SpanExporter:
+    """The exporter an instrumented app configures: only the endpoint (and token) change."""
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    if transport == "http":
+        return OTLPSpanExporter(endpoint=otlp.traces_url, headers=headers)
+    return GrpcSpanExporter(endpoint=otlp.grpc_addr, insecure=True, headers=headers)
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+async def test_an_app_instrumented_by_openai_v2_is_priced_from_its_spans(
+    otlp: Otlp, db: asyncpg.Pool, transport: str
+) -> None:
+    provider = TracerProvider(resource=Resource.create({"service.name": "instrumented-app"}))
+    # A batch processor exports from its own thread: a simple one would export on this
+    # loop's thread, where the telemetry server under test must answer it.
+    provider.add_span_processor(BatchSpanProcessor(_exporter(otlp, transport)))
+    instrumentor = cast(Callable[[], _Instrumentor], OpenAIInstrumentor)()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        async with serve_fake_openai() as fake:
+            client = AsyncOpenAI(base_url=fake.base_url, api_key="test", max_retries=0)
+            reply = await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Spend this week?"}]
+            )
+            await client.close()
+        assert await asyncio.to_thread(provider.force_flush)
+    finally:
+        instrumentor.uninstrument()  # the openai module is patched process-wide
+        await asyncio.to_thread(provider.shutdown)
+    assert reply.usage is not None
+    row = await db.fetchrow("SELECT * FROM telemetry_llm_events")
+    assert row is not None
+    assert (row["provider"], row["llm_model"], row["operation"]) == (
+        "openai",
+        fake.model,
+        "chat.completions",
+    )
+    assert (row["input_tokens"], row["output_tokens"]) == (
+        fake.usage.input_tokens,
+        fake.usage.output_tokens,
+    )
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (
+        row["input_tokens"],
+        row["output_tokens"],
+    )
+    # openai-v2 2.4b0 records no cached or reasoning tokens (nor a cost): the call is priced
+    # from input and output alone.
+    assert (row["cached_input_tokens"], row["reasoning_tokens"]) == (0, 0)
+    assert row["usage_reported"]
+    assert (row["user_id"], row["tier"]) == ("otel:instrumented-app", "free")
+    assert (row["source"], row["reported_cost_usd"]) == ("otlp", None)
+    assert row["cost_usd"] == await sdk_cost_of(otlp.grpc_addr, db, row)
