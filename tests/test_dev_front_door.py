@@ -25,7 +25,7 @@ from costguard.devstack import LocalPostgres, free_port
 from costguard.devstack.state import PORTS, AlreadyRunning, RunLock, choose_ports, port_is_free
 from costguard.sdk import TelemetryClient, UserContext, job_telemetry
 
-ADDRESSES = ("gateway", "telemetry", "throttle", "rollup", "postgres", "redis")
+ADDRESSES = ("gateway", "telemetry", "throttle", "rollup", "otlp_http", "postgres", "redis")
 
 
 async def _runner(root: Path, *args: str) -> asyncio.subprocess.Process:
@@ -55,6 +55,8 @@ async def _start(root: Path, *args: str) -> tuple[asyncio.subprocess.Process, di
         "telemetry": re.search(r"telemetry\s+(127\.0\.0\.1:\d+)", text),
         "throttle": re.search(r"throttle\s+(127\.0\.0\.1:\d+)", text),
         "rollup": re.search(r"rollup\s+(127\.0\.0\.1:\d+)", text),
+        "otlp_http": re.search(r"^  otlp-http\s+(http://127\.0\.0\.1:\d+/v1/traces)$", text, re.M),
+        "otlp_grpc": re.search(r"^  otlp-grpc\s+(127\.0\.0\.1:\d+)$", text, re.M),
         "postgres": re.search(r"postgres\s+(postgresql://\S+)", text),
         "redis": re.search(r"redis\s+(redis://\S+)", text),
         "service_token": re.search(r"COSTGUARD_SERVICE_TOKEN=(\S+)", text),
@@ -118,8 +120,19 @@ async def test_make_dev_runs_everything_and_stops_on_ctrl_c(dev_root: Path) -> N
                 f"{info['gateway']}/api/admin/cost/summary?days=7",
                 headers={"Authorization": f"Bearer {info['token']}"},
             )
+            # OTLP: gRPC on the telemetry port, HTTP on a port of its own, the token required.
+            spans = await http.post(
+                info["otlp_http"],
+                content=b"",  # an ExportTraceServiceRequest without spans
+                headers={
+                    "Content-Type": "application/x-protobuf",
+                    "Authorization": f"Bearer {info['service_token']}",
+                },
+            )
         assert ready.json()["ready"] is True  # "ready." waited for it
         assert summary.status_code == 200
+        assert spans.status_code == 200
+        assert info["otlp_grpc"] == info["telemetry"]
 
         client = TelemetryClient(info["telemetry"], token=info["service_token"])
         async with job_telemetry("dev-smoke", UserContext("dev-user", "free"), client=client):
@@ -152,6 +165,7 @@ async def test_make_dev_runs_everything_and_stops_on_ctrl_c(dev_root: Path) -> N
     assert "stopped" in rest
     assert all(_refuses(info[name]) for name in ("telemetry", "throttle", "rollup"))
     assert _refuses(info["gateway"].removeprefix("http://"))
+    assert _refuses(info["otlp_http"].removeprefix("http://").removesuffix("/v1/traces"))
 
     # Running it again works, on the same data, at the same addresses (the gateway's port
     # was asked for once, and is remembered).

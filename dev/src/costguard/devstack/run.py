@@ -160,6 +160,8 @@ async def run(stack: DevStack, root: Path, ports: dict[str, int], notes: list[st
                 "GRPC_LISTEN": f"127.0.0.1:{ports[name]}",
                 "METRICS_PORT": str(ports[f"{name}_metrics"]),
             }
+            if name == "telemetry":
+                own["OTLP_HTTP_PORT"] = str(ports["otlp_http"])
             command = [f"costguard.{name}", *(["serve"] if name == "rollup" else [])]
             children.start(name, command, {**env, **own}, logs)
         digest = hashlib.sha256(token.encode()).hexdigest()
@@ -180,6 +182,7 @@ async def run(stack: DevStack, root: Path, ports: dict[str, int], notes: list[st
             service_token=service_token,
             stack=stack,
             ports={name: ports[name] for name in SERVICES},
+            otlp_http=f"http://127.0.0.1:{ports['otlp_http']}",
             notes=notes,
             logs=logs,
         )
@@ -241,6 +244,7 @@ def _print_banner(
     service_token: str,
     stack: DevStack,
     ports: dict[str, int],
+    otlp_http: str,
     notes: list[str],
     logs: Path,
 ) -> None:
@@ -252,6 +256,8 @@ def _print_banner(
         f"  try         curl -H 'Authorization: Bearer {token}' \\\n"
         f"                   '{url}/api/admin/cost/summary?days=7'",
         *(f"  {name:<11} 127.0.0.1:{port} (gRPC)" for name, port in ports.items()),
+        f"  otlp-http   {otlp_http}/v1/traces",
+        f"  otlp-grpc   127.0.0.1:{ports['telemetry']}",
         f"  postgres    {stack.postgres.dsn}",
         f"  redis       {stack.redis.url}",
         f"  logs        {logs}/",
@@ -259,6 +265,9 @@ def _print_banner(
         f"  export COSTGUARD_TELEMETRY_ADDR=127.0.0.1:{ports['telemetry']}",
         f"  export COSTGUARD_THROTTLE_ADDR=127.0.0.1:{ports['throttle']}",
         f"  export COSTGUARD_SERVICE_TOKEN={service_token}",
+        "apps (OpenTelemetry GenAI spans, OTLP/HTTP):",
+        f"  export OTEL_EXPORTER_OTLP_ENDPOINT={otlp_http}",
+        f"  export OTEL_EXPORTER_OTLP_HEADERS='Authorization=Bearer {service_token}'",
         *(f"note: {note} (kept in {logs.parent / 'ports.json'} for next time)" for note in notes),
         "ready. Press Ctrl-C to stop.",
     ]

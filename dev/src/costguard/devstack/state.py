@@ -29,6 +29,7 @@ PORTS = (
     *SERVICES,
     "gateway",
     *(f"{name}_metrics" for name in SERVICES),
+    "otlp_http",  # the telemetry service's OTLP/HTTP listener (OTLP_HTTP_PORT)
 )
 DEFAULT_GATEWAY_PORT = 8080
 
