@@ -50,6 +50,7 @@ KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/prod"]
 K8S_VERSIONS = ["1.30", "1.37"]
 SERVICES = ["telemetry", "throttle", "rollup", "gateway"]
 GRPC_PORTS = {"telemetry": 50051, "throttle": 50052, "rollup": 50053}
+OTLP_HTTP_PORT = 4318  # the telemetry service's OTLP/HTTP (POST /v1/traces)
 STATELESS = ["telemetry", "throttle", "gateway"]
 
 Object = dict[str, Any]
@@ -246,7 +247,7 @@ def test_network_policies() -> None:
     gateway = one(objects, "NetworkPolicy", "allow-gateway")["spec"]
     assert "from" not in gateway["ingress"][0]  # from anywhere
     grpc_rule = one(objects, "NetworkPolicy", "allow-grpc-clients")["spec"]["ingress"][0]
-    assert {p["port"] for p in grpc_rule["ports"]} == set(GRPC_PORTS.values())
+    assert {p["port"] for p in grpc_rule["ports"]} == {*GRPC_PORTS.values(), OTLP_HTTP_PORT}
     # Every costguard pod carries the label that the policies admit.
     for workload in (o for o in objects if o["kind"] in ("Deployment", "Job", "CronJob")):
         labels = workload["spec"].get("jobTemplate", workload)["spec"]["template"]["metadata"]
@@ -415,6 +416,26 @@ def test_every_deployed_server_listens_beyond_loopback_on_purpose() -> None:
             assert environment["GRPC_LISTEN"] == f"0.0.0.0:{GRPC_PORTS[service]}", where
         elif service == "gateway":
             assert environment["GATEWAY_LISTEN"] == "0.0.0.0:8080", where
+
+
+def test_telemetry_serves_otlp_http_on_4318_wherever_it_is_deployed() -> None:
+    assert TelemetryConfig.from_env(compose_environment("telemetry")).otlp_http_port == 4318
+    for where, service, environment in deployed_environments():
+        if service == "telemetry":
+            assert environment["OTLP_HTTP_PORT"] == str(OTLP_HTTP_PORT), where
+    assert f"EXPOSE {GRPC_PORTS['telemetry']} {OTLP_HTTP_PORT}" in dockerfile_stages()["telemetry"]
+    assert compose()["services"]["telemetry"]["expose"] == ["50051", str(OTLP_HTTP_PORT)]
+    for kustomization in KUSTOMIZATIONS:
+        objects = render(kustomization)
+        container = pod_spec(one(objects, "Deployment", "telemetry"))["containers"][0]
+        assert {"name": "otlp-http", "containerPort": OTLP_HTTP_PORT} in container["ports"]
+        ports = one(objects, "Service", "telemetry")["spec"]["ports"]
+        assert {
+            "name": "otlp-http",
+            "port": OTLP_HTTP_PORT,
+            "targetPort": "otlp-http",
+            "appProtocol": "http",
+        } in ports
 
 
 def test_the_rollup_image_serves_only_when_told_to() -> None:

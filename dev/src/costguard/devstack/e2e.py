@@ -70,8 +70,8 @@ ENV_FILE = WORK_DIR / "compose.env"  # the override's env_file (../../.dev/e2e/c
 PROJECT = "costguard-e2e"
 GATEWAY = "http://127.0.0.1:8080"
 TELEMETRY, THROTTLE, ROLLUP = "127.0.0.1:50051", "127.0.0.1:50052", "127.0.0.1:50053"
-# Every port the stack binds on the host's loopback (services, then their metrics).
-PORTS = (5432, 6379, 50051, 50052, 50053, 8080, 9464, 9465, 9466, 9467)
+# Every port the stack binds on the host's loopback (services, their metrics, OTLP/HTTP).
+PORTS = (5432, 6379, 50051, 50052, 50053, 8080, 9464, 9465, 9466, 9467, 4318)
 TOOLS = ("podman", "runc", "debootstrap", "podman-compose", "tar")
 TIMEZONE = ZoneInfo("UTC")
 RAW_TABLES = ("telemetry_job_events", "telemetry_llm_events", "cost_events")
