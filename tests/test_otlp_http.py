@@ -326,22 +326,25 @@ class _Instrumentor(Protocol):
     def uninstrument(self, **kwargs: Any) -> None: ...
 
 
-def _exporter(otlp: Otlp, transport: str) -> SpanExporter:
-    """The exporter an instrumented app configures: only the endpoint (and token) change."""
-    headers = {"authorization": f"Bearer {TOKEN}"}
+def _exporter(otlp: Otlp, transport: str, monkeypatch: pytest.MonkeyPatch) -> SpanExporter:
+    """The exporter an instrumented app makes, configured only by the README's variables."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"Authorization=Bearer {TOKEN}")
     if transport == "http":
-        return OTLPSpanExporter(endpoint=otlp.traces_url, headers=headers)
-    return GrpcSpanExporter(endpoint=otlp.grpc_addr, insecure=True, headers=headers)
+        endpoint = otlp.traces_url.removesuffix("/v1/traces")  # the exporter adds the path
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        return OTLPSpanExporter()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{otlp.grpc_addr}")
+    return GrpcSpanExporter()
 
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 async def test_an_app_instrumented_by_openai_v2_is_priced_from_its_spans(
-    otlp: Otlp, db: asyncpg.Pool, transport: str
+    otlp: Otlp, db: asyncpg.Pool, transport: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": "instrumented-app"}))
     # A batch processor exports from its own thread: a simple one would export on this
     # loop's thread, where the telemetry server under test must answer it.
-    provider.add_span_processor(BatchSpanProcessor(_exporter(otlp, transport)))
+    provider.add_span_processor(BatchSpanProcessor(_exporter(otlp, transport, monkeypatch)))
     instrumentor = cast(Callable[[], _Instrumentor], OpenAIInstrumentor)()
     instrumentor.instrument(tracer_provider=provider)
     try:
