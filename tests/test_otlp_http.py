@@ -250,8 +250,10 @@ async def test_a_request_without_the_token_is_refused(
             b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}',
         ),
         ("application/json", b'{"resourceSpans": "many"}'),
+        ("application/json", b"[1]"),
+        ("application/json", b"[" * 100_000),
     ],
-    ids=["protobuf", "json", "hex", "shape"],
+    ids=["protobuf", "json", "hex", "shape", "not an object", "deep"],
 )
 async def test_an_undecodable_body_is_400_with_a_status(
     otlp: Otlp, content_type: str, body: bytes

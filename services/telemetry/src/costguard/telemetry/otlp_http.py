@@ -134,10 +134,12 @@ def decode(body: bytes, media_type: str) -> ExportRequest:
         if media_type == PROTOBUF:
             return ExportRequest.FromString(body)
         document = json.loads(body)
+        if not isinstance(document, dict):
+            raise ValueError("an OTLP JSON request is an object")
         _ids_as_base64(document)
         # Unknown fields are ignored, as the spec asks of receivers (newer senders).
         return json_format.ParseDict(document, ExportRequest(), ignore_unknown_fields=True)
-    except (DecodeError, json_format.ParseError, ValueError, TypeError) as exc:
+    except (DecodeError, json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
         raise _Refused(400, INVALID_ARGUMENT, f"undecodable request: {exc}") from None
 
 
