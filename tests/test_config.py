@@ -91,6 +91,15 @@ def test_the_otlp_default_tier_is_one_of_the_tiers() -> None:
     )
 
 
+def test_the_otlp_http_port_is_a_port() -> None:
+    assert TelemetryConfig.from_env(_TELEMETRY_ENV).otlp_http_port == 4318
+    with pytest.raises(ConfigError) as failure:
+        TelemetryConfig.from_env({**_TELEMETRY_ENV, "OTLP_HTTP_PORT": "70000"})
+    assert str(failure.value) == (
+        "OTLP_HTTP_PORT: expected an integer between 0 and 65535, got 70000"
+    )
+
+
 def test_tiers_keep_their_order() -> None:
     core = CoreConfig.from_env("x", Env({"COSTGUARD_TIERS": "free, team ,pro"}), default_port=1)
     assert core.tiers == ("free", "team", "pro")

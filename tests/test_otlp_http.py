@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -383,3 +384,22 @@ async def test_an_app_instrumented_by_openai_v2_is_priced_from_its_spans(
     assert (row["user_id"], row["tier"]) == ("otel:instrumented-app", "free")
     assert (row["source"], row["reported_cost_usd"]) == ("otlp", None)
     assert row["cost_usd"] == await sdk_cost_of(otlp.grpc_addr, db, row)
+
+
+async def test_a_taken_otlp_http_port_fails_start_up_naming_it(
+    db: asyncpg.Pool, service_env: dict[str, str]
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        telemetry = await build(
+            TelemetryConfig.from_env({**service_env, "OTLP_HTTP_PORT": str(taken)})
+        )
+        try:
+            with pytest.raises(
+                OSError, match=f"OTLP_HTTP_PORT: cannot listen on 127.0.0.1:{taken}"
+            ):
+                await telemetry.server.start()
+        finally:
+            await telemetry.server.stop()
