@@ -10,7 +10,7 @@ import asyncio
 import gzip
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -41,10 +41,14 @@ from prometheus_client import REGISTRY
 
 from costguard.devstack import LocalPostgres
 from costguard.telemetry.config import TelemetryConfig
+from costguard.telemetry.event_tables import SDK, Origin
+from costguard.telemetry.ingest import IngestResult
 from costguard.telemetry.otlp import event_id
 from costguard.telemetry.otlp_http import MAX_BODY_BYTES, RETRY_AFTER_SECONDS
 from costguard.telemetry.server import build
+from costguard.v1 import telemetry_pb2
 from tests.fake_openai import serve_fake_openai
+from tests.processes import poll_until
 from tests.test_otlp_ingest import CHAT, STARTED, TOKEN, chat_spans, export_request, make_span
 from tests.test_otlp_ingest import sdk_cost as sdk_cost_of
 
@@ -403,3 +407,44 @@ async def test_a_taken_otlp_http_port_fails_start_up_naming_it(
                 await telemetry.server.start()
         finally:
             await telemetry.server.stop()
+
+
+def _refuses(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+async def test_a_request_in_flight_at_shutdown_is_answered_before_the_pool_closes(
+    db: asyncpg.Pool, service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    telemetry = await build(TelemetryConfig.from_env(service_env))
+    store = telemetry.ingestor.store
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def held_store(
+        events: Sequence[telemetry_pb2.TelemetryEvent], *, batch: int = 0, origin: Origin = SDK
+    ) -> IngestResult:
+        entered.set()
+        await release.wait()  # the real store, once the server is shutting down
+        return await store(events, batch=batch, origin=origin)
+
+    monkeypatch.setattr(telemetry.ingestor, "store", held_store)
+    await telemetry.server.start()
+    port = telemetry.otlp_http.port
+    body = export_request(make_span(CHAT)).SerializeToString()
+    sending = asyncio.create_task(_post(f"http://127.0.0.1:{port}/v1/traces", body))
+    await entered.wait()
+    stopping = asyncio.create_task(telemetry.server.stop())
+
+    async def draining() -> bool:
+        return _refuses(port)  # no new connection, the one in flight kept
+
+    await poll_until(draining)
+    release.set()
+    response = await sending
+    await stopping
+    assert response.status_code == 200
+    assert await db.fetchval("SELECT count(*) FROM telemetry_llm_events") == 1
