@@ -179,7 +179,8 @@ async def test_switching_to_30_days_changes_the_series(browser: Browser, site: s
     area = page.locator("[data-testid=chart-cost-by-tier] .recharts-area-area").first
     before = await area.get_attribute("d")
     async with page.expect_response(lambda r: "days=30" in r.url and "/summary" in r.url):
-        await page.click("[data-testid=days-30]")
+        await page.select_option("[data-testid=range-preset]", "30d")
+    assert page.url.endswith("/admin/cost/?days=30")
     await page.wait_for_function(
         "(before) => { const p = document.querySelector("
         "'[data-testid=chart-cost-by-tier] .recharts-area-area');"

@@ -1,6 +1,5 @@
 import { Usd } from "@/components/Usd";
 import { useSummary } from "@/api/hooks";
-import type { Days } from "@/api/types";
 import { QueryView } from "@/components/QueryView";
 import { LoadingRows } from "@/components/states";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
@@ -17,8 +16,8 @@ function Figure({ label, value, testId }: { label: string; value: ReactNode; tes
   );
 }
 
-export function ForecastCard({ days }: { days: Days }) {
-  const query = useSummary(days);
+export function ForecastCard({ range }: { range: string }) {
+  const query = useSummary(range);
   return (
     <Card data-testid="forecast-card">
       <CardHeader>

@@ -85,32 +85,6 @@ describe("summary cards", () => {
   });
 });
 
-describe("7/30-day switch", () => {
-  it("asks the gateway for 30 days and shows the answer", async () => {
-    const api = mockApi(signedInRoutes());
-    const { user } = renderApp();
-    expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("$12.35");
-    expect(screen.getByTestId("days-7")).toHaveAttribute("aria-checked", "true");
-
-    await user.click(screen.getByTestId("days-30"));
-
-    await waitFor(() => expect(screen.getByTestId("card-cost-value")).toHaveTextContent("$99.50"));
-    expect(screen.getByTestId("days-30")).toHaveAttribute("aria-checked", "true");
-    const searches = api.calls.map((call) => `${call.path}${call.search}`);
-    expect(searches).toContain("/api/admin/cost/summary?days=30");
-    expect(searches).toContain("/api/admin/cost/users?days=30&limit=20");
-    expect(window.location.search).toBe("?days=30");
-  });
-
-  it("starts from ?days=30 in the address", async () => {
-    window.history.replaceState(null, "", "/admin/cost/?days=30");
-    const api = mockApi(signedInRoutes());
-    renderApp();
-    expect(await screen.findByTestId("card-cost-value")).toHaveTextContent("$99.50");
-    expect(api.calls.some((call) => call.search === "?days=7")).toBe(false);
-  });
-});
-
 describe("change against the previous period", () => {
   it("shows up, down and no-comparison on the cards, the previous dates in the title", async () => {
     const routes = signedInRoutes();

@@ -1,6 +1,7 @@
 import { Usd } from "@/components/Usd";
 import { TOP_USERS_LIMIT, useTopUsers } from "@/api/hooks";
-import type { Days, TopUser } from "@/api/types";
+import type { TopUser } from "@/api/types";
+import { CsvLink } from "@/components/CsvLink";
 import { QueryView } from "@/components/QueryView";
 import { EmptyState, LoadingRows } from "@/components/states";
 import { Badge } from "@/components/ui/badge";
@@ -17,7 +18,9 @@ function UserRow({ user }: { user: TopUser }) {
       <TableCell>
         <Badge variant="secondary">{user.tier}</Badge>
       </TableCell>
-      <TableCell className="text-right font-medium tabular-nums"><Usd value={user.cost_usd} /></TableCell>
+      <TableCell className="text-right font-medium tabular-nums">
+        <Usd value={user.cost_usd} />
+      </TableCell>
       <TableCell className="text-right tabular-nums">{formatCount(user.jobs)}</TableCell>
       <TableCell className="text-right tabular-nums">{formatCount(user.ai_calls)}</TableCell>
       <TableCell className="text-right tabular-nums">{formatCount(user.tokens_in)}</TableCell>
@@ -49,21 +52,22 @@ function UsersTable({ users }: { users: readonly TopUser[] }) {
   );
 }
 
-export function TopUsers({ days, className }: { days: Days; className?: string }) {
-  const query = useTopUsers(days);
+export function TopUsers({ range, className }: { range: string; className?: string }) {
+  const query = useTopUsers(range);
   return (
     <Card data-testid="top-users" className={className}>
       <CardHeader>
-        <CardTitle>Top users by cost</CardTitle>
-        <CardDescription>
-          Top {TOP_USERS_LIMIT}, last {days} days
-        </CardDescription>
+        <div className="grid min-w-0 gap-1">
+          <CardTitle>Top users by cost</CardTitle>
+          <CardDescription>Top {TOP_USERS_LIMIT} in the range</CardDescription>
+        </div>
+        <CsvLink table="top_users" range={range} extra={{ limit: String(TOP_USERS_LIMIT) }} label="the top users" />
       </CardHeader>
       <CardContent>
         <QueryView query={query} loading={<LoadingRows rows={5} label="Loading top users" />}>
           {(data) =>
             data.users.length === 0 ? (
-              <EmptyState title="No users yet">No user spent anything in the last {data.days} days.</EmptyState>
+              <EmptyState title="No users yet">No user spent anything in this range.</EmptyState>
             ) : (
               <UsersTable users={data.users} />
             )
