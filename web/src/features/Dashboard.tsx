@@ -1,9 +1,11 @@
 import { useSummary } from "@/api/hooks";
 import type { Me } from "@/api/types";
+import { AlertsPanel } from "@/features/alerts/AlertsPanel";
 import { BreakdownCard } from "@/features/breakdown/BreakdownCard";
 import { BudgetsSection } from "@/features/budgets/BudgetsSection";
 import { CostByTierCard, JobsByDomainCard, TokensCard } from "@/features/charts/ChartCards";
 import { tiersOf } from "@/features/charts/CostByTierChart";
+import { DecisionsPanel } from "@/features/decisions/DecisionsPanel";
 import { EntityView } from "@/features/entities/EntityView";
 import { DashboardHeader } from "@/features/layout/DashboardHeader";
 import { WindowLine } from "@/features/layout/WindowLine";
@@ -40,6 +42,10 @@ export function Dashboard({ me }: { me: Me }) {
         <div className="grid min-w-0 gap-4 lg:grid-cols-3">
           <TopUsers range={range.query} className="lg:col-span-2" />
           <UnpricedModels range={range.query} />
+        </div>
+        <div className="grid min-w-0 gap-4 xl:grid-cols-2">
+          <DecisionsPanel range={range.query} tiers={tiers} />
+          <AlertsPanel range={range.query} />
         </div>
         <BudgetsSection tiers={tiers} />
         <EntityView />

@@ -29,7 +29,7 @@ describe("range picker", () => {
     await waitFor(() => expect(screen.getByTestId("card-cost-value")).toHaveTextContent("$99.50"));
     expect(window.location.search).toBe("?days=30");
     await waitFor(() => {
-      for (const path of ["summary?days=30", "users?days=30&limit=20", "breakdown?days=30&by=model"]) {
+      for (const path of ["summary?days=30", "users?days=30&limit=20", "breakdown?days=30&by=model", "decisions?days=30", "alerts?days=30"]) {
         expect(searches(api)).toContain(`/api/admin/cost/${path}`);
       }
     });
