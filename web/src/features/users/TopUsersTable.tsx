@@ -8,12 +8,29 @@ import { Badge } from "@/components/ui/badge";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { formatCount } from "@/lib/format";
+import { followInPage, useSearch, withSearch } from "@/lib/location";
+
+/** The user's page: this URL with ?user=, so the range stays and a new tab opens the same page. */
+function UserLink({ userId }: { userId: string }) {
+  const search = withSearch(useSearch(), { user: userId });
+  return (
+    <a
+      href={search}
+      onClick={followInPage(search)}
+      data-testid="top-users-link"
+      title={`${userId}: open the user's page`}
+      className="rounded-sm text-primary underline-offset-4 outline-none hover:underline focus-visible:ring-[3px] focus-visible:ring-ring/50"
+    >
+      {userId}
+    </a>
+  );
+}
 
 function UserRow({ user }: { user: TopUser }) {
   return (
     <TableRow data-testid="top-users-row">
-      <TableCell className="max-w-40 truncate font-mono text-xs" title={user.user_id}>
-        {user.user_id}
+      <TableCell className="max-w-40 truncate font-mono text-xs">
+        <UserLink userId={user.user_id} />
       </TableCell>
       <TableCell>
         <Badge variant="secondary">{user.tier}</Badge>
@@ -59,7 +76,7 @@ export function TopUsers({ range, className }: { range: string; className?: stri
       <CardHeader>
         <div className="grid min-w-0 gap-1">
           <CardTitle>Top users by cost</CardTitle>
-          <CardDescription>Top {TOP_USERS_LIMIT} in the range</CardDescription>
+          <CardDescription>Top {TOP_USERS_LIMIT} in the range; a user opens their page</CardDescription>
         </div>
         <CsvLink table="top_users" range={range} extra={{ limit: String(TOP_USERS_LIMIT) }} label="the top users" />
       </CardHeader>
