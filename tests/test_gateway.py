@@ -127,6 +127,11 @@ async def gateway(gateway_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 ADMIN_ROUTES = [
     ("GET", "/api/admin/cost/summary?days=7"),
     ("GET", "/api/admin/cost/users?days=7"),
+    ("GET", "/api/admin/cost/users/u1?days=7"),
+    ("GET", "/api/admin/cost/breakdown?by=model"),
+    ("GET", "/api/admin/cost/decisions"),
+    ("GET", "/api/admin/cost/alerts"),
+    ("GET", "/api/admin/cost/export.csv?table=top_users"),
     ("GET", "/api/admin/cost/budgets"),
     ("POST", "/api/admin/cost/budgets"),
     ("POST", "/api/admin/cost/alert:test"),
