@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -224,7 +225,9 @@ async def test_the_forecast_states_its_method_and_today_is_drawn_as_a_partial_da
     assert forecast["days_averaged"] == 7  # the demo has 30 full days before today
     assert forecast["method"].startswith("month to date + ")
     method = page.locator("[data-testid=forecast-method]")
-    assert await method.inner_text() == f"Projected as {forecast['method']}."
+    # The gateway's words, with its dollar amounts ("$1.0300/day") by the money rule.
+    words = re.sub(r"\$(\d+(?:\.\d+)?)", lambda m: _money(Decimal(m[1])), forecast["method"])
+    assert await method.inner_text() == f"Projected as {words}."
     chart = page.locator("[data-testid=chart-cost-by-tier]")
     await chart.locator(".recharts-reference-area").wait_for()
     assert "today so far" in await chart.inner_text()

@@ -27,8 +27,9 @@ describe("summary cards", () => {
     mockApi(signedInRoutes());
     renderApp();
     expect(await screen.findByTestId("forecast-method")).toHaveTextContent(
-      "Projected as month to date + 6.5 days x $1.1092/day, the average of the last 7 full days.",
+      "Projected as month to date + 6.5 days x $1.11/day, the average of the last 7 full days.",
     );
+    expect(screen.getByTitle("$1.1092")).toHaveTextContent("$1.11"); // the exact figure kept
   });
 
   it("says so when there was no full day to project from", async () => {
