@@ -196,7 +196,7 @@ function EventsTable({ detail }: { detail: UserDetail }) {
               {event.name}
             </TableCell>
             <TableCell className="text-right tabular-nums">
-              {event.cost_usd === null ? <span title="Jobs are not priced one by one">—</span> : <Usd value={event.cost_usd} />}
+              {event.cost_usd === null ? <span title="Not priced yet: its day has not been rolled up">—</span> : <Usd value={event.cost_usd} />}
             </TableCell>
             <TableCell className="max-w-56 truncate text-xs text-muted-foreground" title={event.detail}>
               {event.detail}
