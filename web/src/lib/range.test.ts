@@ -1,5 +1,5 @@
 import { act, renderHook } from "@testing-library/react";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { daysBefore, monthRange, readRange, useRange, validateCustom, writeRange } from "./range";
 
 const TODAY = "2026-11-25";
@@ -75,5 +75,16 @@ describe("useRange", () => {
       await popped;
     });
     expect(result.current[0].preset).toBe("30d");
+  });
+
+  it("adds no history entry for the range already shown", () => {
+    window.history.replaceState(null, "", "/admin/cost/?days=30");
+    const { result } = renderHook(() => useRange(TODAY));
+    const push = vi.spyOn(window.history, "pushState");
+    act(() => result.current[1]({ preset: "30d" }));
+    expect(push).not.toHaveBeenCalled();
+    act(() => result.current[1]({ preset: "90d" }));
+    expect(push).toHaveBeenCalledTimes(1);
+    push.mockRestore();
   });
 });

@@ -118,6 +118,13 @@ export function writeRange(search: string, next: RangeChoice, today: string): st
 /** The range from the URL; setting it pushes a history entry, and back/forward read it again. */
 export function useRange(today: string): [Range, (next: RangeChoice) => void] {
   const search = useSearch();
-  const setRange = useCallback((next: RangeChoice) => navigate(writeRange(window.location.search, next, today)), [today]);
+  const setRange = useCallback(
+    (next: RangeChoice) => {
+      const nextSearch = writeRange(window.location.search, next, today);
+      // The same range again (e.g. a preset picked after opening "Custom…") adds no history entry.
+      if (nextSearch !== window.location.search) navigate(nextSearch);
+    },
+    [today],
+  );
   return [readRange(search, today), setRange];
 }
