@@ -364,6 +364,9 @@ async def test_a_user_never_seen_is_404_and_bad_input_400(
     fresh = (await gateway.get("/api/admin/cost/users/fresh?days=1", headers=AS_ADMIN)).json()
     assert (fresh["tier"], fresh["totals"]["cost_usd"]) == ("unattributed", "0")
     assert [e["kind"] for e in fresh["recent_events"]] == ["cost"]
+    # Its event is looked for in the range's days only (not every partition of retention).
+    earlier = f"/api/admin/cost/users/fresh?from={FIRST}&to={MIDDLE}"
+    assert (await gateway.get(earlier, headers=AS_ADMIN)).status_code == 404
     assert (await gateway.get("/api/admin/cost/users/u1")).status_code == 401
 
 

@@ -161,20 +161,24 @@ SELECT tier FROM (
 ) days ORDER BY source LIMIT 1
 """
 
-# The tier of a user with no day rolled up yet: their latest event's or throttle decision's;
-# no row: a user never seen. Every partition of the event tables is read (by user and time),
-# so only when USER_TIER finds nothing: a new user, or none. $2: the tier of cost events that
-# name none (the rollup's).
+# The tier of a user with no day rolled up yet: their latest throttle decision's, or latest
+# event's between the instants $3 and $4 (the range: its day partitions alone, where one
+# unbounded would read every partition of retention); no row: a user never seen. $2: the
+# tier of cost events that name none (the rollup's).
 USER_TIER_SEEN = """
 SELECT tier FROM (
     (SELECT tier, created_at AS at FROM telemetry_llm_events
-     WHERE user_id = $1 AND created_at IS NOT NULL ORDER BY created_at DESC LIMIT 1)
+     WHERE user_id = $1 AND created_at >= $3 AND created_at < $4
+     ORDER BY created_at DESC LIMIT 1)
     UNION ALL
-    (SELECT tier, created_at FROM telemetry_job_events
-     WHERE user_id = $1 AND created_at IS NOT NULL ORDER BY created_at DESC LIMIT 1)
+    (SELECT tier, coalesce(started_at, created_at) FROM telemetry_job_events
+     WHERE user_id = $1 AND coalesce(started_at, created_at) >= $3
+     AND coalesce(started_at, created_at) < $4
+     ORDER BY coalesce(started_at, created_at) DESC LIMIT 1)
     UNION ALL
     (SELECT coalesce(tier, $2), created_at FROM cost_events
-     WHERE user_id = $1 ORDER BY created_at DESC LIMIT 1)
+     WHERE user_id = $1 AND created_at >= $3 AND created_at < $4
+     ORDER BY created_at DESC LIMIT 1)
     UNION ALL
     (SELECT tier, last_at FROM throttle_user_decisions_daily
      WHERE user_id = $1 ORDER BY date DESC, last_at DESC LIMIT 1)
