@@ -84,15 +84,19 @@ def _conforms(body: Any, schema: str) -> None:
     ).validate(body)
 
 
-async def _store(db: asyncpg.Pool, redis: Redis, events: list[Any]) -> None:
+async def _store(
+    db: asyncpg.Pool, redis: Redis, events: list[Any], *, roll_up: bool = True
+) -> None:
     """Through the real ingest (today's events reach the live counters too), then the real
-    rollup of every day the events are on."""
+    rollup of every day the events are on (unless not ``roll_up``)."""
     sheets = DaySheets(seed=SeedPrices.from_env({}), aws=AwsPrices.from_env({}), tz=UTC_ZONE)
     ingestor = Ingestor(
         db, LiveCounters(redis), tiers=("free", "pro"), timezone=UTC_ZONE, sheets=sheets
     )
     result = await ingestor.store(events)
     assert (result.accepted, result.rejections) == (len(events), ())
+    if not roll_up:
+        return
     pricing = Pricing(SeedPrices.from_env({}), AwsPrices.from_env({}))
     days = await db.fetch(
         "SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date AS d FROM telemetry_llm_events"
@@ -331,7 +335,7 @@ async def test_a_users_newest_events_are_the_newest_50(
 
 
 async def test_a_user_never_seen_is_404_and_bad_input_400(
-    gateway: httpx.AsyncClient, db: asyncpg.Pool
+    gateway: httpx.AsyncClient, db: asyncpg.Pool, redis_client: Redis
 ) -> None:
     unknown = await gateway.get("/api/admin/cost/users/nobody", headers=AS_ADMIN)
     assert unknown.status_code == 404
@@ -355,6 +359,14 @@ async def test_a_user_never_seen_is_404_and_bad_input_400(
     )
     quiet = (await gateway.get("/api/admin/cost/users/quiet?days=1", headers=AS_ADMIN)).json()
     assert (quiet["tier"], quiet["totals"]["cost_usd"], len(quiet["decisions"])) == ("free", "0", 1)
+    # Seen only by a cost event naming no tier, not rolled up yet: the rollup's tier for it.
+    await _store(db, redis_client, [cost(user_id="fresh", created_at=ts(_at(0, 1)))], roll_up=False)
+    fresh = (await gateway.get("/api/admin/cost/users/fresh?days=1", headers=AS_ADMIN)).json()
+    assert (fresh["tier"], fresh["totals"]["cost_usd"]) == ("unattributed", "0")
+    assert [e["kind"] for e in fresh["recent_events"]] == ["cost"]
+    # Its event is looked for in the range's days only (not every partition of retention).
+    earlier = f"/api/admin/cost/users/fresh?from={FIRST}&to={MIDDLE}"
+    assert (await gateway.get(earlier, headers=AS_ADMIN)).status_code == 404
     assert (await gateway.get("/api/admin/cost/users/u1")).status_code == 401
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from costguard.common.counters import tier_key, user_key
+from costguard.common.counters import UNATTRIBUTED, tier_key, user_key
 from costguard.common.days import day_bounds
 from costguard.common.event_ranges import MAXIMUM
 from costguard.common.money import exact_sum
@@ -92,7 +92,8 @@ async def user_detail_body(
     request: Request, user_id: str, field: str = "user_id"
 ) -> dict[str, Any]:
     """One user's page as JSON (the CSV export writes its tables from it); a user never
-    seen anywhere is a 404 naming ``field``, the parameter that named them."""
+    seen (no day rolled up, no throttle decision, no event in the range) is a 404 naming
+    ``field``, the parameter that named them."""
     res = resources(request)
     tz = res.config.core.timezone
     today = res.now().date()
@@ -102,6 +103,8 @@ async def user_detail_body(
     _, end = day_bounds(span.last, tz)
     pool = res.pool
     tier = await pool.fetchval(queries.USER_TIER, user_id, span.last)
+    if tier is None:
+        tier = await pool.fetchval(queries.USER_TIER_SEEN, user_id, UNATTRIBUTED, begin, end)
     if tier is None:
         raise BadInput(field, f"no user {user_id} has been seen", status=404)
     days = await pool.fetch(queries.USER_DAYS, user_id, span.first, span.last)

@@ -151,28 +151,38 @@ SELECT date, coalesce(jobs, 0) AS jobs, coalesce(ai_calls, 0) AS ai_calls,
 FROM cost_user_daily WHERE user_id = $1 AND date BETWEEN $2 AND $3 ORDER BY date
 """
 
-# A user's tier: their latest day's up to $2, else their latest day's, else their latest
-# event's or throttle decision's; no row: a user never seen.
+# A user's tier: their latest day's up to $2, else their latest day's (the primary key).
 USER_TIER = """
 SELECT tier FROM (
-    (SELECT tier, 0 AS source, date::timestamp AT TIME ZONE 'UTC' AS at FROM cost_user_daily
+    (SELECT tier, 0 AS source, date FROM cost_user_daily
      WHERE user_id = $1 AND date <= $2 ORDER BY date DESC LIMIT 1)
     UNION ALL
-    (SELECT tier, 1, date::timestamp AT TIME ZONE 'UTC' FROM cost_user_daily
-     WHERE user_id = $1 ORDER BY date DESC LIMIT 1)
+    (SELECT tier, 1, date FROM cost_user_daily WHERE user_id = $1 ORDER BY date DESC LIMIT 1)
+) days ORDER BY source LIMIT 1
+"""
+
+# The tier of a user with no day rolled up yet: their latest throttle decision's, or latest
+# event's between the instants $3 and $4 (the range: its day partitions alone, where one
+# unbounded would read every partition of retention); no row: a user never seen. $2: the
+# tier of cost events that name none (the rollup's).
+USER_TIER_SEEN = """
+SELECT tier FROM (
+    (SELECT tier, created_at AS at FROM telemetry_llm_events
+     WHERE user_id = $1 AND created_at >= $3 AND created_at < $4
+     ORDER BY created_at DESC LIMIT 1)
     UNION ALL
-    (SELECT tier, 2, created_at FROM telemetry_llm_events
-     WHERE user_id = $1 AND created_at IS NOT NULL ORDER BY created_at DESC LIMIT 1)
+    (SELECT tier, coalesce(started_at, created_at) FROM telemetry_job_events
+     WHERE user_id = $1 AND coalesce(started_at, created_at) >= $3
+     AND coalesce(started_at, created_at) < $4
+     ORDER BY coalesce(started_at, created_at) DESC LIMIT 1)
     UNION ALL
-    (SELECT tier, 2, created_at FROM telemetry_job_events
-     WHERE user_id = $1 AND created_at IS NOT NULL ORDER BY created_at DESC LIMIT 1)
+    (SELECT coalesce(tier, $2), created_at FROM cost_events
+     WHERE user_id = $1 AND created_at >= $3 AND created_at < $4
+     ORDER BY created_at DESC LIMIT 1)
     UNION ALL
-    (SELECT coalesce(tier, ''), 2, created_at FROM cost_events
-     WHERE user_id = $1 ORDER BY created_at DESC LIMIT 1)
-    UNION ALL
-    (SELECT tier, 2, last_at FROM throttle_user_decisions_daily
+    (SELECT tier, last_at FROM throttle_user_decisions_daily
      WHERE user_id = $1 ORDER BY date DESC, last_at DESC LIMIT 1)
-) seen ORDER BY source, at DESC LIMIT 1
+) seen ORDER BY at DESC LIMIT 1
 """
 
 # A user's LLM calls between the instants $2 and $3 by 'provider/model': each event's stored
