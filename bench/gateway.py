@@ -5,6 +5,10 @@ cost random per day), through the real ASGI app in this process.
 Beside them: the full ranking in SQL (``queries.TOP_USERS``, what the route ran before the
 gateway held the days), the first read after start (it loads the days), and a read right
 after today's rows are rewritten, as the rollup's near-live re-roll does every minute.
+
+Then issue 17's analytics reads over the same users and a month of everything they read
+(``bench.analytics``): the breakdown by each dimension, the summary of a from .. to range, a
+user's page, the decisions and the alerts, each beside its SQL alone.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from functools import partial
 import asyncpg
 import httpx
 
+from bench import analytics
 from bench.common import bench_stack, figure, percentile, report
 from costguard.common.db import create_pool
 from costguard.devstack import DevStack
@@ -87,6 +92,8 @@ async def run(stack: DevStack) -> None:
     started = time.perf_counter()
     await _fill(stack.postgres.dsn, today)
     filled_s = time.perf_counter() - started
+    # As the gateway's pool: the full ranking groups in memory.
+    pool = await create_pool(stack.postgres.dsn, max_size=2, server_settings={"work_mem": "64MB"})
     env = {
         "DATABASE_URL": stack.postgres.dsn,
         "REDIS_URL": stack.redis.url,
@@ -102,8 +109,6 @@ async def run(stack: DevStack) -> None:
         f"users?{last_92}": (f"/api/admin/cost/users?{last_92}", "users_92d_p99_ms"),
     }
     rows = [("filled", f"{USERS:,} users x {DAYS} days in {filled_s:.0f} s")]
-    # As the gateway's pool: the full ranking groups in memory.
-    pool = await create_pool(stack.postgres.dsn, max_size=2, server_settings={"work_mem": "64MB"})
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
@@ -127,8 +132,15 @@ async def run(stack: DevStack) -> None:
                 ranking = partial(pool.fetch, queries.TOP_USERS, first_day, today, 20)
                 samples = await _timed(ranking, SQL_CALLS)
                 rows.append(_row(f"full SQL ranking, {days} days (before)", samples))
+            # Filled after the figures above, so that they stay comparable with earlier runs
+            # (over the daily aggregates alone).
+            started = time.perf_counter()
+            await analytics.fill(pool, today, USERS)
+            took = time.perf_counter() - started
+            rows.append(("filled for the analytics", f"{analytics.RANGE} days in {took:.0f} s"))
+            rows += await analytics.measure(get, _timed, pool, today, CALLS)
     await pool.close()
-    report(f"gateway over {USERS:,} users x {DAYS} days of aggregates", rows)
+    report(f"gateway over {USERS:,} users x {DAYS} days of aggregates, and 30 days of events", rows)
 
 
 def main() -> None:

@@ -111,16 +111,20 @@ async def redis_client(stack: DevStack) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture
-async def db(pool: asyncpg.Pool, redis_client: Redis) -> asyncpg.Pool:
-    """The session pool, with every data table emptied and Redis flushed."""
+async def empty_database(pool: asyncpg.Pool, redis_client: Redis) -> asyncpg.Pool:
+    """Every data table emptied and Redis flushed: for a fixture of a wider scope than ``db``."""
     await pool.execute(f"TRUNCATE {', '.join(_DATA_TABLES)} RESTART IDENTITY")
     await redis_client.flushdb()
     return pool
 
 
 @pytest.fixture
-def service_env(stack: DevStack) -> dict[str, str]:
+async def db(pool: asyncpg.Pool, redis_client: Redis) -> asyncpg.Pool:
+    """The session pool, with every data table emptied and Redis flushed."""
+    return await empty_database(pool, redis_client)
+
+
+def stack_env(stack: DevStack) -> dict[str, str]:
     """Environment for a service under test, listening on a free loopback port."""
     return {
         "DATABASE_URL": stack.postgres.dsn,
@@ -130,6 +134,12 @@ def service_env(stack: DevStack) -> dict[str, str]:
         "METRICS_PORT": "0",  # many servers share this process; a test that scrapes sets one
         "OTLP_HTTP_PORT": "0",  # a free port: many telemetry servers run at once
     }
+
+
+@pytest.fixture
+def service_env(stack: DevStack) -> dict[str, str]:
+    """Environment for a service under test, listening on a free loopback port."""
+    return stack_env(stack)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from costguard.devstack import free_port
 from costguard.gateway.app import create_app
 from costguard.gateway.auth import hash_token
 from costguard.gateway.config import GatewayConfig
+from costguard.gateway.dispatch import GIVE_UP_ATTEMPTS
 from costguard.gateway.openapi import document
 from costguard.rollup.rollup import Pricing, rollup_costs_for_date
 from costguard.telemetry.ingest import Ingestor
@@ -127,6 +128,11 @@ async def gateway(gateway_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 ADMIN_ROUTES = [
     ("GET", "/api/admin/cost/summary?days=7"),
     ("GET", "/api/admin/cost/users?days=7"),
+    ("GET", "/api/admin/cost/users/u1?days=7"),
+    ("GET", "/api/admin/cost/breakdown?by=model"),
+    ("GET", "/api/admin/cost/decisions"),
+    ("GET", "/api/admin/cost/alerts"),
+    ("GET", "/api/admin/cost/export.csv?table=top_users"),
     ("GET", "/api/admin/cost/budgets"),
     ("POST", "/api/admin/cost/budgets"),
     ("POST", "/api/admin/cost/alert:test"),
@@ -450,6 +456,33 @@ async def test_threshold_alerts_are_sent_once_and_resolved_once(
     assert await dispatcher.deliver_once() == 0  # never twice
     assert [m["costguard"]["kind"] for m in receiver.received] == ["crossed", "resolved"]
     assert await dispatcher.resolve_once(today) == 0
+
+
+async def test_an_alert_the_dispatcher_gives_up_on_is_failed_on_the_alerts_route(
+    gateway_app: Starlette, gateway: httpx.AsyncClient, receiver: Receiver, db: asyncpg.Pool
+) -> None:
+    dispatcher = gateway_app.state.dispatcher
+    await dispatcher.stop()  # this test drives it step by step
+    today = datetime.now(UTC).date()
+    await db.execute(
+        "INSERT INTO budget_alerts (day, apply_scope, metric, threshold, used, cap, "
+        "delivery_attempts) VALUES ($1, 'global', 'jobs', 0.8, 9, 10, $2)",
+        today,
+        GIVE_UP_ATTEMPTS - 1,
+    )
+    receiver.fail_first = 100  # every try of its last attempt refused
+
+    async def status() -> tuple[str, int, int]:
+        body = (await gateway.get("/api/admin/cost/alerts?days=1", headers=AS_ADMIN)).json()
+        (alert,) = body["alerts"]
+        return alert["status"], alert["attempts"], body["counts"]["failed"]
+
+    assert await status() == ("pending", GIVE_UP_ATTEMPTS - 1, 0)
+    assert await dispatcher.deliver_once() == 0
+    assert await status() == ("failed", GIVE_UP_ATTEMPTS, 1)
+    receiver.fail_first = 0
+    assert await dispatcher.deliver_once() == 0  # given up: never claimed again
+    assert (await status(), receiver.received) == (("failed", GIVE_UP_ATTEMPTS, 1), [])
 
 
 async def test_entity_and_period_queries(gateway: httpx.AsyncClient, db: asyncpg.Pool) -> None:

@@ -8,7 +8,6 @@ import type {
   BreakdownBy,
   Budget,
   BudgetUpsert,
-  Days,
   Decisions,
   EpisodeCost,
   ExportTable,
@@ -67,20 +66,20 @@ export function useSignOut() {
   });
 }
 
-export function useSummary(days: Days) {
+export function useSummary(range: string) {
   return useQuery({
-    queryKey: queryKeys.summary(days),
-    queryFn: ({ signal }) => apiRequest<Summary>(`/api/admin/cost/summary?days=${days}`, { signal }),
+    queryKey: queryKeys.summary(range),
+    queryFn: ({ signal }) => apiRequest<Summary>(withParams("/api/admin/cost/summary", range), { signal }),
     refetchInterval: REFRESH_MS,
     placeholderData: keepPreviousData,
   });
 }
 
-export function useTopUsers(days: Days) {
+export function useTopUsers(range: string) {
   return useQuery({
-    queryKey: queryKeys.topUsers(days),
+    queryKey: queryKeys.topUsers(range),
     queryFn: ({ signal }) =>
-      apiRequest<TopUsers>(`/api/admin/cost/users?days=${days}&limit=${TOP_USERS_LIMIT}`, { signal }),
+      apiRequest<TopUsers>(withParams("/api/admin/cost/users", range, { limit: String(TOP_USERS_LIMIT) }), { signal }),
     refetchInterval: REFRESH_MS,
     placeholderData: keepPreviousData,
   });

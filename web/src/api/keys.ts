@@ -1,9 +1,7 @@
-import type { Days } from "./types";
-
 export const queryKeys = {
   me: ["me"] as const,
-  summary: (days: Days) => ["summary", days] as const,
-  topUsers: (days: Days) => ["top-users", days] as const,
+  summary: (range: string) => ["summary", range] as const,
+  topUsers: (range: string) => ["top-users", range] as const,
   budgets: ["budgets"] as const,
   breakdown: (by: string, range: string) => ["breakdown", by, range] as const,
   decisions: (range: string, tier: string) => ["decisions", range, tier] as const,

@@ -1,7 +1,6 @@
 // Shapes of the gateway's admin API (services/gateway). Money is always a decimal string.
 
 export type Money = string;
-export type Days = 7 | 30;
 
 export interface Me {
   name: string;
@@ -81,12 +80,12 @@ export interface Forecast {
 }
 
 export interface Summary extends SummaryComparison {
-  days: Days;
+  days: number;
   from: string;
   to: string;
   timezone: string;
-  /** Today: its points in the sparklines and series are today's so far, a partial day. */
-  partial_date: string;
+  /** Today, when the range includes it: its points are today's so far, a partial day (else null). */
+  partial_date: string | null;
   cards: SummaryCards;
   sparklines: Partial<Record<SparklineKey, SeriesPoint[]>>;
   /** Today's cost from the live counters (the figure caps are enforced on), and each cap. */
@@ -113,7 +112,7 @@ export interface TopUser {
 }
 
 export interface TopUsers {
-  days: Days;
+  days: number;
   users: TopUser[];
 }
 

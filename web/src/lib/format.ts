@@ -122,3 +122,9 @@ export function formatUsdNumber(value: number): string {
   if (!Number.isFinite(value)) return "—";
   return formatUsd(String(value).includes("e") ? value.toFixed(10) : String(value));
 }
+
+/** A change against the previous period: "▲ 25%", "▼ 10%", "0%"; "—" when there was nothing to compare with. */
+export function formatChange(change: number | null): string {
+  if (change === null || !Number.isFinite(change)) return "—";
+  return `${change > 0 ? "▲" : change < 0 ? "▼" : ""} ${formatPercent(Math.abs(change))}`.trim();
+}

@@ -1,6 +1,7 @@
-// The dashboard's date range, kept in the URL: ?range=7d|30d|90d|this-month|last-month, or
-// ?from=YYYY-MM-DD&to=YYYY-MM-DD (custom). Anything else falls back to 7d.
-import { useCallback, useEffect, useState } from "react";
+// The dashboard's date range, kept in the URL: ?days=7|30|90, or ?from=YYYY-MM-DD&to=YYYY-MM-DD
+// (this month, last month, or a custom range). Anything else falls back to 7 days.
+import { useCallback } from "react";
+import { navigate, useSearch } from "./location";
 
 export type Preset = "7d" | "30d" | "90d" | "this-month" | "last-month" | "custom";
 
@@ -18,10 +19,17 @@ const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 export interface Range {
   preset: Preset;
-  from?: string;
-  to?: string;
+  /** The first and last day (both included), in the gateway's time zone. */
+  from: string;
+  to: string;
   /** The API's range parameters: "days=7" or "from=...&to=...". */
   query: string;
+}
+
+export interface RangeChoice {
+  preset: Preset;
+  from?: string;
+  to?: string;
 }
 
 function parseDate(text: string): Date | null {
@@ -32,11 +40,23 @@ function parseDate(text: string): Date | null {
 
 const isoOf = (date: Date) => date.toISOString().slice(0, 10);
 
+/** Today's date where the browser is: only for a gateway too old to send its own `today`. */
+export function localToday(): string {
+  const now = new Date();
+  return isoOf(new Date(Date.UTC(now.getFullYear(), now.getMonth(), now.getDate())));
+}
+
 /** Days from `from` to `to`, both included. */
 export function daysBetween(from: string, to: string): number {
   const a = parseDate(from);
   const b = parseDate(to);
   return a && b ? Math.round((b.getTime() - a.getTime()) / 86_400_000) + 1 : Number.NaN;
+}
+
+/** The date `days` days before `date`. */
+export function daysBefore(date: string, days: number): string {
+  const day = parseDate(date) ?? new Date();
+  return isoOf(new Date(day.getTime() - days * 86_400_000));
 }
 
 /** Why a custom range is refused, or null when it is fine. */
@@ -57,57 +77,54 @@ export function monthRange(preset: "this-month" | "last-month", today: string): 
   return { from: isoOf(new Date(Date.UTC(year, month - 1, 1))), to: isoOf(new Date(Date.UTC(year, month, 0))) };
 }
 
-function rangeParams(from: string, to: string): string {
-  return new URLSearchParams({ from, to }).toString();
+function datesPreset(from: string, to: string, today: string): Preset {
+  for (const preset of ["this-month", "last-month"] as const) {
+    const month = monthRange(preset, today);
+    if (month.from === from && month.to === to) return preset;
+  }
+  return "custom";
 }
 
-/** Reads the URL's range; `today` (the gateway's) places this and last month. */
+/** Reads the URL's range; `today` (the gateway's) places the days and tells the months apart. */
 export function readRange(search: string, today: string): Range {
   const params = new URLSearchParams(search);
   const from = params.get("from");
   const to = params.get("to");
   if (from !== null && to !== null && validateCustom(from, to, today) === null) {
-    return { preset: "custom", from, to, query: rangeParams(from, to) };
+    return { preset: datesPreset(from, to, today), from, to, query: new URLSearchParams({ from, to }).toString() };
   }
-  const preset = params.get("range");
-  if (preset === "this-month" || preset === "last-month") {
-    const dates = monthRange(preset, today);
-    return { preset, ...dates, query: rangeParams(dates.from, dates.to) };
-  }
-  const days = preset === null ? undefined : PRESET_DAYS[preset as Preset];
-  if (preset !== null && days !== undefined) return { preset: preset as Preset, query: `days=${days}` };
-  return { preset: "7d", query: "days=7" };
+  const days = Number(params.get("days"));
+  const preset = (Object.keys(PRESET_DAYS) as Preset[]).find((key) => PRESET_DAYS[key] === days) ?? "7d";
+  const count = PRESET_DAYS[preset] ?? 7;
+  return { preset, from: daysBefore(today, count - 1), to: today, query: `days=${count}` };
 }
 
 /** The URL's search for a range, keeping every other parameter (e.g. ?user=). */
-export function writeRange(search: string, next: { preset: Preset; from?: string; to?: string }): string {
+export function writeRange(search: string, next: RangeChoice, today: string): string {
   const params = new URLSearchParams(search);
-  params.delete("range");
-  params.delete("from");
-  params.delete("to");
-  params.delete("days");
-  if (next.preset === "custom" && next.from && next.to) {
-    params.set("from", next.from);
-    params.set("to", next.to);
+  for (const key of ["range", "from", "to", "days"]) params.delete(key);
+  const { preset } = next;
+  if (preset === "this-month" || preset === "last-month" || preset === "custom") {
+    const dates = preset === "custom" ? { from: next.from ?? "", to: next.to ?? "" } : monthRange(preset, today);
+    params.set("from", dates.from);
+    params.set("to", dates.to);
   } else {
-    params.set("range", next.preset);
+    params.set("days", String(PRESET_DAYS[preset] ?? 7));
   }
   const text = params.toString();
   return text ? `?${text}` : "";
 }
 
-/** The range from the URL; setting it pushes a history entry, and back/forward (popstate) reads it again. */
-export function useRange(today: string): [Range, (next: { preset: Preset; from?: string; to?: string }) => void] {
-  const [search, setSearch] = useState(() => window.location.search);
-  useEffect(() => {
-    const onPop = () => setSearch(window.location.search);
-    window.addEventListener("popstate", onPop);
-    return () => window.removeEventListener("popstate", onPop);
-  }, []);
-  const setRange = useCallback((next: { preset: Preset; from?: string; to?: string }) => {
-    const nextSearch = writeRange(window.location.search, next);
-    window.history.pushState(window.history.state, "", `${window.location.pathname}${nextSearch}${window.location.hash}`);
-    setSearch(nextSearch);
-  }, []);
+/** The range from the URL; setting it pushes a history entry, and back/forward read it again. */
+export function useRange(today: string): [Range, (next: RangeChoice) => void] {
+  const search = useSearch();
+  const setRange = useCallback(
+    (next: RangeChoice) => {
+      const nextSearch = writeRange(window.location.search, next, today);
+      // The same range again (e.g. a preset picked after opening "Custom…") adds no history entry.
+      if (nextSearch !== window.location.search) navigate(nextSearch);
+    },
+    [today],
+  );
   return [readRange(search, today), setRange];
 }

@@ -1,9 +1,9 @@
-import type { Breakdown, Budget, EpisodeCost, PodcastEpisodes, Summary, TopUsers } from "@/api/types";
+import type { Alerts, Breakdown, Budget, Decisions, EpisodeCost, PodcastEpisodes, Summary, TopUsers, UserDetail } from "@/api/types";
 import type { Reply } from "./mockApi";
 
 const DATES = ["2026-11-19", "2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25"];
 
-export const ME = { name: "ops", role: "admin" };
+export const ME = { name: "ops", role: "admin", timezone: "UTC", today: "2026-11-25" };
 
 export function summaryFixture(overrides: Partial<Summary> = {}): Summary {
   return {
@@ -166,5 +166,83 @@ export function signedInRoutes(): Record<string, Reply> {
     "GET /api/admin/cost/users": { status: 200, body: USERS },
     "GET /api/admin/cost/budgets": { status: 200, body: { budgets: [BUDGET] } },
     "GET /api/admin/cost/breakdown": { status: 200, body: BREAKDOWN },
+    "GET /api/admin/cost/decisions": { status: 200, body: DECISIONS },
+    "GET /api/admin/cost/alerts": { status: 200, body: ALERTS },
   };
 }
+
+export const DECISIONS: Decisions = {
+  from: DATES[0] ?? "",
+  to: DATES[6] ?? "",
+  days: 7,
+  timezone: "UTC",
+  partial_date: DATES[6] ?? "",
+  actions: ["ALLOW", "DOWNGRADE", "DEFER", "DENY"],
+  totals: [
+    { tier: "free", total: 1310, ALLOW: 1200, DOWNGRADE: 0, DEFER: 100, DENY: 10 },
+    { tier: "pro", total: 505, ALLOW: 500, DOWNGRADE: 5, DEFER: 0, DENY: 0 },
+  ],
+  series: DATES.map((date, i) => ({ date, ALLOW: 100 + i, DOWNGRADE: i % 2, DEFER: i, DENY: 0 })),
+};
+
+export const ALERTS: Alerts = {
+  from: DATES[0] ?? "",
+  to: DATES[6] ?? "",
+  counts: { sent: 3, failed: 1, pending: 2, resolved: 1 },
+  alerts: [
+    {
+      id: 7,
+      day: "2026-11-25",
+      scope: "pro",
+      metric: "cost_usd",
+      threshold: "0.8",
+      kind: "crossed",
+      used: "40.123456",
+      cap: "50.000000",
+      status: "pending",
+      created_at: "2026-11-25T10:00:00+00:00",
+      delivered_at: null,
+      attempts: 2,
+      last_error: "webhook answered 503",
+    },
+    {
+      id: 6,
+      day: "2026-11-24",
+      scope: "global",
+      metric: "jobs",
+      threshold: "1.0",
+      kind: "resolved",
+      used: "4200",
+      cap: "5000",
+      status: "sent",
+      created_at: "2026-11-24T09:00:00+00:00",
+      delivered_at: "2026-11-24T09:00:02+00:00",
+      attempts: 1,
+      last_error: null,
+    },
+  ],
+};
+
+const USER_TOTALS = { cost_usd: "1.234567", jobs: 10, ai_calls: 3, tokens_in: 1000, tokens_out: 100 };
+
+export const USER_DETAIL: UserDetail = {
+  user_id: "u1",
+  tier: "pro",
+  from: DATES[0] ?? "",
+  to: DATES[6] ?? "",
+  days: 7,
+  timezone: "UTC",
+  partial_date: DATES[6] ?? "",
+  totals: USER_TOTALS,
+  previous_totals: { ...USER_TOTALS, cost_usd: "1.00" },
+  change: { cost_usd: 0.234567 },
+  days_series: DATES.map((date, i) => ({ date, cost_usd: i === 0 ? "0.004" : "0.2", jobs: 1, ai_calls: i % 2, tokens_in: 100, tokens_out: 10 })),
+  by_model: [{ key: "openai/gpt-4o", cost_usd: "1.10", tokens_in: 900, tokens_out: 90, calls: 3 }],
+  by_service: [{ key: "s3_put", cost_usd: "0.000123", events: 4 }],
+  recent_events: [
+    { kind: "llm", event_id: "e1", at: "2026-11-25T10:00:00+00:00", name: "openai/gpt-4o", cost_usd: "0.05", detail: "1,234 in / 56 out tokens", success: true },
+    { kind: "job", event_id: "e2", at: "2026-11-25T09:00:00+00:00", name: "transcribe", cost_usd: null, detail: "1.2 s", success: false },
+  ],
+  caps: [{ scope: "pro", metric: "cost_usd", cap: "50", used: "10", fraction: 0.2 }],
+  decisions: [{ date: "2026-11-25", tier: "pro", action: "DEFER", decisions: 4, last_reason: "pro cpu_ms cap", last_at: "2026-11-25T10:00:00+00:00" }],
+};

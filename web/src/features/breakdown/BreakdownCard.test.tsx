@@ -39,7 +39,7 @@ describe("breakdown card", () => {
     expect(rows[1]).toHaveAttribute("data-testid", "breakdown-rest");
     expect(rows[1]).toHaveTextContent("not an LLM call");
     expect(within(rows[1] ?? document.body).getByText("—")).toBeInTheDocument();
-    expect(screen.queryByTestId("breakdown-csv")).toBeNull(); // no export route yet
+    expect(screen.getByTestId("breakdown-csv")).toHaveAttribute("href", "/api/admin/cost/export.csv?days=7&table=breakdown&by=model");
 
     await user.click(screen.getByRole("tab", { name: "Service" }));
     expect(await screen.findByText("openai")).toBeInTheDocument();
@@ -48,5 +48,7 @@ describe("breakdown card", () => {
     expect(await screen.findByText("audio")).toBeInTheDocument();
     expect(screen.getByRole("tab", { name: "Domain" })).toHaveFocus();
     expect(api.callsTo("GET", "/api/admin/cost/breakdown")).toHaveLength(3);
+    expect(window.location.search).toBe("?by=domain");
+    expect(screen.getByTestId("breakdown-csv")).toHaveAttribute("href", "/api/admin/cost/export.csv?days=7&table=breakdown&by=domain");
   });
 });

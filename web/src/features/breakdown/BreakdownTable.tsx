@@ -2,13 +2,8 @@ import type { BreakdownRow } from "@/api/types";
 import { Usd } from "@/components/Usd";
 import { Progress } from "@/components/ui/progress";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
-import { formatCount, formatPercent } from "@/lib/format";
+import { formatChange, formatCount, formatPercent } from "@/lib/format";
 import { cn } from "@/lib/utils";
-
-function changeText(change: number | null): string {
-  if (change === null) return "—";
-  return `${change > 0 ? "▲" : change < 0 ? "▼" : ""} ${formatPercent(Math.abs(change))}`.trim();
-}
 
 /** Keyed rows by cost, then the rest (key null), muted, last. */
 export function BreakdownTable({ rows }: { rows: readonly BreakdownRow[] }) {
@@ -42,7 +37,7 @@ export function BreakdownTable({ rows }: { rows: readonly BreakdownRow[] }) {
             <TableCell className="min-w-24">
               <Progress fraction={row.share} label={`${row.label}: ${formatPercent(row.share)} of the cost`} />
             </TableCell>
-            <TableCell className="text-right tabular-nums">{changeText(row.change)}</TableCell>
+            <TableCell className="text-right tabular-nums">{formatChange(row.change)}</TableCell>
             <TableCell className="text-right tabular-nums">{formatCount(row.tokens_in)}</TableCell>
             <TableCell className="text-right tabular-nums">{formatCount(row.tokens_out)}</TableCell>
             <TableCell className="text-right tabular-nums">{formatCount(row.calls)}</TableCell>

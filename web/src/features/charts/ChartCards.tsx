@@ -1,6 +1,7 @@
 import type { ReactNode } from "react";
 import { useSummary } from "@/api/hooks";
-import type { Days, Summary } from "@/api/types";
+import type { Summary } from "@/api/types";
+import { CsvLink } from "@/components/CsvLink";
 import { QueryView } from "@/components/QueryView";
 import { EmptyState, LoadingBlock } from "@/components/states";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
@@ -11,21 +12,26 @@ import { PartialDayNote } from "./PartialDay";
 import { TokensChart, hasTokens } from "./TokensChart";
 
 interface SummaryChartCardProps {
-  days: Days;
+  range: string;
   testId: string;
   title: string;
   description: string;
   className?: string;
+  /** Beside the title, e.g. the table's CSV link. */
+  action?: ReactNode;
   render: (summary: Summary) => ReactNode;
 }
 
-function SummaryChartCard({ days, testId, title, description, className, render }: SummaryChartCardProps) {
-  const query = useSummary(days);
+function SummaryChartCard({ range, testId, title, description, className, action, render }: SummaryChartCardProps) {
+  const query = useSummary(range);
   return (
     <Card data-testid={testId} className={className}>
       <CardHeader>
-        <CardTitle>{title}</CardTitle>
-        <CardDescription>{description}</CardDescription>
+        <div className="grid min-w-0 gap-1">
+          <CardTitle>{title}</CardTitle>
+          <CardDescription>{description}</CardDescription>
+        </div>
+        {action}
       </CardHeader>
       <CardContent>
         <QueryView query={query} loading={<LoadingBlock className="h-64" label={`Loading ${title}`} />}>
@@ -38,23 +44,24 @@ function SummaryChartCard({ days, testId, title, description, className, render 
 
 const EMPTY_CLASS = "flex h-64 flex-col items-center justify-center";
 
-export function CostByTierCard({ days, className }: { days: Days; className?: string }) {
+export function CostByTierCard({ range, className }: { range: string; className?: string }) {
   return (
     <SummaryChartCard
-      days={days}
+      range={range}
       testId="chart-cost-by-tier"
       title="Cost per day by tier"
       description="USD, stacked"
       className={className}
+      action={<CsvLink table="cost_by_day" range={range} label="the cost per day by tier" />}
       render={(summary) =>
         hasCost(summary.series.cost_by_tier) ? (
           <>
-            <CostByTierChart rows={summary.series.cost_by_tier} partialDate={summary.partial_date} />
-            <PartialDayNote date={summary.partial_date} />
+            <CostByTierChart rows={summary.series.cost_by_tier} partialDate={summary.partial_date ?? undefined} />
+            {summary.partial_date ? <PartialDayNote date={summary.partial_date} /> : null}
           </>
         ) : (
           <EmptyState title="No cost recorded" className={EMPTY_CLASS}>
-            Nothing was billed in the last {summary.days} days.
+            Nothing was billed in this range.
           </EmptyState>
         )
       }
@@ -62,10 +69,10 @@ export function CostByTierCard({ days, className }: { days: Days; className?: st
   );
 }
 
-export function JobsByDomainCard({ days, className }: { days: Days; className?: string }) {
+export function JobsByDomainCard({ range, className }: { range: string; className?: string }) {
   return (
     <SummaryChartCard
-      days={days}
+      range={range}
       testId="chart-jobs-by-domain"
       title="Jobs and queue wait by domain"
       description="Jobs (left axis), average and p95 queue wait in ms (right axis)"
@@ -75,7 +82,7 @@ export function JobsByDomainCard({ days, className }: { days: Days; className?: 
           <JobsByDomainChart rows={summary.series.jobs_by_domain} />
         ) : (
           <EmptyState title="No jobs" className={EMPTY_CLASS}>
-            No job ran in the last {summary.days} days.
+            No job ran in this range.
           </EmptyState>
         )
       }
@@ -83,10 +90,10 @@ export function JobsByDomainCard({ days, className }: { days: Days; className?: 
   );
 }
 
-export function TokensCard({ days, className }: { days: Days; className?: string }) {
+export function TokensCard({ range, className }: { range: string; className?: string }) {
   return (
     <SummaryChartCard
-      days={days}
+      range={range}
       testId="chart-tokens"
       title="LLM tokens per day"
       description="Tokens in and out (left axis), cache hit-rate (right axis)"
@@ -94,12 +101,12 @@ export function TokensCard({ days, className }: { days: Days; className?: string
       render={(summary) =>
         hasTokens(summary.series.tokens) ? (
           <>
-            <TokensChart rows={summary.series.tokens} partialDate={summary.partial_date} />
-            <PartialDayNote date={summary.partial_date} />
+            <TokensChart rows={summary.series.tokens} partialDate={summary.partial_date ?? undefined} />
+            {summary.partial_date ? <PartialDayNote date={summary.partial_date} /> : null}
           </>
         ) : (
           <EmptyState title="No LLM tokens" className={EMPTY_CLASS}>
-            No LLM call was recorded in the last {summary.days} days.
+            No LLM call was recorded in this range.
           </EmptyState>
         )
       }

@@ -1,31 +1,29 @@
 import { useSignOut } from "@/api/hooks";
-import type { Days, Me } from "@/api/types";
+import type { Me } from "@/api/types";
 import { Button } from "@/components/ui/button";
-import { Segmented, type SegmentedOption } from "@/components/ui/segmented";
+import type { Range, RangeChoice } from "@/lib/range";
 import { useTheme } from "@/lib/theme";
-
-const DAY_OPTIONS: readonly SegmentedOption<Days>[] = [
-  { value: 7, label: "7 days", testId: "days-7" },
-  { value: 30, label: "30 days", testId: "days-30" },
-];
+import { RangePicker } from "./RangePicker";
 
 interface DashboardHeaderProps {
   me: Me;
-  days: Days;
-  onDaysChange: (days: Days) => void;
+  today: string;
+  range: Range;
+  onRangeChange: (next: RangeChoice) => void;
 }
 
-export function DashboardHeader({ me, days, onDaysChange }: DashboardHeaderProps) {
+export function DashboardHeader({ me, today, range, onRangeChange }: DashboardHeaderProps) {
   const signOut = useSignOut();
   const [theme, toggleTheme] = useTheme();
   return (
     <header className="sticky top-0 z-20 border-b bg-background/85 backdrop-blur">
-      <div className="mx-auto flex w-full max-w-7xl flex-wrap items-center gap-x-3 gap-y-2 px-4 py-3">
-        <div className="min-w-0 flex-1">
+      <div className="mx-auto flex w-full max-w-7xl flex-wrap items-end gap-x-3 gap-y-2 px-4 py-3">
+        <div className="min-w-0 flex-1 self-center">
           <h1 className="truncate text-base font-semibold">Cost</h1>
           <p className="truncate text-xs text-muted-foreground">costguard</p>
         </div>
-        <Segmented label="Window" options={DAY_OPTIONS} value={days} onChange={onDaysChange} />
+        {/* Keyed by the URL's range: back/forward or a preset resets the custom dates' draft. */}
+        <RangePicker key={range.query} range={range} today={today} onChange={onRangeChange} />
         <div className="flex items-center gap-1">
           <Button
             variant="ghost"

@@ -1,6 +1,6 @@
 import { Usd } from "@/components/Usd";
 import { useSummary } from "@/api/hooks";
-import type { CapMetric, CapToday, Days } from "@/api/types";
+import type { CapMetric, CapToday } from "@/api/types";
 import { QueryView } from "@/components/QueryView";
 import { EmptyState, LoadingRows } from "@/components/states";
 import { Badge } from "@/components/ui/badge";
@@ -48,8 +48,8 @@ function CapRow({ cap, timeZone }: { cap: CapToday; timeZone: string }) {
   );
 }
 
-export function CapsToday({ days }: { days: Days }) {
-  const query = useSummary(days);
+export function CapsToday({ range }: { range: string }) {
+  const query = useSummary(range);
   return (
     <Card data-testid="caps-today">
       <CardHeader>

@@ -1,6 +1,5 @@
 import { Usd } from "@/components/Usd";
 import { useSummary } from "@/api/hooks";
-import type { Days } from "@/api/types";
 import { QueryView } from "@/components/QueryView";
 import { LoadingRows } from "@/components/states";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
@@ -17,8 +16,24 @@ function Figure({ label, value, testId }: { label: string; value: ReactNode; tes
   );
 }
 
-export function ForecastCard({ days }: { days: Days }) {
-  const query = useSummary(days);
+// A dollar amount in the gateway's words ("$1.0300/day"), shown by the one money rule.
+const DOLLARS = /\$(-?\d+(?:\.\d+)?)/g;
+
+/** The method's text, its dollar amounts by the money rule (the exact figure in their title). */
+function MethodText({ text }: { text: string }) {
+  const parts: ReactNode[] = [];
+  let last = 0;
+  for (const match of text.matchAll(DOLLARS)) {
+    parts.push(text.slice(last, match.index));
+    parts.push(<Usd key={match.index} value={match[1]} />);
+    last = match.index + match[0].length;
+  }
+  parts.push(text.slice(last));
+  return <>{parts}</>;
+}
+
+export function ForecastCard({ range }: { range: string }) {
+  const query = useSummary(range);
   return (
     <Card data-testid="forecast-card">
       <CardHeader>
@@ -39,7 +54,7 @@ export function ForecastCard({ days }: { days: Days }) {
               </dl>
               {/* How the figure was made, as the gateway states it: never a bare number. */}
               <p data-testid="forecast-method" className="text-xs text-muted-foreground [overflow-wrap:anywhere]">
-                Projected as {summary.forecast.method}.
+                Projected as <MethodText text={summary.forecast.method} />.
               </p>
             </div>
           )}

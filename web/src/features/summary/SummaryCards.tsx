@@ -1,9 +1,9 @@
 import { useSummary } from "@/api/hooks";
-import type { Days, SeriesPoint, Summary } from "@/api/types";
+import type { SeriesPoint, Summary } from "@/api/types";
 import { QueryView } from "@/components/QueryView";
 import { Skeleton } from "@/components/ui/skeleton";
 import { Sparkline } from "@/features/charts/Sparkline";
-import { formatCompact, formatCount, formatDurationMs, formatPercent, formatUsd, formatUsdExact } from "@/lib/format";
+import { formatCompact, formatCount, formatDay, formatDurationMs, formatPercent, formatUsd, formatUsdExact } from "@/lib/format";
 import { cn } from "@/lib/utils";
 import { ChangeBadge } from "./ChangeBadge";
 
@@ -33,7 +33,7 @@ const CARDS: readonly CardSpec[] = [
     label: "Cost",
     value: (s) => formatUsd(s.cards.cost_usd),
     exact: (s) => formatUsdExact(s.cards.cost_usd),
-    hint: (s) => `last ${s.days} days`,
+    hint: (s) => `${formatDay(s.from)} – ${formatDay(s.to)}`,
     trend: (s) => points(s.sparklines.cost_usd),
   },
   {
@@ -121,8 +121,8 @@ function CardsLoading() {
   );
 }
 
-export function SummaryCards({ days }: { days: Days }) {
-  const query = useSummary(days);
+export function SummaryCards({ range }: { range: string }) {
+  const query = useSummary(range);
   return (
     <section aria-label="Totals" data-testid="summary-cards" className={cn(GRID, query.isPlaceholderData && "opacity-60")}>
       <QueryView query={query} loading={<CardsLoading />}>

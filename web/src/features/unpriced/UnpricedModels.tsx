@@ -1,6 +1,7 @@
 import { Usd } from "@/components/Usd";
 import { useSummary } from "@/api/hooks";
-import type { Days, Summary, UnpricedItem } from "@/api/types";
+import type { Summary, UnpricedItem } from "@/api/types";
+import { CsvLink } from "@/components/CsvLink";
 import { QueryView } from "@/components/QueryView";
 import { EmptyState, LoadingRows } from "@/components/states";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
@@ -36,16 +37,19 @@ function EstimatedLine({ estimated }: { estimated: Summary["estimated"] }) {
   );
 }
 
-export function UnpricedModels({ days, className }: { days: Days; className?: string }) {
-  const query = useSummary(days);
+export function UnpricedModels({ range, className }: { range: string; className?: string }) {
+  const query = useSummary(range);
   return (
     <Card data-testid="unpriced-models" className={className}>
       <CardHeader>
-        <CardTitle>Unpriced models</CardTitle>
-        <CardDescription>
-          LLM models billed at the fallback price, and cost events costguard cannot price, until a price
-          is added
-        </CardDescription>
+        <div className="grid min-w-0 flex-1 gap-1">
+          <CardTitle>Unpriced models</CardTitle>
+          <CardDescription>
+            LLM models billed at the fallback price, and cost events costguard cannot price, until a price
+            is added
+          </CardDescription>
+        </div>
+        <CsvLink table="unpriced" range={range} label="the unpriced models" />
       </CardHeader>
       <CardContent>
         <QueryView query={query} loading={<LoadingRows rows={3} label="Loading unpriced models" />}>

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -46,8 +47,25 @@ def change(current: Decimal | int, previous: Decimal | int) -> float | None:
     return float((Decimal(current) - Decimal(previous)) / Decimal(previous))
 
 
-async def _caps_today(res: Resources) -> list[dict[str, Any]]:
-    """Use today against each global and tier cap, and when today's pace reaches it."""
+def cap_figures(
+    budget: Any, live: dict[str, Any]
+) -> list[tuple[str, Decimal, Decimal, Callable[[Decimal], str]]]:
+    """Each cap of ``budget`` and its use in ``live`` (a counter's fields): (metric, cap,
+    used, how both are shown: money rounded once, counts whole)."""
+    out: list[tuple[str, Decimal, Decimal, Callable[[Decimal], str]]] = []
+    for column, metric, field in _CAP_METRICS:
+        cap = budget[column]
+        if cap is None:
+            continue
+        used = Decimal(live[field]) * (NANO if field == "cost_nusd" else 1)
+        out.append((metric, cap, used, usd if metric == "cost_usd" else exact_text))
+    return out
+
+
+async def caps_today(res: Resources, counter_of: Callable[[str], str | None]) -> list[Any]:
+    """Today's use against each enabled cap whose scope ``counter_of`` maps to the live
+    counter it is enforced on (scopes it maps to None are left out), and when today's pace
+    reaches it."""
     tz = res.config.core.timezone
     now = res.now()
     midnight, next_midnight = day_bounds(now.date(), tz)
@@ -56,17 +74,10 @@ async def _caps_today(res: Resources) -> list[dict[str, Any]]:
     out = []
     for budget in await res.pool.fetch(queries.BUDGETS):
         scope = budget["apply_scope"]
-        if not budget["enabled"] or scope.startswith("user:"):
+        key = counter_of(scope) if budget["enabled"] else None
+        if key is None:
             continue
-        key = global_key(now.date()) if scope == "global" else tier_key(now.date(), scope)
-        live = await counters.read(key)
-        for column, metric, field in _CAP_METRICS:
-            # A cost cap and its use are money; the other caps are counts, shown whole.
-            shown = usd if metric == "cost_usd" else exact_text
-            cap = budget[column]
-            if cap is None:
-                continue
-            used = Decimal(live[field]) * (NANO if field == "cost_nusd" else 1)
+        for metric, cap, used, shown in cap_figures(budget, await counters.read(key)):
             reached_at = None
             if 0 < used < cap:
                 eta = now + timedelta(seconds=float((cap - used) / used) * elapsed)
@@ -82,6 +93,18 @@ async def _caps_today(res: Resources) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+async def _caps_today(res: Resources) -> list[dict[str, Any]]:
+    """Use today against each global and tier cap (a user's are on the user's page)."""
+    today = res.now().date()
+
+    def counter_of(scope: str) -> str | None:
+        if scope.startswith("user:"):
+            return None
+        return global_key(today) if scope == "global" else tier_key(today, scope)
+
+    return await caps_today(res, counter_of)
 
 
 def _series(rows: list[Any], dates: list[date], configured: tuple[str, ...]) -> dict[str, Any]:
@@ -169,8 +192,8 @@ async def _forecast(res: Resources) -> dict[str, Any]:
     }
 
 
-@admin_only
-async def cost_summary(request: Request) -> Response:
+async def summary_body(request: Request) -> dict[str, Any]:
+    """The summary's JSON body (the CSV export writes its cost by day and unpriced from it)."""
     res = resources(request)
     tz = res.config.core.timezone
     today = res.now().date()
@@ -187,7 +210,7 @@ async def cost_summary(request: Request) -> Response:
     previous_total, previous_cards = _cards(previous_rows)
     calls = sum(h["calls"] for h in hits.values())
     series = _series(rows, dates, res.config.core.tiers)
-    body = {
+    return {
         "days": span.days,
         "from": start.isoformat(),
         "to": last.isoformat(),
@@ -238,11 +261,15 @@ async def cost_summary(request: Request) -> Response:
         "unpriced": _unpriced(rows, total),
         "estimated": _estimated(rows, total),
     }
-    return JSONResponse(body)
 
 
 @admin_only
-async def top_users(request: Request) -> Response:
+async def cost_summary(request: Request) -> Response:
+    return JSONResponse(await summary_body(request))
+
+
+async def top_users_body(request: Request) -> dict[str, Any]:
+    """The top users' JSON body (the CSV export writes the same figures from it)."""
     res = resources(request)
     span = params.date_range(request, res.now().date())
     start, last = span.first, span.last
@@ -262,11 +289,9 @@ async def top_users(request: Request) -> Response:
         }
         for r in rows
     ]
-    return JSONResponse(
-        {
-            "days": span.days,
-            "from": start.isoformat(),
-            "to": last.isoformat(),
-            "users": users,
-        }
-    )
+    return {"days": span.days, "from": start.isoformat(), "to": last.isoformat(), "users": users}
+
+
+@admin_only
+async def top_users(request: Request) -> Response:
+    return JSONResponse(await top_users_body(request))

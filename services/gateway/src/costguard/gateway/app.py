@@ -24,13 +24,16 @@ from starlette.staticfiles import StaticFiles
 from costguard.common.db import create_pool
 from costguard.common.redis import create_redis
 from costguard.gateway import (
+    api_alerts,
     api_breakdown,
     api_budgets,
     api_cost,
     api_entities,
+    api_export,
     api_history,
     api_ops,
     api_session,
+    api_users,
 )
 from costguard.gateway.config import GatewayConfig
 from costguard.gateway.csrf import SameOriginWrites
@@ -88,8 +91,12 @@ def _routes(web_dist: Path | None) -> list[Route | Mount]:
         Route("/api/admin/me", api_session.me),
         Route("/api/admin/cost/summary", api_cost.cost_summary),
         Route("/api/admin/cost/users", api_cost.top_users),
+        # One more path segment: never matches /users itself.
+        Route("/api/admin/cost/users/{user_id}", api_users.user_detail),
         Route("/api/admin/cost/breakdown", api_breakdown.breakdown),
         Route("/api/admin/cost/decisions", api_history.decisions),
+        Route("/api/admin/cost/alerts", api_alerts.alerts),
+        Route("/api/admin/cost/export.csv", api_export.export_csv),
         Route("/api/admin/cost/budgets", api_budgets.list_budgets, methods=["GET"]),
         Route("/api/admin/cost/budgets", api_budgets.upsert_budget, methods=["POST"]),
         Route("/api/admin/cost/alert:test", api_ops.alert_test, methods=["POST"]),

@@ -25,9 +25,13 @@ from costguard.gateway.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
 
+# An alert not delivered after this many attempts is given up on: the alerts route calls it
+# failed (and one still under it pending), so both read this one figure.
+GIVE_UP_ATTEMPTS = 10
 _CLAIM = """
 UPDATE budget_alerts SET delivery_attempts = delivery_attempts + 1
-WHERE id IN (SELECT id FROM budget_alerts WHERE delivered_at IS NULL AND delivery_attempts < 10
+WHERE id IN (SELECT id FROM budget_alerts WHERE delivered_at IS NULL
+             AND delivery_attempts < $1
              ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED)
 RETURNING *
 """
@@ -123,7 +127,7 @@ class AlertDispatcher:
     async def deliver_once(self) -> int:
         """Send undelivered alerts; how many were delivered."""
         delivered = 0
-        for row in await self._pool.fetch(_CLAIM):
+        for row in await self._pool.fetch(_CLAIM, GIVE_UP_ATTEMPTS):
             text, fields = _describe(row)
             result = await self._sender.send(row["kind"], text, fields, alert_id=row["id"])
             await self._pool.execute(

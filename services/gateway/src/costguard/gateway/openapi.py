@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from costguard.common.config import DEFAULT_TIERS
+from costguard.gateway.dispatch import GIVE_UP_ATTEMPTS
 
 _MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}
 _ERROR = {
@@ -366,6 +367,158 @@ DECISIONS = _record(
 )
 
 
+_USER_TOTALS = _record(
+    {
+        "cost_usd": _REF_MONEY,
+        **{name: _COUNT for name in ("jobs", "ai_calls", "tokens_in", "tokens_out")},
+    }
+)
+_METRICS = ["jobs", "cpu_ms", "llm_input_tokens", "llm_output_tokens", "cost_usd"]
+_FIGURE = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "a decimal string"}
+_TIMESTAMP = {"type": "string", "format": "date-time"}
+USER_DETAIL = _record(
+    {
+        "user_id": {"type": "string"},
+        "tier": {"type": "string", "description": "the tier of the user's latest day"},
+        "from": _DATE,
+        "to": _DATE,
+        "days": {"type": "integer", "minimum": 1, "maximum": 92},
+        "timezone": {"type": "string"},
+        "partial_date": {"type": ["string", "null"], "format": "date"},
+        "totals": {"$ref": "#/components/schemas/UserTotals"},
+        "previous_totals": {"$ref": "#/components/schemas/UserTotals"},
+        "change": _record({"cost_usd": _CHANGE}),
+        "days_series": {
+            "type": "array",
+            "items": _record({"date": _DATE, **_USER_TOTALS["properties"]}),
+            "description": "every date of the range, zeros where the user has no row",
+        },
+        "by_model": {
+            "type": "array",
+            "items": _record({"key": {"type": "string"}, **_BREAKDOWN_TOTAL["properties"]}),
+            "description": "the user's LLM calls by provider/model at their stored prices, by cost",
+        },
+        "by_service": {
+            "type": "array",
+            "items": _record({"key": {"type": "string"}, "cost_usd": _REF_MONEY, "events": _COUNT}),
+            "description": "the user's cost events by service, by cost",
+        },
+        "recent_events": {
+            "type": "array",
+            "maxItems": 50,
+            "description": "the user's newest 50 events of the range, newest first",
+            "items": _record(
+                {
+                    "kind": {"type": "string", "enum": ["job", "llm", "cost"]},
+                    "event_id": {"type": "string"},
+                    "at": _TIMESTAMP,
+                    "name": {"type": "string"},
+                    "cost_usd": {
+                        "anyOf": [_REF_MONEY, {"type": "null"}],
+                        "description": "the stored price; null until the event is priced",
+                    },
+                    "detail": {"type": "string"},
+                    "success": {"type": "boolean"},
+                }
+            ),
+        },
+        "caps": {
+            "type": "array",
+            "description": "today's caps on the user's own scope and on their tier",
+            "items": _record(
+                {
+                    "scope": {"type": "string"},
+                    "metric": {"type": "string", "enum": _METRICS},
+                    "cap": _FIGURE,
+                    "used": _FIGURE,
+                    "fraction": {"type": "number"},
+                }
+            ),
+        },
+        "decisions": {
+            "type": "array",
+            "description": "the throttle's decisions on the user by day, newest first",
+            "items": _record(
+                {
+                    "date": _DATE,
+                    "tier": {"type": "string"},
+                    "action": {"type": "string", "enum": list(_ACTIONS)},
+                    "decisions": _COUNT,
+                    "last_reason": {"type": "string"},
+                    "last_at": _TIMESTAMP,
+                }
+            ),
+        },
+    }
+)
+
+_STATUSES = ["sent", "failed", "pending"]
+BUDGET_ALERT = _record(
+    {
+        "id": {"type": "integer"},
+        "day": _DATE,
+        "scope": {"type": "string"},
+        "metric": {"type": "string", "enum": _METRICS},
+        "threshold": _FIGURE,
+        "kind": {"type": "string", "enum": ["crossed", "resolved"]},
+        "used": _FIGURE,
+        "cap": _FIGURE,
+        "status": {
+            "type": "string",
+            "enum": _STATUSES,
+            "description": "sent: delivered; pending: still retried; failed: given up after "
+            f"{GIVE_UP_ATTEMPTS} attempts",
+        },
+        "created_at": _TIMESTAMP,
+        "delivered_at": {"type": ["string", "null"], "format": "date-time"},
+        "attempts": _COUNT,
+        "last_error": {"type": ["string", "null"]},
+    }
+)
+ALERTS = _record(
+    {
+        "from": _DATE,
+        "to": _DATE,
+        "counts": {
+            **_record({name: _COUNT for name in (*_STATUSES, "resolved")}),
+            "description": "over the whole range, whatever status asks for",
+        },
+        "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/BudgetAlert"}},
+    }
+)
+
+TOP_USERS = _record(
+    {
+        "days": {"type": "integer", "minimum": 1, "maximum": 92},
+        "from": _DATE,
+        "to": _DATE,
+        "users": {
+            "type": "array",
+            "items": _record(
+                {
+                    "user_id": {"type": "string"},
+                    "tier": {"type": "string"},
+                    "cost_usd": _REF_MONEY,
+                    **{name: _COUNT for name in ("jobs", "ai_calls", "tokens_in", "tokens_out")},
+                }
+            ),
+        },
+    }
+)
+
+EXPORT_TABLES = [
+    "top_users", "cost_by_day", "breakdown", "decisions", "alerts", "unpriced", "user_days",
+    "user_models", "user_services", "user_events",
+]  # fmt: skip
+_CSV = {
+    "description": "the table as CSV (RFC 4180): a header row of the JSON field names, then "
+    "the JSON route's rows; a text cell starting with = + - @, a tab or a carriage return "
+    "gets a leading ' (numbers never do); sent as an attachment named "
+    "costguard-<table>-<from>-<to>.csv",
+    "content": {"text/csv": {"schema": {"type": "string"}}},
+}
+
+
 def _get(
     summary: str, params: list[dict[str, Any]], ok: dict[str, Any], *errors: int
 ) -> dict[str, Any]:
@@ -450,7 +603,16 @@ def document(tiers: tuple[str, ...] = DEFAULT_TIERS) -> dict[str, Any]:
                 *_RANGE,
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
             ],
-            _OBJECT,
+            {"$ref": "#/components/schemas/TopUsers"},
+        ),
+        "/api/admin/cost/users/{user_id}": _get(
+            "One user's page: their cost over the range beside the period before, every "
+            "date's figures, by model and by service (at each event's stored price), their "
+            "newest 50 events, today's caps on them and on their tier, the throttle's "
+            "decisions on them (404 for a user never seen)",
+            [_path("user_id", "u1"), *_RANGE],
+            {"$ref": "#/components/schemas/UserDetail"},
+            404,
         ),
         "/api/admin/cost/breakdown": _get(
             "The range's cost by model, service, domain or tier (by), each row beside the "
@@ -473,6 +635,42 @@ def document(tiers: tuple[str, ...] = DEFAULT_TIERS) -> dict[str, Any]:
             [*_RANGE, _query("tier", {"type": "string", "enum": list(tiers)})],
             {"$ref": "#/components/schemas/Decisions"},
         ),
+        "/api/admin/cost/alerts": _get(
+            "The threshold alerts of the range's days, newest first, with how each one's "
+            "delivery went (sent, pending while retried, failed once given up) and the "
+            "counts of each over the whole range",
+            [
+                *_RANGE,
+                _query("status", {"type": "string", "enum": _STATUSES}),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+            ],
+            {"$ref": "#/components/schemas/Alerts"},
+        ),
+        "/api/admin/cost/export.csv": {
+            "get": {
+                "summary": "A table of the dashboard as CSV, written from the JSON route that "
+                "holds it under the same query: top_users (limit), cost_by_day and unpriced "
+                "(the summary), breakdown (by, required), decisions (tier), alerts (status, "
+                "limit), user_days, user_models, user_services, user_events (user, required: "
+                "404 for a user never seen)",
+                "security": _ADMIN,
+                "parameters": [
+                    {
+                        **_query("table", {"type": "string", "enum": EXPORT_TABLES}),
+                        "required": True,
+                    },
+                    *_RANGE,
+                    _query(
+                        "by", {"type": "string", "enum": ["model", "service", "domain", "tier"]}
+                    ),
+                    _query("tier", {"type": "string", "enum": list(tiers)}),
+                    _query("status", {"type": "string", "enum": _STATUSES}),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                    _query("user", {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,64}$"}),
+                ],
+                "responses": {"200": _CSV, **_errors(*_READ, 404)},
+            }
+        },
         "/api/admin/cost/budgets": {
             **_get("Budgets", [], _OBJECT),
             "post": {
@@ -564,6 +762,11 @@ def document(tiers: tuple[str, ...] = DEFAULT_TIERS) -> dict[str, Any]:
                 "Me": ME,
                 "Breakdown": BREAKDOWN,
                 "Decisions": DECISIONS,
+                "TopUsers": TOP_USERS,
+                "UserTotals": _USER_TOTALS,
+                "UserDetail": USER_DETAIL,
+                "BudgetAlert": BUDGET_ALERT,
+                "Alerts": ALERTS,
             },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},

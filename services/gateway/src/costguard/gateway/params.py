@@ -115,6 +115,14 @@ def entity_id(request: Request, name: str) -> str:
     return value
 
 
+def query_id(request: Request, name: str) -> str | None:
+    """The id ``name`` of the query (validated as path ids are), or None when not given."""
+    value = request.query_params.get(name)
+    if value is not None and not _ID.fullmatch(value):
+        raise BadInput(name, f"{name} must be 1 to 64 letters, digits or _.:@-")
+    return value
+
+
 def decimal_or_none(body: dict[str, Any], name: str, places: int) -> Decimal | None:
     value = body.get(name)
     if value is None:

@@ -142,3 +142,120 @@ SELECT date, tier, action, sum(decisions)::bigint AS decisions FROM throttle_dec
 WHERE date BETWEEN $1 AND $2 AND ($3::text IS NULL OR tier = $3)
 GROUP BY date, tier, action ORDER BY date, tier, action
 """
+
+# One user's days of cost_user_daily in a range (the primary key's user_id, date).
+USER_DAYS = """
+SELECT date, coalesce(jobs, 0) AS jobs, coalesce(ai_calls, 0) AS ai_calls,
+       coalesce(tokens_in, 0) AS tokens_in, coalesce(tokens_out, 0) AS tokens_out,
+       coalesce(cost_usd, 0) AS cost_usd
+FROM cost_user_daily WHERE user_id = $1 AND date BETWEEN $2 AND $3 ORDER BY date
+"""
+
+# A user's tier: their latest day's up to $2, else their latest day's (the primary key).
+USER_TIER = """
+SELECT tier FROM (
+    (SELECT tier, 0 AS source, date FROM cost_user_daily
+     WHERE user_id = $1 AND date <= $2 ORDER BY date DESC LIMIT 1)
+    UNION ALL
+    (SELECT tier, 1, date FROM cost_user_daily WHERE user_id = $1 ORDER BY date DESC LIMIT 1)
+) days ORDER BY source LIMIT 1
+"""
+
+# The tier of a user with no day rolled up yet: their latest throttle decision's, or latest
+# event's between the instants $3 and $4 (the range: its day partitions alone, where one
+# unbounded would read every partition of retention); no row: a user never seen. $2: the
+# tier of cost events that name none (the rollup's).
+USER_TIER_SEEN = """
+SELECT tier FROM (
+    (SELECT tier, created_at AS at FROM telemetry_llm_events
+     WHERE user_id = $1 AND created_at >= $3 AND created_at < $4
+     ORDER BY created_at DESC LIMIT 1)
+    UNION ALL
+    (SELECT tier, coalesce(started_at, created_at) FROM telemetry_job_events
+     WHERE user_id = $1 AND coalesce(started_at, created_at) >= $3
+     AND coalesce(started_at, created_at) < $4
+     ORDER BY coalesce(started_at, created_at) DESC LIMIT 1)
+    UNION ALL
+    (SELECT coalesce(tier, $2), created_at FROM cost_events
+     WHERE user_id = $1 AND created_at >= $3 AND created_at < $4
+     ORDER BY created_at DESC LIMIT 1)
+    UNION ALL
+    (SELECT tier, last_at FROM throttle_user_decisions_daily
+     WHERE user_id = $1 ORDER BY date DESC, last_at DESC LIMIT 1)
+) seen ORDER BY at DESC LIMIT 1
+"""
+
+# A user's LLM calls between the instants $2 and $3 by 'provider/model': each event's stored
+# price (the one the rollup adds up) and its tokens clamped as the rollup clamps them ($4,
+# $5: the most input and output tokens of one event).
+USER_MODELS = """
+SELECT provider || '/' || llm_model AS key, coalesce(sum(cost_usd), 0) AS cost_usd,
+       coalesce(sum(least(greatest(coalesce(input_tokens, 0), 0), $4)), 0)::bigint AS tokens_in,
+       coalesce(sum(least(greatest(coalesce(output_tokens, 0), 0), $5)), 0)::bigint
+           AS tokens_out,
+       count(*) AS calls
+FROM telemetry_llm_events WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
+GROUP BY 1 ORDER BY 2 DESC, 1
+"""
+
+# A user's cost events between the instants $2 and $3 by service, at their stored prices.
+USER_SERVICES = """
+SELECT service AS key, coalesce(sum(cost_usd), 0) AS cost_usd, count(*) AS events
+FROM cost_events WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
+GROUP BY 1 ORDER BY 2 DESC, 1
+"""
+
+# A user's newest $4 events of the three kinds between the instants $2 and $3 (a job counts
+# at its start, else its creation: the instant its day is counted on; a tie in time is
+# broken by the event id). a, b: a job's CPU and run time in ms, a call's input and output
+# tokens, a cost event's quantity (of unit).
+USER_EVENTS = """
+SELECT * FROM (
+    (SELECT 'job' AS kind, event_id, coalesce(started_at, created_at) AS at,
+            coalesce(job_name, job_type, 'job') AS name, cost_usd,
+            coalesce(cpu_ms, 0)::numeric AS a, coalesce(duration_ms, 0)::numeric AS b,
+            ''::text AS unit, coalesce(success, true) AS success
+     FROM telemetry_job_events
+     WHERE user_id = $1 AND coalesce(started_at, created_at) >= $2
+     AND coalesce(started_at, created_at) < $3
+     ORDER BY coalesce(started_at, created_at) DESC LIMIT $4)
+    UNION ALL
+    (SELECT 'llm', event_id, created_at, provider || '/' || llm_model, cost_usd,
+            coalesce(input_tokens, 0), coalesce(output_tokens, 0), '', coalesce(success, true)
+     FROM telemetry_llm_events WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
+     ORDER BY created_at DESC LIMIT $4)
+    UNION ALL
+    (SELECT 'cost', event_id, created_at, service || '/' || event_type, cost_usd, quantity, 0,
+            unit, true
+     FROM cost_events WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
+     ORDER BY created_at DESC LIMIT $4)
+) e ORDER BY at DESC, event_id DESC LIMIT $4
+"""
+
+# A user's throttle decisions in a range, newest first (the primary key's user_id, date).
+USER_DECISIONS = """
+SELECT date, tier, action, decisions, coalesce(last_reason, '') AS last_reason, last_at
+FROM throttle_user_decisions_daily WHERE user_id = $1 AND date BETWEEN $2 AND $3
+ORDER BY date DESC, last_at DESC, tier, action
+"""
+
+# budget_alerts of a range: $3 the attempts after which delivery is given up (failed).
+_ALERT_STATUS = """CASE WHEN delivered_at IS NOT NULL THEN 'sent'
+            WHEN delivery_attempts >= $3 THEN 'failed' ELSE 'pending' END"""
+ALERT_COUNTS = """
+SELECT count(*) FILTER (WHERE status = 'sent') AS sent,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'pending') AS pending,
+       count(*) FILTER (WHERE kind = 'resolved') AS resolved
+FROM (SELECT kind, ALERT_STATUS AS status FROM budget_alerts
+      WHERE day BETWEEN $1 AND $2) a
+""".replace("ALERT_STATUS", _ALERT_STATUS)
+# $4: one status, or NULL for all; $5: the most rows.
+ALERTS = """
+SELECT * FROM (
+    SELECT id, day, apply_scope, metric, threshold, kind, used, cap, created_at, delivered_at,
+           delivery_attempts, last_error, ALERT_STATUS AS status
+    FROM budget_alerts WHERE day BETWEEN $1 AND $2
+) a WHERE $4::text IS NULL OR status = $4
+ORDER BY created_at DESC, id DESC LIMIT $5
+""".replace("ALERT_STATUS", _ALERT_STATUS)

@@ -1,0 +1,1 @@
+DROP INDEX cost_events_user_created_idx;

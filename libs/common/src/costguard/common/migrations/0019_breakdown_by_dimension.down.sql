@@ -1,0 +1,1 @@
+DROP INDEX cost_breakdown_daily_dimension_date_idx;

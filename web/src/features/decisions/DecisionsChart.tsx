@@ -1,0 +1,39 @@
+import { Bar, BarChart, CartesianGrid, Legend, ReferenceArea, Tooltip, XAxis, YAxis } from "recharts";
+import type { Decisions } from "@/api/types";
+import { ChartFrame } from "@/features/charts/ChartFrame";
+import { axisTick, legendStyle, seriesColor, tooltipStyle } from "@/features/charts/chartTheme";
+import { PARTIAL_AREA_STYLE, PARTIAL_LABEL, partialSpan } from "@/features/charts/PartialDay";
+import { formatCompact, formatCount, formatDay } from "@/lib/format";
+import { useChartAnimation } from "@/lib/motion";
+
+/** Decisions per day, stacked by action (ALLOW, DOWNGRADE, DEFER, DENY). */
+export function DecisionsChart({ data }: { data: Decisions }) {
+  const animate = useChartAnimation();
+  const rows = data.series.map((row) => ({ ...row, day: formatDay(row.date) }));
+  const partial = partialSpan(
+    data.series.map((row) => row.date),
+    data.partial_date ?? undefined,
+  );
+  return (
+    <ChartFrame label="Throttle decisions per day, stacked by action">
+      <BarChart data={rows} margin={{ top: 8, right: 8, bottom: 0, left: 0 }}>
+        <CartesianGrid strokeDasharray="3 3" stroke="var(--border)" vertical={false} />
+        <XAxis dataKey="day" tick={axisTick} tickLine={false} axisLine={false} minTickGap={16} />
+        <YAxis tick={axisTick} tickLine={false} axisLine={false} width={40} tickFormatter={formatCompact} allowDecimals={false} />
+        <Tooltip {...tooltipStyle} formatter={(value) => formatCount(Number(value))} />
+        <Legend wrapperStyle={legendStyle} itemSorter={null} />
+        {data.actions.map((action, index) => (
+          <Bar isAnimationActive={animate} key={action} dataKey={action} name={action} stackId="actions" fill={seriesColor(index)} />
+        ))}
+        {partial && (
+          <ReferenceArea
+            x1={partial.x1}
+            x2={partial.x2}
+            {...PARTIAL_AREA_STYLE}
+            label={{ value: PARTIAL_LABEL, position: "insideTop", fill: "var(--muted-foreground)", fontSize: 10 }}
+          />
+        )}
+      </BarChart>
+    </ChartFrame>
+  );
+}
