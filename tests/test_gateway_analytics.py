@@ -135,6 +135,11 @@ async def _scenario(db: asyncpg.Pool, redis: Redis) -> None:
                  output_tokens=50),
             _llm("u1", _at(0, 9), llm_model="gpt-4o-mini", input_tokens=2000, output_tokens=0,
                  success=False),
+            # Priced $0 and estimated: each says why beside its price.
+            _llm("u1", _at(0, 9, 10), llm_model="gpt-4o-mini", input_tokens=800,
+                 output_tokens=80, cache_hit=True),
+            _llm("u1", _at(0, 9, 20), llm_model="gpt-4o-mini", input_tokens=0, output_tokens=0,
+                 usage_reported=False),
             _cost("u1", _at(0, 9, 30), event_type="s3_operation", service="s3_put",
                   quantity=3, unit="requests"),
             _cost("u1", _at(0, 9, 45), event_type="s3_operation", service="s3_mystery",
@@ -176,17 +181,19 @@ async def _raw_events(db: asyncpg.Pool, user: str) -> list[dict[str, Any]]:
     """The user's stored events of every kind, with the instant each counts on."""
     jobs = await db.fetch(
         "SELECT event_id, coalesce(started_at, created_at) AS at, job_name, cost_usd, cpu_ms,"
-        " duration_ms, success FROM telemetry_job_events WHERE user_id = $1",
+        " duration_ms, success, NULL AS unpriced_reason FROM telemetry_job_events"
+        " WHERE user_id = $1",
         user,
     )
     calls = await db.fetch(
         "SELECT event_id, created_at AS at, provider, llm_model, cost_usd, input_tokens,"
-        " output_tokens, success FROM telemetry_llm_events WHERE user_id = $1",
+        " output_tokens, success, cache_hit, usage_reported, unpriced_reason"
+        " FROM telemetry_llm_events WHERE user_id = $1",
         user,
     )
     costs = await db.fetch(
-        "SELECT event_id, created_at AS at, service, event_type, cost_usd, quantity, unit"
-        " FROM cost_events WHERE user_id = $1",
+        "SELECT event_id, created_at AS at, service, event_type, cost_usd, quantity, unit,"
+        " unpriced_reason FROM cost_events WHERE user_id = $1",
         user,
     )
     return (
@@ -210,6 +217,17 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _price_note(r: dict[str, Any]) -> str | None:
+    """Why the price is not the library's own for reported usage, from the stored flags."""
+    if r["cost_usd"] is None:
+        return "not priced yet"
+    if r.get("cache_hit"):
+        return "cache hit: not billed"
+    if r.get("usage_reported") is False:
+        return "usage not reported: tokens estimated"
+    return r["unpriced_reason"] or None
+
+
 def _expected_event(r: dict[str, Any]) -> dict[str, Any]:
     if r["kind"] == "job":
         cpu, run = r["cpu_ms"] or 0, r["duration_ms"] or 0
@@ -230,6 +248,7 @@ def _expected_event(r: dict[str, Any]) -> dict[str, Any]:
         "cost_usd": _usd(r["cost_usd"]),
         "detail": detail,
         "success": r.get("success", True),
+        "price_note": _price_note(r),
     }
 
 

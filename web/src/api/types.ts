@@ -270,6 +270,8 @@ export interface UserDetail {
     cost_usd: Money | null;
     detail: string;
     success: boolean;
+    /** Why the price is $0, missing, estimated or a fallback; null when it is the library's own. */
+    price_note: string | null;
   }[];
   caps: { scope: string; metric: CapMetric; cap: string; used: string; fraction: number }[];
   decisions: { date: string; tier: string; action: ThrottleAction; decisions: number; last_reason: string; last_at: string }[];

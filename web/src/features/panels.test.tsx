@@ -72,6 +72,8 @@ describe("user page", () => {
     expect(within(page).getByTestId("user-model-row")).toHaveTextContent("openai/gpt-4o");
     expect(within(page).getByTestId("user-service-row")).toHaveTextContent("<$0.01");
     expect(within(page).getAllByTestId("user-event-row")[1]).toHaveTextContent("failed");
+    // Only the event whose price needs a reason shows one.
+    expect(within(page).getAllByTestId("user-event-price-note").map((note) => note.textContent)).toEqual(["not priced yet"]);
     expect(within(page).getByTestId("user-cap-row")).toHaveTextContent("$10.00 / $50.00 · 20%");
     expect(within(page).getByTestId("user-decision-row")).toHaveTextContent("DEFER");
     for (const table of ["user_days", "user_models", "user_services", "user_events"]) {

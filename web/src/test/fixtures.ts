@@ -240,8 +240,8 @@ export const USER_DETAIL: UserDetail = {
   by_model: [{ key: "openai/gpt-4o", cost_usd: "1.10", tokens_in: 900, tokens_out: 90, calls: 3 }],
   by_service: [{ key: "s3_put", cost_usd: "0.000123", events: 4 }],
   recent_events: [
-    { kind: "llm", event_id: "e1", at: "2026-11-25T10:00:00+00:00", name: "openai/gpt-4o", cost_usd: "0.05", detail: "1,234 in / 56 out tokens", success: true },
-    { kind: "job", event_id: "e2", at: "2026-11-25T09:00:00+00:00", name: "transcribe", cost_usd: null, detail: "1.2 s", success: false },
+    { kind: "llm", event_id: "e1", at: "2026-11-25T10:00:00+00:00", name: "openai/gpt-4o", cost_usd: "0.05", detail: "1,234 in / 56 out tokens", success: true, price_note: null },
+    { kind: "job", event_id: "e2", at: "2026-11-25T09:00:00+00:00", name: "transcribe", cost_usd: null, detail: "1.2 s", success: false, price_note: "not priced yet" },
   ],
   caps: [{ scope: "pro", metric: "cost_usd", cap: "50", used: "10", fraction: 0.2 }],
   decisions: [{ date: "2026-11-25", tier: "pro", action: "DEFER", decisions: 4, last_reason: "pro cpu_ms cap", last_at: "2026-11-25T10:00:00+00:00" }],

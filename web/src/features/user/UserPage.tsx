@@ -197,6 +197,11 @@ function EventsTable({ detail }: { detail: UserDetail }) {
             </TableCell>
             <TableCell className="text-right tabular-nums">
               {event.cost_usd === null ? <span title="Not priced yet: its day has not been rolled up">—</span> : <Usd value={event.cost_usd} />}
+              {event.price_note ? (
+                <span data-testid="user-event-price-note" className="block text-xs text-muted-foreground">
+                  {event.price_note}
+                </span>
+              ) : null}
             </TableCell>
             <TableCell className="max-w-56 truncate text-xs text-muted-foreground" title={event.detail}>
               {event.detail}

@@ -70,6 +70,7 @@ def _event(row: Any) -> dict[str, Any]:
         "cost_usd": None if row["cost_usd"] is None else usd(row["cost_usd"]),
         "detail": _detail(row["kind"], row["a"], row["b"], row["unit"]),
         "success": row["success"],
+        "price_note": row["price_note"],
     }
 
 

@@ -419,6 +419,12 @@ USER_DETAIL = _record(
                     },
                     "detail": {"type": "string"},
                     "success": {"type": "boolean"},
+                    "price_note": {
+                        "type": ["string", "null"],
+                        "description": "why the price is $0, missing, estimated or a fallback"
+                        " (a cache hit, usage not reported, a model the price library does not"
+                        " know); null when it is the library's price for the reported usage",
+                    },
                 }
             ),
         },

@@ -208,25 +208,32 @@ GROUP BY 1 ORDER BY 2 DESC, 1
 # A user's newest $4 events of the three kinds between the instants $2 and $3 (a job counts
 # at its start, else its creation: the instant its day is counted on; a tie in time is
 # broken by the event id). a, b: a job's CPU and run time in ms, a call's input and output
-# tokens, a cost event's quantity (of unit).
+# tokens, a cost event's quantity (of unit). price_note: why a price is $0, missing,
+# estimated or a fallback (null when it is the price library's own for what was reported).
 USER_EVENTS = """
 SELECT * FROM (
     (SELECT 'job' AS kind, event_id, coalesce(started_at, created_at) AS at,
             coalesce(job_name, job_type, 'job') AS name, cost_usd,
             coalesce(cpu_ms, 0)::numeric AS a, coalesce(duration_ms, 0)::numeric AS b,
-            ''::text AS unit, coalesce(success, true) AS success
+            ''::text AS unit, coalesce(success, true) AS success,
+            CASE WHEN cost_usd IS NULL THEN 'not priced yet' END AS price_note
      FROM telemetry_job_events
      WHERE user_id = $1 AND coalesce(started_at, created_at) >= $2
      AND coalesce(started_at, created_at) < $3
      ORDER BY coalesce(started_at, created_at) DESC LIMIT $4)
     UNION ALL
     (SELECT 'llm', event_id, created_at, provider || '/' || llm_model, cost_usd,
-            coalesce(input_tokens, 0), coalesce(output_tokens, 0), '', coalesce(success, true)
+            coalesce(input_tokens, 0), coalesce(output_tokens, 0), '', coalesce(success, true),
+            CASE WHEN cost_usd IS NULL THEN 'not priced yet'
+                 WHEN cache_hit THEN 'cache hit: not billed'
+                 WHEN NOT usage_reported THEN 'usage not reported: tokens estimated'
+                 ELSE nullif(unpriced_reason, '') END
      FROM telemetry_llm_events WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
      ORDER BY created_at DESC LIMIT $4)
     UNION ALL
     (SELECT 'cost', event_id, created_at, service || '/' || event_type, cost_usd, quantity, 0,
-            unit, true
+            unit, true,
+            CASE WHEN cost_usd IS NULL THEN 'not priced yet' ELSE nullif(unpriced_reason, '') END
      FROM cost_events WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
      ORDER BY created_at DESC LIMIT $4)
 ) e ORDER BY at DESC, event_id DESC LIMIT $4
