@@ -63,6 +63,8 @@ async def _start(root: Path, *args: str) -> tuple[asyncio.subprocess.Process, di
     }
     missing = [key for key, match in found.items() if match is None]
     assert not missing, f"banner lacks {missing}:\n{text}"
+    # Only a run that seeded the demo asks the throttle its demo checks.
+    found["checks"] = re.search(r"(\d+) throttle checks asked", text)
     return process, {key: match.group(1) for key, match in found.items() if match}
 
 
@@ -179,6 +181,12 @@ async def test_make_dev_runs_everything_and_stops_on_ctrl_c(dev_root: Path) -> N
             smoke = "SELECT count(*) FROM telemetry_job_events WHERE job_name = 'dev-smoke'"
             assert await conn.fetchval(smoke) == 1
             assert await conn.fetchval("SELECT count(*) FROM cost_global_daily") >= 30  # demo data
+            # The demo's checks were the real throttle's decisions, flushed when it stopped.
+            asked = int(info["checks"])
+            assert asked > 0
+            for table in ("throttle_decisions_daily", "throttle_user_decisions_daily"):
+                assert await conn.fetchval(f"SELECT sum(decisions) FROM {table}") == asked
+            assert "checks" not in info2  # the data was there: nothing seeded again
         finally:
             await conn.close()
     finally:

@@ -38,10 +38,10 @@ from costguard.common.migrate import migrate_up
 from costguard.common.pricing import AwsPrices
 from costguard.common.rebuild import CounterReconciler
 from costguard.common.redis import create_redis
-from costguard.devstack.seed import DAYS, seed_demo
+from costguard.devstack.seed import DAYS, DOMAINS, USERS, seed_demo
 from costguard.devstack.stack import DevStack
 from costguard.devstack.state import SERVICES, AlreadyRunning, RunLock, choose_ports
-from costguard.v1 import rollup_pb2, rollup_pb2_grpc
+from costguard.v1 import rollup_pb2, rollup_pb2_grpc, throttle_pb2, throttle_pb2_grpc
 
 _READY_TIMEOUT_S = 60.0
 
@@ -175,7 +175,9 @@ async def run(stack: DevStack, root: Path, ports: dict[str, int], notes: list[st
             await _wait_healthy(name, f"127.0.0.1:{ports[name]}", children)
         url = f"http://127.0.0.1:{ports['gateway']}"
         await _wait_ready(f"{url}/readyz", children)
-        await _seed(stack, f"127.0.0.1:{ports['rollup']}", service_token)
+        await _seed(
+            stack, f"127.0.0.1:{ports['rollup']}", f"127.0.0.1:{ports['throttle']}", service_token
+        )
         _print_banner(
             url=url,
             token=token,
@@ -199,10 +201,10 @@ async def run(stack: DevStack, root: Path, ports: dict[str, int], notes: list[st
         children.stop()
 
 
-async def _seed(stack: DevStack, rollup_addr: str, service_token: str) -> None:
+async def _seed(stack: DevStack, rollup_addr: str, throttle_addr: str, service_token: str) -> None:
     """Demo data on a fresh database: rolled up (and so priced) through the rollup service,
     then today's live counters rebuilt (the demo rows went to Postgres directly, not via
-    telemetry)."""
+    telemetry), then today's throttle checks asked of the real throttle."""
     conn = await asyncpg.connect(stack.postgres.dsn)
     try:
         seeded = await seed_demo(conn)
@@ -234,7 +236,41 @@ async def _seed(stack: DevStack, rollup_addr: str, service_token: str) -> None:
     finally:
         await redis.aclose()
         await pool.close()
-    print(f"demo data: {DAYS} days seeded and rolled up ({len(reply.dates)} dates)", flush=True)
+    asked = await _ask_throttle(throttle_addr, service_token)
+    print(
+        f"demo data: {DAYS} days seeded and rolled up ({len(reply.dates)} dates), "
+        f"{asked} throttle checks asked",
+        flush=True,
+    )
+
+
+# The CPU each demo user's check estimates, in turn: most jobs are small, a few would take
+# the free tier's daily CPU cap past its defer point or over it.
+_DEMO_CPU_MS = (20_000, 60_000, 250_000, 900_000, 2_500_000)
+
+
+async def _ask_throttle(throttle_addr: str, service_token: str) -> int:
+    """Each demo user's next jobs, as dry-run checks (nothing reserved) against today's
+    counters: the throttle counts its real decisions, which the dashboard then shows."""
+    requests = [
+        throttle_pb2.CheckRequest(
+            user_id=user,
+            tier=tier,
+            domain=DOMAINS[(i + j) % len(DOMAINS)],
+            est_cpu_ms=_DEMO_CPU_MS[(i + j) % len(_DEMO_CPU_MS)],
+            est_input_tokens=2_000,
+            est_output_tokens=400,
+            llm_model="gpt-4o",
+            reserve=False,
+        )
+        for i, (user, tier) in enumerate(USERS)
+        for j in range(3)
+    ]
+    async with aio.insecure_channel(throttle_addr) as channel:
+        stub = throttle_pb2_grpc.ThrottleServiceStub(channel)
+        for request in requests:
+            await stub.Check(request, metadata=token_metadata(service_token), timeout=10)
+    return len(requests)
 
 
 def _print_banner(
