@@ -1,9 +1,9 @@
-import { Area, AreaChart, CartesianGrid, Legend, ReferenceArea, Tooltip, XAxis, YAxis } from "recharts";
+import { Area, AreaChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from "recharts";
 import type { CostByTierRow } from "@/api/types";
 import { formatDay, formatUsdCompact, formatUsdNumber, toChartNumber } from "@/lib/format";
 import { ChartFrame } from "./ChartFrame";
 import { axisTick, legendStyle, seriesColor, tooltipStyle } from "./chartTheme";
-import { PARTIAL_AREA_STYLE, PARTIAL_LABEL, partialSpan } from "./PartialDay";
+import { partialArea, partialSpan } from "./PartialDay";
 import { useChartAnimation } from "@/lib/motion";
 
 /** Tier names in the order the gateway lists them, from every row (a tier may start mid-window). */
@@ -51,14 +51,7 @@ export function CostByTierChart({ rows, partialDate }: { rows: readonly CostByTi
             fillOpacity={0.35}
           />
         ))}
-        {partial && (
-          <ReferenceArea
-            x1={partial.x1}
-            x2={partial.x2}
-            {...PARTIAL_AREA_STYLE}
-            label={{ value: PARTIAL_LABEL, position: "insideTop", fill: "var(--muted-foreground)", fontSize: 10 }}
-          />
-        )}
+        {partialArea(partial)}
       </AreaChart>
     </ChartFrame>
   );

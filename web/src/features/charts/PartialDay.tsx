@@ -1,3 +1,4 @@
+import { ReferenceArea } from "recharts";
 import { formatDay } from "@/lib/format";
 
 /**
@@ -27,6 +28,23 @@ export const PARTIAL_AREA_STYLE = {
 } as const;
 
 export const PARTIAL_LABEL = "today so far";
+
+/**
+ * The shaded stretch itself, or null. Called as a function, not rendered as a component:
+ * Recharts draws only its own elements placed directly in a chart.
+ */
+export function partialArea(partial: PartialSpan | null, yAxisId?: string) {
+  if (partial === null) return null;
+  return (
+    <ReferenceArea
+      {...(yAxisId === undefined ? {} : { yAxisId })}
+      x1={partial.x1}
+      x2={partial.x2}
+      {...PARTIAL_AREA_STYLE}
+      label={{ value: PARTIAL_LABEL, position: "insideTop", fill: "var(--muted-foreground)", fontSize: 10 }}
+    />
+  );
+}
 
 /** The legend entry for the shaded stretch. */
 export function PartialDayNote({ date }: { date: string }) {

@@ -1,9 +1,9 @@
-import { CartesianGrid, Legend, Line, LineChart, ReferenceArea, Tooltip, XAxis, YAxis } from "recharts";
+import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from "recharts";
 import type { TokensRow } from "@/api/types";
 import { formatCompact, formatCount, formatDay, formatPercent } from "@/lib/format";
 import { ChartFrame } from "./ChartFrame";
 import { axisTick, legendStyle, seriesColor, tooltipStyle } from "./chartTheme";
-import { PARTIAL_AREA_STYLE, PARTIAL_LABEL, partialSpan } from "./PartialDay";
+import { partialArea, partialSpan } from "./PartialDay";
 import { useChartAnimation } from "@/lib/motion";
 
 export function hasTokens(rows: readonly TokensRow[]): boolean {
@@ -50,15 +50,7 @@ export function TokensChart({ rows, partialDate }: { rows: readonly TokensRow[];
           strokeDasharray="4 3"
           dot={false}
         />
-        {partial && (
-          <ReferenceArea
-            yAxisId="tokens"
-            x1={partial.x1}
-            x2={partial.x2}
-            {...PARTIAL_AREA_STYLE}
-            label={{ value: PARTIAL_LABEL, position: "insideTop", fill: "var(--muted-foreground)", fontSize: 10 }}
-          />
-        )}
+        {partialArea(partial, "tokens")}
       </LineChart>
     </ChartFrame>
   );

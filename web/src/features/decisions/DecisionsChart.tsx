@@ -1,8 +1,8 @@
-import { Bar, BarChart, CartesianGrid, Legend, ReferenceArea, Tooltip, XAxis, YAxis } from "recharts";
+import { Bar, BarChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from "recharts";
 import type { Decisions } from "@/api/types";
 import { ChartFrame } from "@/features/charts/ChartFrame";
 import { axisTick, legendStyle, seriesColor, tooltipStyle } from "@/features/charts/chartTheme";
-import { PARTIAL_AREA_STYLE, PARTIAL_LABEL, partialSpan } from "@/features/charts/PartialDay";
+import { partialArea, partialSpan } from "@/features/charts/PartialDay";
 import { formatCompact, formatCount, formatDay } from "@/lib/format";
 import { useChartAnimation } from "@/lib/motion";
 
@@ -25,14 +25,7 @@ export function DecisionsChart({ data }: { data: Decisions }) {
         {data.actions.map((action, index) => (
           <Bar isAnimationActive={animate} key={action} dataKey={action} name={action} stackId="actions" fill={seriesColor(index)} />
         ))}
-        {partial && (
-          <ReferenceArea
-            x1={partial.x1}
-            x2={partial.x2}
-            {...PARTIAL_AREA_STYLE}
-            label={{ value: PARTIAL_LABEL, position: "insideTop", fill: "var(--muted-foreground)", fontSize: 10 }}
-          />
-        )}
+        {partialArea(partial)}
       </BarChart>
     </ChartFrame>
   );

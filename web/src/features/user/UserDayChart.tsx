@@ -1,8 +1,8 @@
-import { Area, AreaChart, CartesianGrid, ReferenceArea, Tooltip, XAxis, YAxis } from "recharts";
+import { Area, AreaChart, CartesianGrid, Tooltip, XAxis, YAxis } from "recharts";
 import type { UserDetail } from "@/api/types";
 import { ChartFrame } from "@/features/charts/ChartFrame";
 import { axisTick, seriesColor, tooltipStyle } from "@/features/charts/chartTheme";
-import { PARTIAL_AREA_STYLE, PARTIAL_LABEL, partialSpan } from "@/features/charts/PartialDay";
+import { partialArea, partialSpan } from "@/features/charts/PartialDay";
 import { formatDay, formatUsdCompact, formatUsdNumber, toChartNumber } from "@/lib/format";
 import { useChartAnimation } from "@/lib/motion";
 
@@ -22,14 +22,7 @@ export function UserDayChart({ detail }: { detail: UserDetail }) {
         <YAxis tick={axisTick} tickLine={false} axisLine={false} width={52} tickFormatter={formatUsdCompact} />
         <Tooltip {...tooltipStyle} formatter={(value) => formatUsdNumber(Number(value))} />
         <Area isAnimationActive={animate} type="monotone" dataKey="cost" name="Cost" stroke={seriesColor(0)} fill={seriesColor(0)} fillOpacity={0.3} />
-        {partial && (
-          <ReferenceArea
-            x1={partial.x1}
-            x2={partial.x2}
-            {...PARTIAL_AREA_STYLE}
-            label={{ value: PARTIAL_LABEL, position: "insideTop", fill: "var(--muted-foreground)", fontSize: 10 }}
-          />
-        )}
+        {partialArea(partial)}
       </AreaChart>
     </ChartFrame>
   );
