@@ -116,7 +116,7 @@ TABLES = {
     ),
     "user_services": Table(("key", "cost_usd", "events"), _of_user("by_service"), True),
     "user_events": Table(
-        ("kind", "event_id", "at", "name", "cost_usd", "detail", "success"),
+        ("kind", "event_id", "at", "name", "cost_usd", "detail", "success", "price_note"),
         _of_user("recent_events"),
         per_user=True,
     ),
