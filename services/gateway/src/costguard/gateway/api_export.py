@@ -30,6 +30,8 @@ from costguard.gateway.auth import admin_only
 from costguard.gateway.params import BadInput
 
 Rows = list[dict[str, Any]]
+Body = Callable[[Request], Awaitable[dict[str, Any]]]
+RowsOf = Callable[[Request, str | None], Awaitable[tuple[dict[str, Any], Rows]]]
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
@@ -39,13 +41,18 @@ class Table:
     """A table's columns (the JSON field names, when its rows may be none) and its rows."""
 
     columns: tuple[str, ...]
-    rows: Callable[[Request, str | None], Awaitable[tuple[dict[str, Any], Rows]]]
+    rows: RowsOf
     per_user: bool = False
 
 
-async def _top_users(request: Request, _: str | None) -> tuple[dict[str, Any], Rows]:
-    body = await top_users_body(request)
-    return body, body["users"]
+def _part(body_of: Body, part: str) -> RowsOf:
+    """The rows under ``part`` of a JSON route's body."""
+
+    async def rows(request: Request, _: str | None) -> tuple[dict[str, Any], Rows]:
+        body = await body_of(request)
+        return body, body[part]
+
+    return rows
 
 
 async def _cost_by_day(request: Request, _: str | None) -> tuple[dict[str, Any], Rows]:
@@ -56,27 +63,7 @@ async def _cost_by_day(request: Request, _: str | None) -> tuple[dict[str, Any],
     return body, [{**row, "total": totals[row["date"]]} for row in body["series"]["cost_by_tier"]]
 
 
-async def _unpriced(request: Request, _: str | None) -> tuple[dict[str, Any], Rows]:
-    body = await summary_body(request)
-    return body, body["unpriced"]
-
-
-async def _breakdown(request: Request, _: str | None) -> tuple[dict[str, Any], Rows]:
-    body = await breakdown_body(request)
-    return body, body["rows"]
-
-
-async def _decisions(request: Request, _: str | None) -> tuple[dict[str, Any], Rows]:
-    body = await decisions_body(request)
-    return body, body["series"]
-
-
-async def _alerts(request: Request, _: str | None) -> tuple[dict[str, Any], Rows]:
-    body = await alerts_body(request)
-    return body, body["alerts"]
-
-
-def _of_user(part: str) -> Callable[[Request, str | None], Awaitable[tuple[dict[str, Any], Rows]]]:
+def _of_user(part: str) -> RowsOf:
     async def rows(request: Request, user_id: str | None) -> tuple[dict[str, Any], Rows]:
         assert user_id is not None  # the export asks for the user first
         body = await user_detail_body(request, user_id, field="user")
@@ -93,23 +80,25 @@ _USER_TOTALS = ("cost_usd", "jobs", "ai_calls", "tokens_in", "tokens_out")
 TABLES = {
     "top_users": Table(
         ("user_id", "tier", "cost_usd", "jobs", "ai_calls", "tokens_in", "tokens_out"),
-        _top_users,
+        _part(top_users_body, "users"),
     ),
     # The configured tiers' columns come from the rows: every date has each of them.
     "cost_by_day": Table(("date", "total"), _cost_by_day),
     "breakdown": Table(
         _names("key label cost_usd tokens_in tokens_out calls share previous_cost_usd change"),
-        _breakdown,
+        _part(breakdown_body, "rows"),
     ),
-    "decisions": Table(("date", *ACTIONS), _decisions),
+    "decisions": Table(("date", *ACTIONS), _part(decisions_body, "series")),
     "alerts": Table(
         _names(
             "id day scope metric threshold kind used cap status created_at delivered_at "
             "attempts last_error"
         ),
-        _alerts,
+        _part(alerts_body, "alerts"),
     ),
-    "unpriced": Table(("item", "cost_usd", "share", "events", "reason"), _unpriced),
+    "unpriced": Table(
+        ("item", "cost_usd", "share", "events", "reason"), _part(summary_body, "unpriced")
+    ),
     "user_days": Table(("date", *_USER_TOTALS), _of_user("days_series"), per_user=True),
     "user_models": Table(
         ("key", "cost_usd", "tokens_in", "tokens_out", "calls"), _of_user("by_model"), True
